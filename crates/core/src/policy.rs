@@ -1,0 +1,37 @@
+//! Policies and their responses.
+
+use crate::error::ParseError;
+use crate::rng::KeyedRng;
+use crate::task::{Task, TaskSource};
+
+/// A response as a policy wrote it, with the answer its family parsed from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// Free text.
+    pub text: String,
+    /// The parsed answer, or why none could be read.
+    pub answer: Result<i64, ParseError>,
+}
+
+impl Response {
+    /// The canonical response for answer `value`: rendered and parsed by the family.
+    pub fn from_answer(source: &dyn TaskSource, value: i64) -> Response {
+        Response { text: source.render_answer(value), answer: Ok(value) }
+    }
+    /// A free-text response, parsed by the family's rule.
+    pub fn from_text(source: &dyn TaskSource, text: String) -> Response {
+        let answer = source.parse_answer(&text);
+        Response { text, answer }
+    }
+}
+
+/// Maps an observation to a distribution over responses.
+///
+/// All randomness comes from `rng`, a keyed stream the engine hands in, so a policy is
+/// deterministic given its key wherever it runs.
+pub trait Policy: Send + Sync {
+    /// A short name for tables (e.g. `oracle(eps=0.3)`).
+    fn name(&self) -> String;
+    /// Samples one response to `task` (whose answers come from `source`).
+    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response;
+}

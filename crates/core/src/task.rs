@@ -1,0 +1,295 @@
+//! Tasks, task sources and their finite answer spaces.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{ParseError, TaskError};
+use crate::params::{ParamSpec, Params};
+use crate::rng::{stream, KeyedRng, Purpose};
+
+/// A finite, enumerable answer space: the integers `lo .. lo + size`.
+///
+/// Every family maps its answers to integers (a comparison's `<`, `=`, `>` to −1, 0, 1; a
+/// base-conversion answer to its value), which lets exact policies put logits over the space
+/// and lets pieces such as an off-by-k verifier compare answers numerically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct AnswerSpace {
+    /// Smallest answer.
+    pub lo: i64,
+    /// Number of answers.
+    pub size: u32,
+}
+
+impl AnswerSpace {
+    /// The space `lo..=hi`.
+    pub fn inclusive(lo: i64, hi: i64) -> Self {
+        debug_assert!(hi >= lo);
+        AnswerSpace { lo, size: (hi - lo + 1) as u32 }
+    }
+    /// Largest answer.
+    pub fn hi(&self) -> i64 {
+        self.lo + self.size as i64 - 1
+    }
+    /// Whether `v` is in the space.
+    pub fn contains(&self, v: i64) -> bool {
+        v >= self.lo && v <= self.hi()
+    }
+    /// Position of `v` in the space.
+    pub fn index_of(&self, v: i64) -> Option<usize> {
+        self.contains(v).then(|| (v - self.lo) as usize)
+    }
+    /// The answer at position `i`.
+    pub fn value(&self, i: usize) -> i64 {
+        self.lo + i as i64
+    }
+}
+
+/// Which side of the train/eval partition a task belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Training tasks.
+    Train,
+    /// Gold evaluation tasks, never seen in training.
+    Eval,
+}
+
+impl Split {
+    /// `train` or `eval`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Eval => "eval",
+        }
+    }
+}
+
+/// Names a task uniquely: regenerating from the key gives the same task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TaskKey {
+    /// Seed of the batch or suite the task was drawn in.
+    pub seed: u64,
+    /// Position of the task's source in the spec.
+    pub source: u32,
+    /// Position of the task within its batch or suite.
+    pub index: u64,
+    /// Train or eval.
+    pub split: Split,
+}
+
+impl fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self.split {
+            Split::Train => 't',
+            Split::Eval => 'e',
+        };
+        write!(f, "{s}{:016x}-{}-{}", self.seed, self.source, self.index)
+    }
+}
+
+impl FromStr for TaskKey {
+    type Err = TaskError;
+    fn from_str(text: &str) -> Result<Self, TaskError> {
+        let bad = |why: &str| TaskError::BadKey { key: text.to_string(), why: why.to_string() };
+        let split = match text.chars().next() {
+            Some('t') => Split::Train,
+            Some('e') => Split::Eval,
+            _ => return Err(bad("must start with `t` (train) or `e` (eval)")),
+        };
+        let mut parts = text[1..].split('-');
+        let seed = parts
+            .next()
+            .and_then(|p| u64::from_str_radix(p, 16).ok())
+            .ok_or_else(|| bad("seed is not hex"))?;
+        let source =
+            parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| bad("source is not a number"))?;
+        let index = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| bad("index is not a number"))?;
+        if parts.next().is_some() {
+            return Err(bad("too many parts"));
+        }
+        Ok(TaskKey { seed, source, index, split })
+    }
+}
+
+impl serde::Serialize for TaskKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What a family generates: the visible prompt, the feature encoding, and the gold answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskBody {
+    /// Plain-text prompt, ending with the family's answer-format instruction.
+    pub prompt: String,
+    /// Task encoding for learned policies; length is the source's `feature_dim()`.
+    pub features: Vec<f64>,
+    /// The gold answer (in the source's answer space).
+    pub gold: i64,
+}
+
+/// One task: an observation for the policy plus hidden gold data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The key that regenerates this task.
+    pub key: TaskKey,
+    /// The generated body.
+    pub body: TaskBody,
+    /// The answer space (the source's).
+    pub answers: AnswerSpace,
+    /// A hint shown with this task, if the hint piece chose to show one: the last decimal
+    /// digit of the gold answer's absolute value. Evaluation never shows hints.
+    pub hint: Option<u8>,
+}
+
+impl Task {
+    /// The gold answer.
+    pub fn gold(&self) -> i64 {
+        self.body.gold
+    }
+    /// The text the policy reads: the prompt, plus the hint line when one is shown.
+    pub fn observation_text(&self) -> String {
+        match self.hint {
+            Some(d) => format!("{}\nHint: the answer's last digit is {d}.", self.body.prompt),
+            None => self.body.prompt.clone(),
+        }
+    }
+    /// The hint digit for this task's gold answer.
+    pub fn hint_digit(&self) -> u8 {
+        (self.body.gold.unsigned_abs() % 10) as u8
+    }
+}
+
+/// A configured, seeded procedural generator of tasks.
+pub trait TaskSource: Send + Sync {
+    /// The family name (e.g. `addition`).
+    fn family(&self) -> &'static str;
+    /// The answer space shared by all tasks of this source.
+    fn answers(&self) -> AnswerSpace;
+    /// Length of every task's feature vector.
+    fn feature_dim(&self) -> usize;
+    /// Draws one task body. All randomness comes from `rng`.
+    fn generate(&self, rng: &mut KeyedRng) -> TaskBody;
+    /// The canonical text of an answer, as a well-behaved response would write it.
+    fn render_answer(&self, value: i64) -> String;
+    /// Parses an answer from free response text, by the family's documented rule.
+    fn parse_answer(&self, text: &str) -> Result<i64, ParseError>;
+}
+
+/// A task family as listed by `gristmill tasks`: its knobs and its constructor.
+#[derive(Clone, Copy)]
+pub struct FamilyInfo {
+    /// Family name used in specs.
+    pub name: &'static str,
+    /// One paragraph.
+    pub doc: &'static str,
+    /// The documented answer format (what a response must contain).
+    pub answer_format: &'static str,
+    /// Whether episodes are multi-turn (those have no single-turn `TaskSource`).
+    pub multi_turn: bool,
+    /// Difficulty knobs.
+    pub knobs: &'static [ParamSpec],
+    /// Builds a source from resolved knobs.
+    pub build: fn(&Params) -> Box<dyn TaskSource>,
+}
+
+impl fmt::Debug for FamilyInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FamilyInfo").field("name", &self.name).finish()
+    }
+}
+
+/// How many draws a split may take before the universe is declared too small.
+pub const SPLIT_ATTEMPTS: u32 = 4096;
+
+/// Whether a task body belongs to the eval side of the partition. The partition is by
+/// content (a hash of the prompt), so a task is eval-only or train-only wherever it is drawn:
+/// the gold suite is disjoint from training by construction.
+pub fn is_eval_content(body: &TaskBody, eval_fraction: f64) -> bool {
+    let h = crate::digest::content_hash(body.prompt.as_bytes());
+    let top = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
+    (top as f64) < eval_fraction * (u64::MAX as f64)
+}
+
+/// Generates the task named by `key` from `source`, redrawing until it falls on the key's
+/// side of the content partition.
+pub fn generate_task(
+    source: &dyn TaskSource,
+    source_id: &str,
+    key: TaskKey,
+    eval_fraction: f64,
+) -> Result<Task, TaskError> {
+    let mut rng = stream(key.seed, Purpose::TASK, key.source as u64, key.index);
+    let want_eval = key.split == Split::Eval;
+    for _ in 0..SPLIT_ATTEMPTS {
+        let body = source.generate(&mut rng);
+        if is_eval_content(&body, eval_fraction) == want_eval {
+            return Ok(Task { key, answers: source.answers(), body, hint: None });
+        }
+    }
+    Err(TaskError::SplitExhausted {
+        source_id: source_id.to_string(),
+        split: key.split.name(),
+        attempts: SPLIT_ATTEMPTS,
+    })
+}
+
+/// Parses the text after the last `Answer:` marker (case-insensitive), trimmed and with a
+/// trailing period removed. Families share this rule; each then reads its own format.
+pub fn answer_text(text: &str) -> Result<&str, ParseError> {
+    let lower = text.to_ascii_lowercase();
+    let pos = lower.rfind("answer:").ok_or(ParseError::Missing)?;
+    let rest = &text[pos + "answer:".len()..];
+    let line = rest.lines().next().unwrap_or("").trim();
+    let line = line.strip_suffix('.').unwrap_or(line).trim();
+    if line.is_empty() {
+        return Err(ParseError::Missing);
+    }
+    Ok(line)
+}
+
+/// Parses a decimal integer answer (after `Answer:`) and checks it is in `space`.
+pub fn parse_integer_answer(text: &str, space: AnswerSpace) -> Result<i64, ParseError> {
+    let s = answer_text(text)?;
+    let v: i64 = s.parse().map_err(|_| ParseError::Malformed(s.to_string()))?;
+    if !space.contains(v) {
+        return Err(ParseError::OutOfSpace(s.to_string()));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_key_round_trips() {
+        let k = TaskKey { seed: 0xdead_beef, source: 3, index: 17, split: Split::Eval };
+        let s = k.to_string();
+        assert_eq!(s, "e00000000deadbeef-3-17");
+        assert_eq!(s.parse::<TaskKey>().unwrap(), k);
+        assert!("x1-2-3".parse::<TaskKey>().is_err());
+        assert!("t1-2".parse::<TaskKey>().is_err());
+        assert!("t1-2-3-4".parse::<TaskKey>().is_err());
+    }
+
+    #[test]
+    fn answer_parsing_rule() {
+        let space = AnswerSpace::inclusive(0, 99);
+        assert_eq!(parse_integer_answer("I think... Answer: 42", space), Ok(42));
+        assert_eq!(parse_integer_answer("answer: 7.\nmore", space), Ok(7));
+        assert_eq!(parse_integer_answer("Answer: 1\nAnswer: 3", space), Ok(3));
+        assert_eq!(parse_integer_answer("42", space), Err(ParseError::Missing));
+        assert_eq!(parse_integer_answer("Answer: x", space), Err(ParseError::Malformed("x".into())));
+        assert_eq!(parse_integer_answer("Answer: 100", space), Err(ParseError::OutOfSpace("100".into())));
+    }
+
+    #[test]
+    fn answer_space_indexing() {
+        let s = AnswerSpace::inclusive(-1, 1);
+        assert_eq!(s.size, 3);
+        assert_eq!(s.index_of(-1), Some(0));
+        assert_eq!(s.index_of(2), None);
+        assert_eq!(s.value(2), 1);
+    }
+}
