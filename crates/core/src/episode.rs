@@ -40,6 +40,11 @@ pub trait Episode: Send + Sync {
     fn snapshot(&self) -> Box<dyn Episode>;
     /// A digest of the full state, for replay checks.
     fn state_digest(&self) -> String;
+    /// The action an optimal agent takes now, if the family can compute one (reference
+    /// policies use it; learned policies never see it).
+    fn oracle_action(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Forks `n` independent copies of an episode's current state.
