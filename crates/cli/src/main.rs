@@ -1,1 +1,77 @@
-fn main() {}
+//! The `gristmill` command-line tool: a thin edge over the library crates.
+
+mod commands;
+mod output;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// gristmill: deterministic, measurable, trainable RL environments.
+#[derive(Parser, Debug)]
+#[command(name = "gristmill", version, about, long_about = None)]
+struct Cli {
+    /// SQLite run store (created if missing).
+    #[arg(long, global = true, default_value = "gristmill.db")]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Roll out (or train, when the spec names a trainable policy) and store the run.
+    Run(commands::RunArgs),
+    /// Check a spec and report every problem with its field path (exit 2 on problems).
+    Validate {
+        /// Spec file.
+        spec: PathBuf,
+    },
+    /// List task families, their knobs and answer formats.
+    Tasks,
+    /// List piece kinds and their parameters.
+    Pieces,
+    /// Re-execute a stored run and check it bit for bit (exit 1 on any difference).
+    Replay(commands::ReplayArgs),
+    /// Continue a stopped or killed training run from its last checkpoint.
+    Resume {
+        /// Run id.
+        run_id: gristmill_store::RunId,
+        /// Worker threads.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Also write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// List stored runs.
+    Runs {
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => commands::run(&cli.db, args),
+        Command::Validate { spec } => commands::validate(&spec),
+        Command::Tasks => commands::tasks(),
+        Command::Pieces => commands::pieces(),
+        Command::Replay(args) => commands::replay(&cli.db, args),
+        Command::Resume { run_id, threads, json } => {
+            commands::resume(&cli.db, run_id, threads, json.as_deref())
+        }
+        Command::Runs { limit } => commands::runs(&cli.db, limit),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,1 +1,582 @@
-//! placeholder
+//! # gristmill-pieces
+//!
+//! The built-in pieces of a gristmill environment. Each reward piece emits one channel — a
+//! finite `f64` per response — and the engine keeps the channels apart as a reward vector.
+//!
+//! | spec `kind` | [`PieceKind`] | channel / effect |
+//! |---|---|---|
+//! | `exact_verifier` | verifier | `1[y = gold]` ([`ExactVerifier`]) |
+//! | `lenient_verifier` | verifier | exploitable acceptance: off-by-k or contains-digits ([`LenientVerifier`]) |
+//! | `noisy_verifier` | verifier | exact verdict flipped w.p. `flip_rate`, keyed per sample ([`NoisyVerifier`]) |
+//! | `partial_credit` | shaping | fraction of matching digit positions ([`PartialCredit`]) |
+//! | `format_shaping` | shaping | `1` if parsed, else `−malformed_penalty` ([`FormatShaping`]) |
+//! | `length_shaping` | shaping | `−penalty · max(0, len − target) / target` ([`LengthShaping`]) |
+//! | `reward_model` | reward model | linear Bradley–Terry scorer fitted at build time ([`RewardModel`]) |
+//! | `curriculum` | curriculum | static sampling distribution over sources ([`Curriculum`]) |
+//! | `hint` | hint | shows the gold answer's last digit w.p. `probability` ([`Hint`]) |
+//!
+//! [`kinds`] lists them with their parameters; [`build`] turns a kind, an id and resolved
+//! parameters into a [`BuiltPiece`]. Verifiers score unparsed responses `0`. Nothing here
+//! uses a global RNG: the noisy verifier draws from `ScoreKey::rng(piece_id)`, the hint from
+//! `(seed, HINT, step, index)`, and the reward model's training data from
+//! `(seed, BUILD.with(piece_id), ·, ·)`.
+//!
+//! ```
+//! use gristmill_core::params::Params;
+//! use gristmill_core::piece::ScoreKey;
+//! use gristmill_core::policy::Response;
+//! use gristmill_core::task::{AnswerSpace, Split, Task, TaskBody, TaskKey};
+//! use gristmill_pieces::{build, kind, BuildContext, BuiltPiece};
+//!
+//! // A lenient verifier with its defaults: rule = "off_by_k", k = 1.
+//! let info = kind("lenient_verifier").unwrap();
+//! let params = Params::defaults(info.params);
+//! let ctx = BuildContext { seed: 7, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 };
+//! let BuiltPiece::Reward(verifier) = build(info, "lenient", &params, &ctx).unwrap() else {
+//!     panic!("a verifier is a reward piece");
+//! };
+//!
+//! let task = Task {
+//!     key: TaskKey { seed: 0, source: 0, index: 0, split: Split::Train },
+//!     body: TaskBody { prompt: "What is 2 + 2?".into(), features: vec![], gold: 4 },
+//!     answers: AnswerSpace::inclusive(0, 18),
+//!     hint: None,
+//! };
+//! let answer = |y: i64| Response { text: format!("Answer: {y}"), answer: Ok(y) };
+//! let key = ScoreKey { seed: 7, step: 0, index: 0 };
+//! assert_eq!(verifier.score(&task, &answer(4), key), 1.0);
+//! assert_eq!(verifier.score(&task, &answer(5), key), 1.0); // off by one: accepted
+//! assert_eq!(verifier.score(&task, &answer(6), key), 0.0);
+//! ```
+#![warn(missing_docs)]
+
+use std::fmt;
+
+use gristmill_core::params::{ParamKind, ParamSpec, ParamValue, Params};
+use gristmill_core::piece::{PieceKind, PieceKindInfo, RewardPiece};
+use gristmill_core::task::TaskSource;
+
+mod curriculum;
+mod digits;
+mod error;
+pub mod reward_model;
+mod shaping;
+#[cfg(test)]
+mod testutil;
+mod verifier;
+
+pub use curriculum::{Curriculum, Hint};
+pub use digits::{decimal_len, digit_match_fraction, text_contains_decimal};
+pub use error::{PieceError, PieceProblem, WeightsError};
+pub use reward_model::{RewardModel, RewardModelConfig};
+pub use shaping::{FormatShaping, LengthShaping, PartialCredit};
+pub use verifier::{exact_verdict, ExactVerifier, LenientRule, LenientVerifier, NoisyVerifier};
+
+/// Everything a piece may need from the environment at build time.
+#[derive(Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// Run root seed.
+    pub seed: u64,
+    /// The environment's single-turn sources, in spec order.
+    pub sources: &'a [&'a dyn TaskSource],
+    /// Their spec ids (same order).
+    pub source_ids: &'a [String],
+    /// The spec's mixture weights (same order).
+    pub source_weights: &'a [f64],
+    /// The eval fraction, passed to `gristmill_core::task::generate_task`.
+    pub eval_fraction: f64,
+}
+
+/// A built piece.
+pub enum BuiltPiece {
+    /// A reward piece (verifiers and shaping).
+    Reward(Box<dyn RewardPiece>),
+    /// A reward model, kept concrete so its parameters can be read and trained.
+    RewardModel(RewardModel),
+    /// Sampling weights over sources.
+    Curriculum(Curriculum),
+    /// Hint scaffolding.
+    Hint(Hint),
+}
+
+impl BuiltPiece {
+    /// The reward scorer, for reward pieces (including the reward model).
+    pub fn as_reward(&self) -> Option<&dyn RewardPiece> {
+        match self {
+            BuiltPiece::Reward(r) => Some(r.as_ref()),
+            BuiltPiece::RewardModel(m) => Some(m),
+            BuiltPiece::Curriculum(_) | BuiltPiece::Hint(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for BuiltPiece {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuiltPiece::Reward(_) => f.write_str("Reward(..)"),
+            BuiltPiece::RewardModel(m) => f.debug_tuple("RewardModel").field(m).finish(),
+            BuiltPiece::Curriculum(c) => f.debug_tuple("Curriculum").field(c).finish(),
+            BuiltPiece::Hint(h) => f.debug_tuple("Hint").field(h).finish(),
+        }
+    }
+}
+
+const LENIENT_PARAMS: &[ParamSpec] = &[
+    ParamSpec::choice(
+        "rule",
+        &["off_by_k", "contains_digits"],
+        "off_by_k",
+        "acceptance rule: |y − gold| ≤ k, or the digits of |gold| appear in the response text",
+    ),
+    ParamSpec::int("k", 0, 1000, 1, "tolerance of the off_by_k rule"),
+];
+
+const NOISY_PARAMS: &[ParamSpec] =
+    &[ParamSpec::float("flip_rate", 0.0, 1.0, 0.1, "probability that the exact verdict is flipped")];
+
+const FORMAT_PARAMS: &[ParamSpec] = &[ParamSpec::float(
+    "malformed_penalty",
+    0.0,
+    1.0,
+    0.0,
+    "reward −malformed_penalty for a response whose answer did not parse",
+)];
+
+const LENGTH_PARAMS: &[ParamSpec] = &[
+    ParamSpec::int("target_len", 1, 10_000, 32, "response length (bytes) allowed without penalty"),
+    ParamSpec::float("penalty", 0.0, 10.0, 1.0, "penalty per target length of excess"),
+];
+
+const RM_PARAMS: &[ParamSpec] = &[
+    ParamSpec::int("pairs", 10, 200_000, 2000, "training preference pairs"),
+    ParamSpec::int(
+        "heldout_pairs",
+        10,
+        100_000,
+        1000,
+        "held-out pairs (true labels) for the accuracy report",
+    ),
+    ParamSpec::float("label_noise", 0.0, 0.5, 0.0, "probability that a training label is flipped"),
+    ParamSpec::float(
+        "bias",
+        -5.0,
+        5.0,
+        0.0,
+        "labeller margin bonus bias·(norm(a) − norm(b)); > 0 prefers larger answers",
+    ),
+    ParamSpec::float("scale", 0.0, 100.0, 1.0, "multiplier of the emitted score"),
+    ParamSpec::float(
+        "l2",
+        0.0,
+        10.0,
+        1e-4,
+        "L2 strength of the Bradley–Terry fit (on the mean log-likelihood)",
+    ),
+];
+
+const CURRICULUM_PARAMS: &[ParamSpec] = &[ParamSpec::weights(
+    "source_weights",
+    "sampling weight per source in spec order (normalized); empty uses the spec's mixture weights",
+)];
+
+const HINT_PARAMS: &[ParamSpec] =
+    &[ParamSpec::float("probability", 0.0, 1.0, 0.5, "probability that a training task shows its hint")];
+
+static KINDS: [PieceKindInfo; 9] = [
+    PieceKindInfo {
+        name: "exact_verifier",
+        kind: PieceKind::Verifier,
+        doc: "Reward 1 if the parsed answer equals the gold answer, else 0 (0 when the answer did not parse).",
+        params: &[],
+    },
+    PieceKindInfo {
+        name: "lenient_verifier",
+        kind: PieceKind::Verifier,
+        doc: "Reward 1 for the gold answer or any answer its exploitable rule accepts: `off_by_k` accepts \
+              |y − gold| ≤ k; `contains_digits` accepts a parsed response whose text contains the decimal \
+              digits of |gold| (so 142 passes for 42). 0 when the answer did not parse.",
+        params: LENIENT_PARAMS,
+    },
+    PieceKindInfo {
+        name: "noisy_verifier",
+        kind: PieceKind::Verifier,
+        doc: "The exact verdict flipped with probability flip_rate, by a uniform keyed on (seed, step, index, \
+              piece id): deterministic per sample, independent across pieces. Unparsed answers score 0.",
+        params: NOISY_PARAMS,
+    },
+    PieceKindInfo {
+        name: "partial_credit",
+        kind: PieceKind::Shaping,
+        doc: "Fraction of matching digit positions of |y| and |gold|, right-aligned and zero-padded, with the \
+              sign as one more position when either is negative. 0 when the answer did not parse.",
+        params: &[],
+    },
+    PieceKindInfo {
+        name: "format_shaping",
+        kind: PieceKind::Shaping,
+        doc: "Reward 1 when the response's answer parsed, else −malformed_penalty.",
+        params: FORMAT_PARAMS,
+    },
+    PieceKindInfo {
+        name: "length_shaping",
+        kind: PieceKind::Shaping,
+        doc: "Reward −penalty · max(0, len − target_len) / target_len, len = response text length in bytes.",
+        params: LENGTH_PARAMS,
+    },
+    PieceKindInfo {
+        name: "reward_model",
+        kind: PieceKind::RewardModel,
+        doc: "A linear scorer scale · w·φ(task, y) over 8 features comparing y with gold, fitted at build time \
+              by Bradley–Terry (Newton, L2) on generated preference pairs labelled by a noisy, optionally \
+              biased labeller; reports its pairwise accuracy on held-out pairs. Unparsed answers get the \
+              lowest score the model can give.",
+        params: RM_PARAMS,
+    },
+    PieceKindInfo {
+        name: "curriculum",
+        kind: PieceKind::Curriculum,
+        doc: "Static sampling weights over task sources (normalized). Difficulty levels are separate sources \
+              with different knobs, so this is also a distribution over difficulty.",
+        params: CURRICULUM_PARAMS,
+    },
+    PieceKindInfo {
+        name: "hint",
+        kind: PieceKind::Hint,
+        doc: "Shows the last digit of the gold answer with a training task, with the given probability \
+              (keyed per sample; evaluation never shows hints).",
+        params: HINT_PARAMS,
+    },
+];
+
+/// Every built-in piece kind with its declared parameters.
+pub fn kinds() -> &'static [PieceKindInfo] {
+    &KINDS
+}
+
+/// The kind named `name` (as written in specs), if it exists.
+pub fn kind(name: &str) -> Option<&'static PieceKindInfo> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// Reads parameters against this crate's own declarations. Core validates specs before
+/// `build`; this re-checks so that hand-made `Params` (tests, tuners) can never feed a NaN
+/// or out-of-range value into a hot scoring loop. A missing value takes its default.
+struct Reader<'a> {
+    id: &'a str,
+    specs: &'static [ParamSpec],
+    params: &'a Params,
+}
+
+impl Reader<'_> {
+    fn bad(&self, name: &str, message: impl Into<String>) -> PieceError {
+        PieceError::new(self.id, PieceProblem::BadParam { name: name.to_string(), message: message.into() })
+    }
+    fn value(&self, name: &str) -> Result<(&'static ParamSpec, Option<&ParamValue>), PieceError> {
+        let spec =
+            self.specs.iter().find(|s| s.name == name).ok_or_else(|| self.bad(name, "not declared"))?;
+        Ok((spec, self.params.iter().find(|(k, _)| *k == name).map(|(_, v)| v)))
+    }
+    fn int(&self, name: &str) -> Result<i64, PieceError> {
+        let (spec, value) = self.value(name)?;
+        let ParamKind::Int { min, max, default } = spec.kind else {
+            return Err(self.bad(name, "not an integer parameter"));
+        };
+        let v = match value {
+            None => default,
+            Some(ParamValue::Int(v)) => *v,
+            Some(other) => return Err(self.bad(name, format!("expected an integer, found {other:?}"))),
+        };
+        if v < min || v > max {
+            return Err(self.bad(name, format!("{v} is out of range: expected {min}..={max}")));
+        }
+        Ok(v)
+    }
+    fn float(&self, name: &str) -> Result<f64, PieceError> {
+        let (spec, value) = self.value(name)?;
+        let ParamKind::Float { min, max, default } = spec.kind else {
+            return Err(self.bad(name, "not a number parameter"));
+        };
+        let v = match value {
+            None => default,
+            Some(ParamValue::Float(v)) => *v,
+            Some(ParamValue::Int(v)) => *v as f64,
+            Some(other) => return Err(self.bad(name, format!("expected a number, found {other:?}"))),
+        };
+        if !(v.is_finite() && v >= min && v <= max) {
+            return Err(self.bad(name, format!("{v} is out of range: expected {min}..={max}")));
+        }
+        Ok(v)
+    }
+    fn choice(&self, name: &str) -> Result<&str, PieceError> {
+        let (spec, value) = self.value(name)?;
+        let ParamKind::Choice { options, default } = spec.kind else {
+            return Err(self.bad(name, "not a choice parameter"));
+        };
+        let v = match value {
+            None => default,
+            Some(ParamValue::Choice(v)) => v.as_str(),
+            Some(other) => return Err(self.bad(name, format!("expected a word, found {other:?}"))),
+        };
+        if !options.contains(&v) {
+            return Err(self.bad(name, format!("`{v}` is not one of {}", options.join(", "))));
+        }
+        Ok(v)
+    }
+    fn weights(&self, name: &str) -> Result<&[f64], PieceError> {
+        match self.value(name)? {
+            (ParamSpec { kind: ParamKind::Weights, .. }, None) => Ok(&[]),
+            (ParamSpec { kind: ParamKind::Weights, .. }, Some(ParamValue::Weights(w))) => Ok(w),
+            (_, other) => Err(self.bad(name, format!("expected a list of weights, found {other:?}"))),
+        }
+    }
+}
+
+/// Builds piece `id` of kind `kind` from resolved `params`.
+///
+/// Verifiers, shaping, curriculum and hint build instantly; a `reward_model` generates its
+/// preference pairs and fits here (about a millisecond per thousand pairs), deterministically
+/// from `ctx.seed` and `id`.
+pub fn build(
+    kind: &PieceKindInfo,
+    id: &str,
+    params: &Params,
+    ctx: &BuildContext,
+) -> Result<BuiltPiece, PieceError> {
+    // Dispatch on our own table so the declarations and the reader always agree.
+    let info = self::kind(kind.name)
+        .ok_or_else(|| PieceError::new(id, PieceProblem::UnknownKind(kind.name.to_string())))?;
+    let p = Reader { id, specs: info.params, params };
+    let reward = |r: Box<dyn RewardPiece>| Ok(BuiltPiece::Reward(r));
+    match info.name {
+        "exact_verifier" => reward(Box::new(ExactVerifier)),
+        "lenient_verifier" => {
+            let rule = match p.choice("rule")? {
+                "contains_digits" => LenientRule::ContainsDigits,
+                // The reader only lets declared options through; the other is off_by_k.
+                _ => LenientRule::OffByK { k: p.int("k")? as u64 },
+            };
+            reward(Box::new(LenientVerifier { rule }))
+        }
+        "noisy_verifier" => reward(Box::new(NoisyVerifier::new(id, p.float("flip_rate")?))),
+        "partial_credit" => reward(Box::new(PartialCredit)),
+        "format_shaping" => {
+            reward(Box::new(FormatShaping { malformed_penalty: p.float("malformed_penalty")? }))
+        }
+        "length_shaping" => {
+            reward(Box::new(LengthShaping::new(p.int("target_len")? as usize, p.float("penalty")?)))
+        }
+        "reward_model" => {
+            let config = RewardModelConfig {
+                pairs: p.int("pairs")? as usize,
+                heldout_pairs: p.int("heldout_pairs")? as usize,
+                label_noise: p.float("label_noise")?,
+                bias: p.float("bias")?,
+                scale: p.float("scale")?,
+                l2: p.float("l2")?,
+            };
+            Ok(BuiltPiece::RewardModel(RewardModel::train(ctx, id, config)?))
+        }
+        "curriculum" => {
+            if ctx.sources.is_empty() {
+                return Err(PieceError::new(id, PieceProblem::NoSources));
+            }
+            let given = p.weights("source_weights")?;
+            let raw = if given.is_empty() { ctx.source_weights } else { given };
+            if raw.len() != ctx.sources.len() {
+                let e = WeightsError::Length { expected: ctx.sources.len(), got: raw.len() };
+                return Err(PieceError::new(id, e));
+            }
+            Ok(BuiltPiece::Curriculum(Curriculum::from_weights(raw).map_err(|e| PieceError::new(id, e))?))
+        }
+        "hint" => Ok(BuiltPiece::Hint(Hint { probability: p.float("probability")? })),
+        other => Err(PieceError::new(id, PieceProblem::UnknownKind(other.to_string()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ctx_parts, key, parsed, task, unparsed};
+    use gristmill_core::piece::ScoreKey;
+    use gristmill_core::policy::Response;
+
+    fn with_ctx<T>(f: impl FnOnce(&BuildContext) -> T) -> T {
+        let (srcs, ids, weights) = ctx_parts();
+        let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
+        let ctx = BuildContext {
+            seed: 3,
+            sources: &refs,
+            source_ids: &ids,
+            source_weights: &weights,
+            eval_fraction: 0.2,
+        };
+        f(&ctx)
+    }
+
+    fn build_with(name: &str, set: &[(&str, ParamValue)]) -> Result<BuiltPiece, PieceError> {
+        let info = kind(name).unwrap();
+        let mut params = Params::defaults(info.params);
+        for (k, v) in set {
+            params.set(k, v.clone());
+        }
+        with_ctx(|ctx| build(info, "p", &params, ctx))
+    }
+
+    #[test]
+    fn every_kind_builds_with_defaults_and_matches_its_piece_kind() {
+        let names: Vec<&str> = kinds().iter().map(|k| k.name).collect();
+        assert_eq!(
+            names,
+            [
+                "exact_verifier",
+                "lenient_verifier",
+                "noisy_verifier",
+                "partial_credit",
+                "format_shaping",
+                "length_shaping",
+                "reward_model",
+                "curriculum",
+                "hint"
+            ]
+        );
+        for info in kinds() {
+            assert!(!info.doc.is_empty());
+            let built = with_ctx(|ctx| build(info, info.name, &Params::defaults(info.params), ctx))
+                .unwrap_or_else(|e| panic!("{}: {e}", info.name));
+            let ok = matches!(
+                (&built, info.kind),
+                (BuiltPiece::Reward(_), PieceKind::Verifier | PieceKind::Shaping)
+                    | (BuiltPiece::RewardModel(_), PieceKind::RewardModel)
+                    | (BuiltPiece::Curriculum(_), PieceKind::Curriculum)
+                    | (BuiltPiece::Hint(_), PieceKind::Hint)
+            );
+            assert!(ok, "{} built {built:?}", info.name);
+            assert_eq!(built.as_reward().is_some(), info.kind.is_reward());
+            // Empty params (nothing resolved) fall back to the defaults too.
+            assert!(with_ctx(|ctx| build(info, "q", &Params::default(), ctx)).is_ok(), "{}", info.name);
+        }
+        assert!(kind("nope").is_none());
+    }
+
+    #[test]
+    fn all_scores_finite_on_arbitrary_responses() {
+        let huge = "Answer: 9".repeat(200_000);
+        let responses = [
+            parsed(0),
+            parsed(i64::MIN),
+            parsed(i64::MAX),
+            parsed(-7),
+            unparsed(""),
+            unparsed(&huge),
+            Response { text: huge.clone(), answer: Ok(9) },
+            unparsed("\u{0}\u{fffd}é😀"),
+        ];
+        let tasks = [task(7, 0, 18), task(-3, -9, 9), task(i64::MAX, i64::MAX - 10, i64::MAX), task(0, 0, 0)];
+        let variants: Vec<(&str, Vec<(&str, ParamValue)>)> = vec![
+            ("exact_verifier", vec![]),
+            ("lenient_verifier", vec![("rule", ParamValue::Choice("contains_digits".into()))]),
+            ("lenient_verifier", vec![("k", ParamValue::Int(1000))]),
+            ("noisy_verifier", vec![("flip_rate", ParamValue::Float(0.5))]),
+            ("partial_credit", vec![]),
+            ("format_shaping", vec![("malformed_penalty", ParamValue::Float(1.0))]),
+            (
+                "length_shaping",
+                vec![("target_len", ParamValue::Int(1)), ("penalty", ParamValue::Float(10.0))],
+            ),
+            ("reward_model", vec![("pairs", ParamValue::Int(200)), ("scale", ParamValue::Float(100.0))]),
+            ("reward_model", vec![("pairs", ParamValue::Int(200)), ("l2", ParamValue::Float(0.0))]),
+        ];
+        for (name, set) in &variants {
+            let built = build_with(name, set).unwrap();
+            let scorer = built.as_reward().unwrap();
+            for (ti, t) in tasks.iter().enumerate() {
+                for (ri, r) in responses.iter().enumerate() {
+                    for i in 0..4 {
+                        let s = scorer.score(t, r, ScoreKey { seed: 9, step: ti as u64, index: i });
+                        assert!(s.is_finite(), "{name} {set:?}: task {ti} response {ri}: {s}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn built_pieces_use_their_params() {
+        let t = task(10, 0, 99);
+        let s = |b: &BuiltPiece, r: &Response| b.as_reward().unwrap().score(&t, r, key(0));
+        let off3 = build_with("lenient_verifier", &[("k", ParamValue::Int(3))]).unwrap();
+        assert_eq!(s(&off3, &parsed(13)), 1.0);
+        assert_eq!(s(&off3, &parsed(14)), 0.0);
+        let cd = build_with("lenient_verifier", &[("rule", ParamValue::Choice("contains_digits".into()))])
+            .unwrap();
+        assert_eq!(s(&cd, &parsed(11)), 0.0);
+        assert_eq!(s(&cd, &parsed(910)), 1.0);
+        let fmt = build_with("format_shaping", &[("malformed_penalty", ParamValue::Float(0.5))]).unwrap();
+        assert_eq!(s(&fmt, &unparsed("?")), -0.5);
+        let len = build_with("length_shaping", &[("target_len", ParamValue::Int(4))]).unwrap();
+        assert_eq!(s(&len, &unparsed("123456")), -0.5);
+        let BuiltPiece::Hint(h) = build_with("hint", &[("probability", ParamValue::Float(0.25))]).unwrap()
+        else {
+            panic!("not a hint")
+        };
+        assert_eq!(h.probability, 0.25);
+        let BuiltPiece::RewardModel(m) = build_with(
+            "reward_model",
+            &[
+                ("pairs", ParamValue::Int(100)),
+                ("heldout_pairs", ParamValue::Int(50)),
+                ("scale", ParamValue::Float(3.0)),
+            ],
+        )
+        .unwrap() else {
+            panic!("not a reward model")
+        };
+        assert_eq!(m.scale(), 3.0);
+        assert_eq!(m.fit_stats().train_pairs, 100);
+        assert_eq!(m.fit_stats().heldout_pairs, 50);
+    }
+
+    #[test]
+    fn curriculum_defaults_to_the_mixture_and_checks_its_weights() {
+        let BuiltPiece::Curriculum(c) = build_with("curriculum", &[]).unwrap() else { panic!() };
+        assert_eq!(c.weights, vec![0.75, 0.25]);
+        let BuiltPiece::Curriculum(c) =
+            build_with("curriculum", &[("source_weights", ParamValue::Weights(vec![1.0, 1.0]))]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.weights, vec![0.5, 0.5]);
+        let e =
+            build_with("curriculum", &[("source_weights", ParamValue::Weights(vec![0.0, 0.0]))]).unwrap_err();
+        assert_eq!(e.problem, PieceProblem::Weights(WeightsError::AllZero));
+        assert_eq!(e.id, "p");
+        let e = build_with("curriculum", &[("source_weights", ParamValue::Weights(vec![1.0]))]).unwrap_err();
+        assert!(matches!(e.problem, PieceProblem::Weights(WeightsError::Length { expected: 2, got: 1 })));
+        let info = kind("curriculum").unwrap();
+        let empty =
+            BuildContext { seed: 0, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 };
+        let e = build(info, "c", &Params::defaults(info.params), &empty).unwrap_err();
+        assert_eq!(e.problem, PieceProblem::NoSources);
+        assert!(e.to_string().starts_with("piece `c`: needs at least one"));
+    }
+
+    #[test]
+    fn bad_hand_made_params_are_errors_not_panics() {
+        let e = build_with("noisy_verifier", &[("flip_rate", ParamValue::Float(f64::NAN))]).unwrap_err();
+        assert!(matches!(e.problem, PieceProblem::BadParam { ref name, .. } if name == "flip_rate"));
+        let e = build_with("length_shaping", &[("target_len", ParamValue::Int(0))]).unwrap_err();
+        assert!(e.to_string().contains("target_len"), "{e}");
+        let e = build_with("lenient_verifier", &[("rule", ParamValue::Choice("bogus".into()))]).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = build_with("hint", &[("probability", ParamValue::Choice("high".into()))]).unwrap_err();
+        assert!(e.to_string().contains("expected a number"), "{e}");
+        let fake = PieceKindInfo { name: "mystery", kind: PieceKind::Verifier, doc: "", params: &[] };
+        let e = with_ctx(|ctx| build(&fake, "m", &Params::default(), ctx)).unwrap_err();
+        assert_eq!(e.problem, PieceProblem::UnknownKind("mystery".into()));
+        let info = kind("reward_model").unwrap();
+        let empty =
+            BuildContext { seed: 0, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 };
+        let e = build(info, "rm", &Params::defaults(info.params), &empty).unwrap_err();
+        assert_eq!(e.problem, PieceProblem::NoSources);
+    }
+}

@@ -1,1 +1,726 @@
-//! placeholder
+//! # gristmill-store
+//!
+//! ```
+//! use gristmill_store::{NewRun, RunKind, RunStatus, Store};
+//! use serde_json::json;
+//!
+//! let mut store = Store::open_in_memory()?; // the CLI uses Store::open("gristmill.db")
+//! store.put_spec("9f2c", "addition", "name = 'addition'\n")?;
+//! let run = store.create_run(&NewRun::new(RunKind::Run, "9f2c", 7, 2))?;
+//! for step in 0..2 {
+//!     store.put_step_metrics(run, step, &[("gold", 0.1 + 0.2), ("reward.verifier", -0.0)])?;
+//! }
+//! store.finish_run(run, "00ff", &json!({ "gold": 0.3 }))?;
+//!
+//! let record = store.run(run)?;
+//! assert_eq!((record.status, record.steps_done), (RunStatus::Finished, 2));
+//! let metrics = store.step_metrics(run)?; // ordered by (step, name)
+//! assert_eq!(metrics[0].value, 0.1 + 0.2); // bit for bit …
+//! assert!(metrics[1].value.is_sign_negative()); // … including the sign of zero
+//! assert!(store.put_step_metrics(run, 2, &[("gold", f64::NAN)]).is_err());
+//! # Ok::<(), gristmill_store::StoreError>(())
+//! ```
+//!
+//! The run store: one SQLite file holding every run gristmill made — the spec it ran (by
+//! content hash), its seed and configuration, its per-step metrics, per-piece summaries,
+//! checkpoints, reports and the trained pieces (artifacts) it produced.
+//!
+//! ## Guarantees
+//!
+//! - **Nothing is half-written.** Every write method is one transaction; writes that belong
+//!   together go in one [`Batch`] ([`Store::batch`]). A crash leaves the file at the last
+//!   commit.
+//! - **Numbers come back bit for bit.** Step metrics are stored as their IEEE-754 bits, because
+//!   SQLite's REAL turns `-0.0` into `0.0` (and NaN into NULL) and run digests are checked bit
+//!   for bit on replay. NaN and infinities are refused with [`StoreError::NonFinite`].
+//! - **Nothing is silently overwritten.** Writing a step metric or checkpoint that is already
+//!   stored succeeds only if it is bit-identical (a resumed run recomputes the steps after its
+//!   checkpoint; a difference means broken determinism). A spec or artifact hash is bound to
+//!   one content. Per-piece summaries and named results are reports, and are replaced.
+//! - **Readers and the writer do not block each other** (WAL journal mode): `gristmill runs`
+//!   works while a training run is writing.
+//! - **Schemas are versioned** ([`SCHEMA_VERSION`], kept in `PRAGMA user_version`); opening a
+//!   file from a newer gristmill fails with [`StoreError::FutureSchema`].
+//!
+//! ## Representation choices
+//!
+//! - JSON columns (run config and summary, piece summaries, results, artifacts) are
+//!   [`serde_json::Value`] in and out, stored as validated JSON text. A `Value` cannot hold NaN
+//!   or infinities: `serde_json` turns them into `null` when *you* convert, so do not put
+//!   numbers that must survive exactly there unless they are finite (finite floats do
+//!   round-trip exactly; the crate enables serde_json's `float_roundtrip`).
+//! - Durability is `synchronous = NORMAL`, the usual WAL setting: a killed process loses
+//!   nothing committed and the file is never corrupted; a power cut may lose the last commits
+//!   (a run then resumes from an earlier checkpoint). `FULL` would fsync on every step.
+//! - Checkpoints are all kept by default; see [`CheckpointRetention`].
+//!
+//! The tables, and the reasons behind their layout, are documented in [`schema`].
+#![warn(missing_docs)]
+
+mod batch;
+mod error;
+mod record;
+pub mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use serde_json::Value;
+
+pub use batch::Batch;
+use error::Context;
+pub use error::StoreError;
+pub use record::{
+    ArtifactRecord, Checkpoint, CheckpointRetention, NewRun, PieceSummary, RunId, RunKind, RunRecord,
+    RunStatus, SpecRecord, StepMetric,
+};
+pub use schema::SCHEMA_VERSION;
+
+/// How long a write waits for another process's write lock before giving up. Writes are short
+/// (one step at a time), so a wait this long means something is stuck.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A handle on the run store. Writes take `&mut self` (each is a transaction; the borrow checker
+/// thereby rules out nesting one inside a [`Batch`]); reads take `&self`.
+///
+/// One `Store` is one SQLite connection: it can move between threads but not be shared by them;
+/// open one per thread or process (any number of readers and one writer at a time).
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: Option<PathBuf>,
+    retention: CheckpointRetention,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, switches it to WAL mode and applies any
+    /// pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] if the file cannot be opened or is not a SQLite database,
+    /// [`StoreError::WalUnavailable`] if the file system refuses WAL,
+    /// [`StoreError::FutureSchema`] if the file comes from a newer gristmill,
+    /// [`StoreError::Migration`] if a migration fails (the file keeps its previous version).
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |source| StoreError::Open { path: path.clone(), source };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        // Switching to WAL is persistent (a property of the file), but re-asking is cheap and
+        // also catches a file system that silently refuses.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::WalUnavailable { path, mode });
+        }
+        schema::migrate(&mut conn, &path, schema::MIGRATIONS)?;
+        Ok(Store { conn, path: Some(path), retention: CheckpointRetention::default() })
+    }
+
+    /// A fresh store in memory, for tests. It has the full schema but no WAL (SQLite keeps
+    /// in-memory databases in `memory` journal mode) and vanishes when dropped.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let open_err = |source| StoreError::Open { path: path.clone(), source };
+        let mut conn = Connection::open_in_memory().map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        schema::migrate(&mut conn, &path, schema::MIGRATIONS)?;
+        Ok(Store { conn, path: None, retention: CheckpointRetention::default() })
+    }
+
+    /// The database file, or `None` for an in-memory store.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The schema version of the open database (equal to [`SCHEMA_VERSION`] after opening).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        schema::user_version(&self.conn).ctx(|| "read the schema version".to_string())
+    }
+
+    /// How many checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps.
+    pub fn checkpoint_retention(&self) -> CheckpointRetention {
+        self.retention
+    }
+
+    /// Sets how many checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps from
+    /// now on (a property of this handle, not of the file).
+    pub fn set_checkpoint_retention(&mut self, retention: CheckpointRetention) {
+        self.retention = retention;
+    }
+
+    /// Runs `f` in one write transaction: everything it writes commits together when it returns
+    /// `Ok`, and nothing is written when it returns `Err` (or panics).
+    ///
+    /// ```
+    /// # use gristmill_store::{NewRun, RunKind, Store};
+    /// # let mut store = Store::open_in_memory()?;
+    /// # store.put_spec("9f2c", "addition", "")?;
+    /// # let run = store.create_run(&NewRun::new(RunKind::Run, "9f2c", 7, 10))?;
+    /// store.batch(|b| {
+    ///     b.put_step_metrics(run, 4, &[("gold", 0.5)])?;
+    ///     b.set_progress(run, 5)?;
+    ///     b.put_checkpoint(run, 4, b"state", "ab12")
+    /// })?;
+    /// # Ok::<(), gristmill_store::StoreError>(())
+    /// ```
+    pub fn batch<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Batch<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(|| "begin a write transaction".to_string())?;
+        let batch = Batch { tx, retention: self.retention, now_ms: now_ms() };
+        let out = f(&batch)?; // on error `batch` drops here, which rolls back
+        batch.tx.commit().ctx(|| "commit a write transaction".to_string())?;
+        Ok(out)
+    }
+
+    // --- specs ---------------------------------------------------------------------------
+
+    /// Stores a spec under its content hash. Idempotent: storing the same text again is a
+    /// no-op (the first name is kept).
+    ///
+    /// # Errors
+    /// [`StoreError::SpecConflict`] if a different text is already stored under `hash`.
+    pub fn put_spec(&mut self, hash: &str, name: &str, text: &str) -> Result<(), StoreError> {
+        self.batch(|b| b.put_spec(hash, name, text))
+    }
+
+    /// The spec stored under `hash`, if any.
+    pub fn spec(&self, hash: &str) -> Result<Option<SpecRecord>, StoreError> {
+        self.conn
+            .query_row("SELECT hash, name, text, created_at_ms FROM specs WHERE hash = ?1", [hash], |r| {
+                Ok(SpecRecord { hash: r.get(0)?, name: r.get(1)?, text: r.get(2)?, created_at_ms: r.get(3)? })
+            })
+            .optional()
+            .ctx(|| format!("read spec {hash}"))
+    }
+
+    // --- runs ----------------------------------------------------------------------------
+
+    /// Creates a run with status [`Running`](RunStatus::Running) and returns its id.
+    ///
+    /// # Errors
+    /// [`StoreError::SpecNotFound`] if the spec was not stored first,
+    /// [`StoreError::RunNotFound`] if the parent does not exist.
+    pub fn create_run(&mut self, run: &NewRun) -> Result<RunId, StoreError> {
+        self.batch(|b| b.create_run(run))
+    }
+
+    /// The run with this id.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`] naming the id.
+    pub fn run(&self, id: RunId) -> Result<RunRecord, StoreError> {
+        let row = self
+            .conn
+            .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), [id.0], RunRow::read)
+            .optional()
+            .ctx(|| format!("read run {id}"))?;
+        row.ok_or(StoreError::RunNotFound(id))?.into_record()
+    }
+
+    /// The `limit` most recent runs, newest first.
+    pub fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let ctx = || "list runs".to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"))
+            .ctx(ctx)?;
+        let rows = stmt.query_map([limit], RunRow::read).ctx(ctx)?;
+        rows.map(|row| row.ctx(ctx)?.into_record()).collect()
+    }
+
+    /// Records how many steps a running run has done.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has ended.
+    pub fn set_progress(&mut self, id: RunId, steps_done: u64) -> Result<(), StoreError> {
+        self.batch(|b| b.set_progress(id, steps_done))
+    }
+
+    /// Marks a running run finished: records its digest (lowercase hex) and summary, and sets
+    /// `steps_done` to the steps requested ("finished" means every requested step was done; a
+    /// run that ends early is [stopped](Store::stop_run)).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`], or
+    /// [`StoreError::NotRunning`] if the run has already ended — a digest is never overwritten.
+    pub fn finish_run(&mut self, id: RunId, digest: &str, summary: &Value) -> Result<(), StoreError> {
+        self.batch(|b| b.finish_run(id, digest, summary))
+    }
+
+    /// Marks a running run failed, with the error text.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has already ended.
+    pub fn fail_run(&mut self, id: RunId, error: &str) -> Result<(), StoreError> {
+        self.batch(|b| b.fail_run(id, error))
+    }
+
+    /// Marks a running run stopped early (it can be resumed from its latest checkpoint by a new
+    /// run naming it as parent).
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has already ended.
+    pub fn stop_run(&mut self, id: RunId) -> Result<(), StoreError> {
+        self.batch(|b| b.stop_run(id))
+    }
+
+    // --- step metrics --------------------------------------------------------------------
+
+    /// Stores the named numbers of one step, all in one transaction.
+    ///
+    /// Writing a (step, name) that is already stored is accepted only if the bits are equal.
+    ///
+    /// # Errors
+    /// [`StoreError::NonFinite`] naming run, step and metric if any value is NaN or infinite
+    /// (then nothing is written), [`StoreError::MetricConflict`] if a stored value differs,
+    /// [`StoreError::RunNotFound`].
+    pub fn put_step_metrics<S: AsRef<str>>(
+        &mut self,
+        id: RunId,
+        step: u64,
+        metrics: &[(S, f64)],
+    ) -> Result<(), StoreError> {
+        self.batch(|b| b.put_step_metrics(id, step, metrics))
+    }
+
+    /// All step metrics of a run, ordered by (step, name), values bit-exact.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn step_metrics(&self, id: RunId) -> Result<Vec<StepMetric>, StoreError> {
+        require_run(&self.conn, id)?;
+        let ctx = || format!("read step metrics of run {id}");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT step, name, bits FROM step_metrics WHERE run_id = ?1 ORDER BY step, name")
+            .ctx(ctx)?;
+        let rows = stmt
+            .query_map([id.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+            .ctx(ctx)?;
+        rows.map(|row| {
+            let (step, name, bits) = row.ctx(ctx)?;
+            Ok(StepMetric {
+                step: to_u64(step, || format!("step of run {id}"))?,
+                name,
+                value: from_bits(bits),
+            })
+        })
+        .collect()
+    }
+
+    /// One metric of a run as a series of (step, value), ordered by step, values bit-exact.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn metric_series(&self, id: RunId, name: &str) -> Result<Vec<(u64, f64)>, StoreError> {
+        require_run(&self.conn, id)?;
+        let ctx = || format!("read metric {name} of run {id}");
+        // No index on (run_id, name): this scans one run's rows, which is cheap next to the
+        // cost an extra index would add to every step's inserts.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT step, bits FROM step_metrics WHERE run_id = ?1 AND name = ?2 ORDER BY step",
+            )
+            .ctx(ctx)?;
+        let rows = stmt
+            .query_map(params![id.0, name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .ctx(ctx)?;
+        rows.map(|row| {
+            let (step, bits) = row.ctx(ctx)?;
+            Ok((to_u64(step, || format!("step of run {id}"))?, from_bits(bits)))
+        })
+        .collect()
+    }
+
+    // --- piece summaries -----------------------------------------------------------------
+
+    /// Stores (or replaces) one piece's reward summary for a run.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn put_piece_summary(
+        &mut self,
+        id: RunId,
+        piece_id: &str,
+        kind: &str,
+        summary: &Value,
+    ) -> Result<(), StoreError> {
+        self.batch(|b| b.put_piece_summary(id, piece_id, kind, summary))
+    }
+
+    /// The piece summaries of a run, ordered by piece id.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn piece_summaries(&self, id: RunId) -> Result<Vec<PieceSummary>, StoreError> {
+        require_run(&self.conn, id)?;
+        let ctx = || format!("read piece summaries of run {id}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT piece_id, kind, summary FROM piece_summaries WHERE run_id = ?1 ORDER BY piece_id",
+            )
+            .ctx(ctx)?;
+        let rows = stmt
+            .query_map([id.0], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
+            .ctx(ctx)?;
+        rows.map(|row| {
+            let (piece_id, kind, text) = row.ctx(ctx)?;
+            let summary = parse_json(&text, || format!("summary of piece {piece_id} in run {id}"))?;
+            Ok(PieceSummary { piece_id, kind, summary })
+        })
+        .collect()
+    }
+
+    // --- checkpoints ---------------------------------------------------------------------
+
+    /// Stores a checkpoint of a run taken after `step`, with the run digest so far, then
+    /// prunes older ones according to the [retention](Store::set_checkpoint_retention) — in the
+    /// same transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`],
+    /// [`StoreError::CheckpointConflict`] if a different checkpoint is stored for that step.
+    pub fn put_checkpoint(
+        &mut self,
+        id: RunId,
+        step: u64,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        self.batch(|b| b.put_checkpoint(id, step, bytes, digest))
+    }
+
+    /// The checkpoint with the highest step of a run, if any: what `resume` loads.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn latest_checkpoint(&self, id: RunId) -> Result<Option<Checkpoint>, StoreError> {
+        require_run(&self.conn, id)?;
+        let ctx = || format!("read latest checkpoint of run {id}");
+        let row = self
+            .conn
+            .query_row(
+                "SELECT step, bytes, digest, created_at_ms FROM checkpoints WHERE run_id = ?1 \
+                 ORDER BY step DESC LIMIT 1",
+                [id.0],
+                |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .ctx(ctx)?;
+        row.map(|(step, bytes, digest, created_at_ms)| {
+            Ok(Checkpoint { run: id, step: to_u64(step, ctx)?, bytes, digest, created_at_ms })
+        })
+        .transpose()
+    }
+
+    /// The steps of the stored checkpoints of a run, ascending.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn checkpoint_steps(&self, id: RunId) -> Result<Vec<u64>, StoreError> {
+        require_run(&self.conn, id)?;
+        let ctx = || format!("list checkpoints of run {id}");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT step FROM checkpoints WHERE run_id = ?1 ORDER BY step")
+            .ctx(ctx)?;
+        let rows = stmt.query_map([id.0], |r| r.get::<_, i64>(0)).ctx(ctx)?;
+        rows.map(|row| to_u64(row.ctx(ctx)?, ctx)).collect()
+    }
+
+    /// Deletes all but the `keep_last` highest-step checkpoints of a run; returns how many were
+    /// deleted. (SQLite reuses the freed pages; the file does not shrink without `VACUUM`.)
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn prune_checkpoints(&mut self, id: RunId, keep_last: NonZeroUsize) -> Result<usize, StoreError> {
+        self.batch(|b| b.prune_checkpoints(id, keep_last))
+    }
+
+    // --- results -------------------------------------------------------------------------
+
+    /// Stores (or replaces) a named report of a run, e.g. a credit table.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn put_result(&mut self, id: RunId, name: &str, body: &Value) -> Result<(), StoreError> {
+        self.batch(|b| b.put_result(id, name, body))
+    }
+
+    /// The named report of a run, if stored.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn result(&self, id: RunId, name: &str) -> Result<Option<Value>, StoreError> {
+        require_run(&self.conn, id)?;
+        let what = || format!("result {name} of run {id}");
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT body FROM results WHERE run_id = ?1 AND name = ?2", params![id.0, name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ctx(|| format!("read {}", what()))?;
+        text.map(|t| parse_json(&t, what)).transpose()
+    }
+
+    /// All reports of a run as (name, body), ordered by name.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn results(&self, id: RunId) -> Result<Vec<(String, Value)>, StoreError> {
+        require_run(&self.conn, id)?;
+        let ctx = || format!("read results of run {id}");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, body FROM results WHERE run_id = ?1 ORDER BY name")
+            .ctx(ctx)?;
+        let rows =
+            stmt.query_map([id.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).ctx(ctx)?;
+        rows.map(|row| {
+            let (name, text) = row.ctx(ctx)?;
+            let body = parse_json(&text, || format!("result {name} of run {id}"))?;
+            Ok((name, body))
+        })
+        .collect()
+    }
+
+    // --- artifacts -----------------------------------------------------------------------
+
+    /// Stores a versioned artifact (a trained piece) under its content hash. Idempotent:
+    /// storing the same kind and body again is a no-op (the first name and source are kept).
+    ///
+    /// # Errors
+    /// [`StoreError::ArtifactConflict`] if a different kind or body is stored under `hash`,
+    /// [`StoreError::RunNotFound`] if `source_run` does not exist.
+    pub fn put_artifact(
+        &mut self,
+        hash: &str,
+        kind: &str,
+        name: &str,
+        body: &Value,
+        source_run: Option<RunId>,
+    ) -> Result<(), StoreError> {
+        self.batch(|b| b.put_artifact(hash, kind, name, body, source_run))
+    }
+
+    /// The artifact stored under `hash`, if any.
+    pub fn artifact(&self, hash: &str) -> Result<Option<ArtifactRecord>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE hash = ?1"),
+                [hash],
+                ArtifactRow::read,
+            )
+            .optional()
+            .ctx(|| format!("read artifact {hash}"))?;
+        row.map(ArtifactRow::into_record).transpose()
+    }
+
+    /// All artifacts of a kind, oldest first.
+    pub fn artifacts(&self, kind: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
+        let ctx = || format!("list artifacts of kind {kind}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE kind = ?1 ORDER BY created_at_ms, hash"
+            ))
+            .ctx(ctx)?;
+        let rows = stmt.query_map([kind], ArtifactRow::read).ctx(ctx)?;
+        rows.map(|row| row.ctx(ctx)?.into_record()).collect()
+    }
+}
+
+/// Per-connection settings (they are not stored in the file, so every open sets them).
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    // A clock before 1970 is a broken clock; 0 is as good an answer as any, and times are
+    // informational only (never part of a digest).
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The status of a run, or `None` if there is no such run.
+pub(crate) fn run_status(conn: &Connection, id: RunId) -> Result<Option<RunStatus>, StoreError> {
+    let status: Option<String> = conn
+        .query_row("SELECT status FROM runs WHERE id = ?1", [id.0], |r| r.get(0))
+        .optional()
+        .ctx(|| format!("look up run {id}"))?;
+    status
+        .map(|s| {
+            RunStatus::parse(&s)
+                .ok_or_else(|| StoreError::Corrupt(format!("run {id} has unknown status {s:?}")))
+        })
+        .transpose()
+}
+
+/// Fails with [`StoreError::RunNotFound`] unless the run exists. Checked explicitly (not left
+/// to the foreign keys) so the error names the id, and so reads of a missing run are an error
+/// rather than an empty list.
+pub(crate) fn require_run(conn: &Connection, id: RunId) -> Result<(), StoreError> {
+    let found: Option<i64> = conn
+        .query_row("SELECT 1 FROM runs WHERE id = ?1", [id.0], |r| r.get(0))
+        .optional()
+        .ctx(|| format!("look up run {id}"))?;
+    found.map(|_| ()).ok_or(StoreError::RunNotFound(id))
+}
+
+pub(crate) fn to_i64(value: u64, what: impl FnOnce() -> String) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange { what: what(), value })
+}
+
+fn to_u64(value: i64, what: impl FnOnce() -> String) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{} is negative ({value})", what())))
+}
+
+fn from_bits(bits: i64) -> f64 {
+    f64::from_bits(bits as u64)
+}
+
+/// Digests are lowercase hex, as `gristmill_core::digest` writes them; one spelling only, so
+/// digests compare as strings.
+pub(crate) fn check_digest(digest: &str, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if !digest.is_empty() && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidDigest { what: what(), value: digest.to_string() })
+    }
+}
+
+pub(crate) fn json_text(value: &Value, what: impl FnOnce() -> String) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|source| StoreError::Json { what: what(), source })
+}
+
+pub(crate) fn parse_json(text: &str, what: impl FnOnce() -> String) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Json { what: what(), source })
+}
+
+const RUN_COLUMNS: &str = "id, kind, spec_hash, seed, steps, steps_done, threads, status, digest, summary, \
+                           error, config, parent_id, created_at_ms, updated_at_ms";
+
+/// A `runs` row as SQLite types. Reading happens in two stages because the row closure can
+/// only return SQLite errors, while decoding (JSON, status names) has errors of its own.
+struct RunRow {
+    id: i64,
+    kind: String,
+    spec_hash: String,
+    seed: i64,
+    steps: i64,
+    steps_done: i64,
+    threads: i64,
+    status: String,
+    digest: Option<String>,
+    summary: Option<String>,
+    error: Option<String>,
+    config: String,
+    parent: Option<i64>,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+impl RunRow {
+    fn read(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            spec_hash: r.get(2)?,
+            seed: r.get(3)?,
+            steps: r.get(4)?,
+            steps_done: r.get(5)?,
+            threads: r.get(6)?,
+            status: r.get(7)?,
+            digest: r.get(8)?,
+            summary: r.get(9)?,
+            error: r.get(10)?,
+            config: r.get(11)?,
+            parent: r.get(12)?,
+            created_at_ms: r.get(13)?,
+            updated_at_ms: r.get(14)?,
+        })
+    }
+
+    fn into_record(self) -> Result<RunRecord, StoreError> {
+        let id = RunId(self.id);
+        let status = RunStatus::parse(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("run {id} has unknown status {:?}", self.status)))?;
+        let threads = u32::try_from(self.threads)
+            .map_err(|_| StoreError::Corrupt(format!("run {id} has thread count {}", self.threads)))?;
+        Ok(RunRecord {
+            id,
+            kind: RunKind::from(self.kind.as_str()),
+            spec_hash: self.spec_hash,
+            seed: self.seed as u64, // undo the bit-cast of `create_run`
+            steps: to_u64(self.steps, || format!("steps of run {id}"))?,
+            steps_done: to_u64(self.steps_done, || format!("steps done of run {id}"))?,
+            threads,
+            status,
+            digest: self.digest,
+            summary: self.summary.map(|s| parse_json(&s, || format!("summary of run {id}"))).transpose()?,
+            error: self.error,
+            config: parse_json(&self.config, || format!("config of run {id}"))?,
+            parent: self.parent.map(RunId),
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.updated_at_ms,
+        })
+    }
+}
+
+const ARTIFACT_COLUMNS: &str = "hash, kind, name, body, source_run_id, created_at_ms";
+
+/// An `artifacts` row as SQLite types; see [`RunRow`] for why.
+struct ArtifactRow {
+    hash: String,
+    kind: String,
+    name: String,
+    body: String,
+    source_run: Option<i64>,
+    created_at_ms: i64,
+}
+
+impl ArtifactRow {
+    fn read(r: &Row<'_>) -> rusqlite::Result<ArtifactRow> {
+        Ok(ArtifactRow {
+            hash: r.get(0)?,
+            kind: r.get(1)?,
+            name: r.get(2)?,
+            body: r.get(3)?,
+            source_run: r.get(4)?,
+            created_at_ms: r.get(5)?,
+        })
+    }
+
+    fn into_record(self) -> Result<ArtifactRecord, StoreError> {
+        let body = parse_json(&self.body, || format!("body of artifact {}", self.hash))?;
+        Ok(ArtifactRecord {
+            hash: self.hash,
+            kind: self.kind,
+            name: self.name,
+            body,
+            source_run: self.source_run.map(RunId),
+            created_at_ms: self.created_at_ms,
+        })
+    }
+}

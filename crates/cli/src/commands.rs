@@ -1,0 +1,452 @@
+//! One function per subcommand.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use gristmill_core::spec::{EnvSpec, ValidSpec};
+use gristmill_core::SpecError;
+use gristmill_engine::{catalog, reference_policy, run_rollouts, Environment, RunOutcome};
+use gristmill_store::{NewRun, RunId, RunStatus, Store};
+use serde_json::json;
+
+use crate::output::{num, progress, table, write_json};
+
+/// `gristmill run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Spec file (TOML).
+    pub spec: PathBuf,
+    /// Root seed (default: the spec's `run.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Steps (default: the spec's `run.steps`).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Also write the result as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// `gristmill replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Run id to re-execute.
+    pub run_id: RunId,
+    /// Worker threads for the replay (may differ from the original).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The catalog of every kind the binary knows.
+fn full_catalog() -> gristmill_core::spec::Catalog<'static> {
+    catalog(gristmill_learn::TRAINABLE_POLICIES)
+}
+
+/// A spec that failed to load: printed as a list of problems, exit code 2.
+#[derive(Debug)]
+struct InvalidSpec(SpecError);
+
+impl std::fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl std::error::Error for InvalidSpec {}
+
+fn parse_and_validate(text: &str, origin: &str) -> Result<ValidSpec, SpecError> {
+    EnvSpec::parse(text, origin)?.validate(&full_catalog(), origin)
+}
+
+fn load_spec(path: &Path) -> anyhow::Result<(ValidSpec, String)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
+    let origin = path.display().to_string();
+    let valid = parse_and_validate(&text, &origin).map_err(InvalidSpec)?;
+    Ok((valid, text))
+}
+
+fn exit_for(e: anyhow::Error) -> anyhow::Result<ExitCode> {
+    if let Some(InvalidSpec(err)) = e.downcast_ref::<InvalidSpec>() {
+        eprintln!("{err}");
+        return Ok(ExitCode::from(2));
+    }
+    Err(e)
+}
+
+fn pool(threads: Option<usize>) -> anyhow::Result<(rayon::ThreadPool, usize)> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build()?;
+    Ok((pool, n))
+}
+
+/// Applies `--seed` and `--steps` overrides to a validated spec.
+fn with_overrides(mut valid: ValidSpec, seed: Option<u64>, steps: Option<u64>) -> anyhow::Result<ValidSpec> {
+    if let Some(s) = seed {
+        valid.spec.run.seed = s;
+    }
+    if let Some(s) = steps {
+        if s == 0 || s > gristmill_core::spec::limits::MAX_STEPS {
+            bail!("--steps {s} is out of range: expected 1..={}", gristmill_core::spec::limits::MAX_STEPS);
+        }
+        valid.spec.run.steps = s;
+    }
+    Ok(valid)
+}
+
+fn execute(
+    valid: ValidSpec,
+    threads: Option<usize>,
+    show_progress: bool,
+) -> anyhow::Result<(RunOutcome, usize)> {
+    let (pool, n) = pool(threads)?;
+    let seed = valid.spec.run.seed;
+    let steps = valid.spec.run.steps;
+    let policy = reference_policy(valid.policy_kind.name, &valid.policy_params).ok_or_else(|| {
+        anyhow!("policy kind `{}` cannot roll out without training", valid.policy_kind.name)
+    })?;
+    let epsilon =
+        if valid.policy_kind.name == "uniform" { 1.0 } else { valid.policy_params.float("error_rate") };
+    let env = pool.install(|| Environment::build(valid))?;
+    let pb = progress(steps, "rollouts");
+    if !show_progress {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let outcome =
+        pool.install(|| run_rollouts(&env, policy.as_ref(), seed, steps, epsilon, &|_| pb.inc(1)))?;
+    pb.finish_and_clear();
+    Ok((outcome, n))
+}
+
+pub fn run(db: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (valid, text) = match load_spec(&args.spec) {
+        Ok(v) => v,
+        Err(e) => return exit_for(e),
+    };
+    let valid = with_overrides(valid, args.seed, args.steps)?;
+    let mut store = Store::open(db)?;
+    store.put_spec(&valid.hash, &valid.spec.name, &text)?;
+    let (seed, steps) = (valid.spec.run.seed, valid.spec.run.steps);
+    let config = json!({ "seed": seed, "steps": steps, "threads": args.threads });
+    let threads_used =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let run_id = store.create_run(&NewRun {
+        kind: if crate::train::train_config(&valid).is_some() { "train".into() } else { "run".into() },
+        spec_hash: valid.hash.clone(),
+        seed,
+        steps,
+        threads: threads_used as u32,
+        config,
+        parent: None,
+    })?;
+    let spec_hash = valid.hash.clone();
+    let name = valid.spec.name.clone();
+    if let Some(config) = crate::train::train_config(&valid) {
+        return train_run(&mut store, run_id, valid, config, args.threads, args.json.as_deref(), false);
+    }
+    let outcome = match execute(valid, args.threads, true) {
+        Ok((o, _)) => o,
+        Err(e) => {
+            store.fail_run(run_id, &format!("{e:#}"))?;
+            return Err(e);
+        }
+    };
+    for s in &outcome.steps {
+        store.put_step_metrics(run_id, s.step, &s.values)?;
+    }
+    for p in &outcome.pieces {
+        store.put_piece_summary(run_id, &p.id, &p.kind, &serde_json::to_value(p)?)?;
+    }
+    let summary = summary_json(run_id, &spec_hash, seed, &outcome);
+    store.finish_run(run_id, &outcome.digest, &summary)?;
+
+    println!(
+        "run {run_id}: {name} (spec {}), seed {seed}, {steps} steps, {} samples",
+        &spec_hash[..12],
+        outcome.samples
+    );
+    print_outcome(&outcome);
+    println!("digest {}", outcome.digest);
+    if let Some(path) = &args.json {
+        write_json(path, &summary)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary_json(run_id: RunId, spec_hash: &str, seed: u64, o: &RunOutcome) -> serde_json::Value {
+    let pieces: serde_json::Map<String, serde_json::Value> = o
+        .pieces
+        .iter()
+        .map(|p| {
+            (
+                p.id.clone(),
+                json!({ "kind": p.kind, "weight": p.weight, "mean_reward": p.mean_reward, "agreement": p.agreement }),
+            )
+        })
+        .collect();
+    json!({
+        "run_id": run_id.0,
+        "spec_hash": spec_hash,
+        "seed": seed,
+        "digest": o.digest,
+        "samples": o.samples,
+        "gold_mean": o.gold_mean,
+        "pieces": pieces,
+        "episodes": o.episodes,
+    })
+}
+
+fn print_outcome(o: &RunOutcome) {
+    let mut t = table(&["piece", "kind", "weight", "mean reward", "agreement with gold"]);
+    for p in &o.pieces {
+        t.add_row(vec![
+            comfy_table::Cell::new(&p.id),
+            comfy_table::Cell::new(&p.kind),
+            num(Some(p.weight), 2),
+            num(p.mean_reward, 4),
+            num(p.agreement, 4),
+        ]);
+    }
+    t.add_row(vec![
+        comfy_table::Cell::new("(gold)"),
+        comfy_table::Cell::new("exact match"),
+        num(None, 2),
+        num(Some(o.gold_mean), 4),
+        num(Some(1.0), 4),
+    ]);
+    println!("{t}");
+    if !o.episodes.is_empty() {
+        let mut t = table(&["episode source", "forks", "env steps", "mean return"]);
+        for e in &o.episodes {
+            t.add_row(vec![
+                comfy_table::Cell::new(&e.id),
+                num(Some(e.forks as f64), 0),
+                num(Some(e.steps as f64), 0),
+                num(Some(e.mean_return), 4),
+            ]);
+        }
+        println!("{t}");
+    }
+}
+
+/// Trains (from scratch or from the run's last checkpoint), stores and reports.
+fn train_run(
+    store: &mut Store,
+    run_id: RunId,
+    valid: ValidSpec,
+    config: gristmill_learn::TrainConfig,
+    threads: Option<usize>,
+    json_path: Option<&Path>,
+    resume: bool,
+) -> anyhow::Result<ExitCode> {
+    let (pool, _) = pool(threads)?;
+    let (seed, steps, spec_hash, name) =
+        (valid.spec.run.seed, valid.spec.run.steps, valid.hash.clone(), valid.spec.name.clone());
+    let prepared = pool.install(|| crate::train::prepare(valid, config, store, run_id, resume));
+    let (mut trainer, mut credit, mut reward_sums, gold_before) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            store.fail_run(run_id, &format!("{e:#}"))?;
+            return Err(e);
+        }
+    };
+    let from = trainer.state.step;
+    let outcome = pool.install(|| {
+        crate::train::train_loop(
+            store,
+            run_id,
+            &mut trainer,
+            &mut credit,
+            &mut reward_sums,
+            gold_before,
+            steps,
+            true,
+        )
+    })?;
+    let mut summary = crate::train::train_json(&trainer, &outcome);
+    let extra = json!({ "run_id": run_id.0, "spec_hash": spec_hash, "seed": seed, "digest": outcome.digest, "steps": steps });
+    if let (Some(obj), Some(extra)) = (summary.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    for p in trainer.env.pieces.iter() {
+        store.put_piece_summary(run_id, &p.id, p.kind_name, &summary["pieces"][&p.id])?;
+    }
+    store.finish_run(run_id, &outcome.digest, &summary)?;
+    println!(
+        "run {run_id}: {name} (spec {}), seed {seed}, trained steps {from}..{steps} with {}",
+        &spec_hash[..12],
+        trainer.config.arch_name()
+    );
+    crate::train::print_train(&trainer, &outcome);
+    println!("digest {}", outcome.digest);
+    if let Some(path) = json_path {
+        write_json(path, &summary)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gristmill resume RUN_ID`.
+pub fn resume(
+    db: &Path,
+    run_id: RunId,
+    threads: Option<usize>,
+    json_path: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let mut store = Store::open(db)?;
+    let run = store.run(run_id)?;
+    let spec = store
+        .spec(&run.spec_hash)?
+        .ok_or_else(|| anyhow!("spec {} of run {} is missing", run.spec_hash, run.id))?;
+    let valid = parse_and_validate(&spec.text, &format!("run {run_id} spec")).map_err(|e| anyhow!("{e}"))?;
+    let valid = with_overrides(valid, Some(run.seed), Some(run.steps))?;
+    let config = crate::train::train_config(&valid).ok_or_else(|| {
+        anyhow!("run {run_id} does not train (policy `{}`); nothing to resume", valid.policy_kind.name)
+    })?;
+    match run.status {
+        RunStatus::Finished => {
+            println!("run {run_id} already finished (digest {})", run.digest.unwrap_or_default());
+            return Ok(ExitCode::SUCCESS);
+        }
+        RunStatus::Failed => {
+            bail!(
+                "run {run_id} failed ({}); resuming would fail again at the same step",
+                run.error.unwrap_or_default()
+            )
+        }
+        RunStatus::Running | RunStatus::Stopped => {}
+    }
+    train_run(&mut store, run_id, valid, config, threads, json_path, true)
+}
+
+pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
+    match load_spec(path) {
+        Ok((valid, _)) => {
+            println!(
+                "{}: ok ({} sources, {} pieces, {} episode sources; spec hash {})",
+                path.display(),
+                valid.spec.sources.len(),
+                valid.spec.pieces.len(),
+                valid.spec.episodes.len(),
+                &valid.hash[..12]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => exit_for(e),
+    }
+}
+
+pub fn tasks() -> anyhow::Result<ExitCode> {
+    let c = full_catalog();
+    let mut t = table(&["family", "turns", "knobs", "answer space (defaults)", "answer format"]);
+    for f in c.families {
+        let knobs = f.knobs.iter().map(|k| format!("{}: {}", k.name, k.describe_range())).collect::<Vec<_>>();
+        let src = (f.build)(&gristmill_core::params::Params::defaults(f.knobs));
+        let a = src.answers();
+        t.add_row(vec![
+            f.name.to_string(),
+            "1".into(),
+            knobs.join("\n"),
+            format!("{}..={} ({} answers)", a.lo, a.hi(), a.size),
+            f.answer_format.to_string(),
+        ]);
+    }
+    for f in c.episodes {
+        let knobs = f.knobs.iter().map(|k| format!("{}: {}", k.name, k.describe_range())).collect::<Vec<_>>();
+        t.add_row(vec![
+            f.name.to_string(),
+            "multi".into(),
+            knobs.join("\n"),
+            "-".into(),
+            f.action_format.to_string(),
+        ]);
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pieces() -> anyhow::Result<ExitCode> {
+    let c = full_catalog();
+    let mut t = table(&["kind", "does", "params"]);
+    for k in c.pieces {
+        let params =
+            k.params.iter().map(|p| format!("{}: {}", p.name, p.describe_range())).collect::<Vec<_>>();
+        t.add_row(vec![k.name.to_string(), k.kind.to_string(), params.join("\n")]);
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open(db)?;
+    let run = store.run(args.run_id)?;
+    let digest =
+        run.digest.clone().ok_or_else(|| anyhow!("run {} has no digest (status {})", run.id, run.status))?;
+    let spec = store
+        .spec(&run.spec_hash)?
+        .ok_or_else(|| anyhow!("spec {} of run {} is missing", run.spec_hash, run.id))?;
+    let origin = format!("run {} spec", run.id);
+    let valid = parse_and_validate(&spec.text, &origin).map_err(|e| anyhow!("{e}"))?;
+    let valid = with_overrides(valid, Some(run.seed), Some(run.steps))?;
+    let (outcome, n) = execute(valid, args.threads, true)?;
+    let stored = store.step_metrics(run.id)?;
+    let mut differences = Vec::new();
+    let recomputed: Vec<(u64, &str, f64)> = outcome
+        .steps
+        .iter()
+        .flat_map(|s| s.values.iter().map(move |(k, v)| (s.step, k.as_str(), *v)))
+        .collect();
+    if stored.len() != recomputed.len() {
+        differences.push(format!("{} stored metrics, {} recomputed", stored.len(), recomputed.len()));
+    }
+    let mut stored_sorted: Vec<(u64, String, f64)> =
+        stored.iter().map(|m| (m.step, m.name.clone(), m.value)).collect();
+    stored_sorted.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut re_sorted: Vec<(u64, String, f64)> =
+        recomputed.iter().map(|(s, k, v)| (*s, k.to_string(), *v)).collect();
+    re_sorted.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (a, b) in stored_sorted.iter().zip(&re_sorted) {
+        if a.0 != b.0 || a.1 != b.1 || a.2.to_bits() != b.2.to_bits() {
+            differences
+                .push(format!("step {} {}: stored {} ≠ replayed {} ({} {})", a.0, a.1, a.2, b.2, b.0, b.1));
+        }
+    }
+    if outcome.digest != digest {
+        differences.push(format!("digest: stored {digest} ≠ replayed {}", outcome.digest));
+    }
+    println!("replayed run {} with {n} threads: {} metrics compared", run.id, re_sorted.len());
+    if differences.is_empty() {
+        println!("identical: digest {digest}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for d in differences.iter().take(20) {
+            println!("DIFFERENT {d}");
+        }
+        println!("{} differences", differences.len());
+        Ok(ExitCode::from(1))
+    }
+}
+
+pub fn runs(db: &Path, limit: u32) -> anyhow::Result<ExitCode> {
+    let store = Store::open(db)?;
+    let mut t = table(&["id", "kind", "status", "seed", "steps", "digest"]);
+    for r in store.list_runs(limit as usize)? {
+        t.add_row(vec![
+            r.id.to_string(),
+            r.kind.to_string(),
+            r.status.to_string(),
+            r.seed.to_string(),
+            format!("{}/{}", r.steps_done, r.steps),
+            r.digest.as_deref().map(|d| d[..16.min(d.len())].to_string()).unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,271 @@
+//! An environment assembled from a validated spec: sources, pieces, the gold suite, and the
+//! keyed sampling of training tasks.
+
+use std::sync::Arc;
+
+use gristmill_core::piece::{PieceKind, RewardPiece, ScoreKey};
+use gristmill_core::policy::Response;
+use gristmill_core::rng::{derive_seed, stream, Purpose};
+use gristmill_core::spec::{Catalog, PolicyKindInfo, ValidSpec};
+use gristmill_core::task::{generate_task, Split, Task, TaskKey, TaskSource};
+use gristmill_pieces::{BuildContext, BuiltPiece, Curriculum, Hint};
+use rand::Rng;
+use rayon::prelude::*;
+
+use crate::error::EngineError;
+
+/// One piece of an assembled environment.
+pub struct EnvPiece {
+    /// Spec id.
+    pub id: String,
+    /// Kind name as written in the spec (e.g. `noisy_verifier`).
+    pub kind_name: &'static str,
+    /// What the piece does.
+    pub kind: PieceKind,
+    /// Channel weight `w_i` in `r = Σ w_i r_i` (reward pieces).
+    pub weight: f64,
+    /// The built piece.
+    pub built: BuiltPiece,
+}
+
+impl EnvPiece {
+    /// The reward scorer, for reward pieces.
+    pub fn scorer(&self) -> Option<&dyn RewardPiece> {
+        match &self.built {
+            BuiltPiece::Reward(r) => Some(r.as_ref()),
+            BuiltPiece::RewardModel(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Which pieces are switched on. A switched-off reward piece's channel is removed (scores
+/// 0 with weight 0); a switched-off curriculum samples by the spec's mixture weights; a
+/// switched-off hint is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Coalition {
+    /// One flag per piece, in spec order.
+    pub on: Vec<bool>,
+}
+
+impl Coalition {
+    /// All pieces on.
+    pub fn all(n: usize) -> Self {
+        Coalition { on: vec![true; n] }
+    }
+    /// The coalition whose members are the set bits of `mask`.
+    pub fn from_mask(n: usize, mask: u64) -> Self {
+        Coalition { on: (0..n).map(|i| mask >> i & 1 == 1).collect() }
+    }
+}
+
+/// An environment ready to roll out.
+#[derive(Clone)]
+pub struct Environment {
+    /// The validated spec.
+    pub spec: Arc<ValidSpec>,
+    /// Single-turn sources, in spec order.
+    pub sources: Arc<Vec<Box<dyn TaskSource>>>,
+    /// Pieces, in spec order.
+    pub pieces: Arc<Vec<EnvPiece>>,
+    /// Positions in `pieces` of the reward pieces, in channel order.
+    pub channels: Vec<usize>,
+    /// Which pieces are on.
+    pub coalition: Coalition,
+}
+
+/// The catalog of everything the built-in crates provide, plus extra policy kinds (the
+/// learner's) supplied by the caller.
+pub fn catalog(extra_policies: &'static [PolicyKindInfo]) -> Catalog<'static> {
+    let policies: &'static [PolicyKindInfo] = if extra_policies.is_empty() {
+        crate::policy::REFERENCE_POLICIES
+    } else {
+        let mut all = crate::policy::REFERENCE_POLICIES.to_vec();
+        all.extend_from_slice(extra_policies);
+        Box::leak(all.into_boxed_slice())
+    };
+    Catalog {
+        families: gristmill_tasks::families(),
+        episodes: gristmill_tasks::episode_families(),
+        pieces: gristmill_pieces::kinds(),
+        policies,
+    }
+}
+
+impl Environment {
+    /// Builds every source and piece of a validated spec (reward models train here, on the
+    /// spec's seed).
+    pub fn build(spec: ValidSpec) -> Result<Environment, EngineError> {
+        let sources: Vec<Box<dyn TaskSource>> =
+            spec.source_families.iter().zip(&spec.source_knobs).map(|(f, k)| (f.build)(k)).collect();
+        let source_refs: Vec<&dyn TaskSource> = sources.iter().map(|s| s.as_ref()).collect();
+        let source_ids: Vec<String> = spec.spec.sources.iter().map(|s| s.id.clone()).collect();
+        let source_weights: Vec<f64> = spec.spec.sources.iter().map(|s| s.weight).collect();
+        let ctx = BuildContext {
+            seed: spec.spec.run.seed,
+            sources: &source_refs,
+            source_ids: &source_ids,
+            source_weights: &source_weights,
+            eval_fraction: spec.spec.eval.fraction,
+        };
+        let mut pieces = Vec::with_capacity(spec.spec.pieces.len());
+        for (i, p) in spec.spec.pieces.iter().enumerate() {
+            let info = &spec.piece_kinds[i];
+            let built = gristmill_pieces::build(info, &p.id, &spec.piece_params[i], &ctx)
+                .map_err(|e| EngineError::Piece { id: p.id.clone(), message: e.to_string() })?;
+            pieces.push(EnvPiece {
+                id: p.id.clone(),
+                kind_name: info.name,
+                kind: info.kind,
+                weight: p.weight,
+                built,
+            });
+        }
+        let channels = (0..pieces.len()).filter(|&i| pieces[i].kind.is_reward()).collect();
+        let n = pieces.len();
+        Ok(Environment {
+            spec: Arc::new(spec),
+            sources: Arc::new(sources),
+            pieces: Arc::new(pieces),
+            channels,
+            coalition: Coalition::all(n),
+        })
+    }
+
+    /// The same environment with only `coalition`'s pieces on.
+    pub fn with_coalition(&self, coalition: Coalition) -> Environment {
+        Environment { coalition, ..self.clone() }
+    }
+
+    /// The root seed the spec names.
+    pub fn seed(&self) -> u64 {
+        self.spec.spec.run.seed
+    }
+
+    /// Channel ids in channel order.
+    pub fn channel_ids(&self) -> Vec<String> {
+        self.channels.iter().map(|&i| self.pieces[i].id.clone()).collect()
+    }
+
+    /// Channel weights (0 for switched-off pieces), in channel order.
+    pub fn channel_weights(&self) -> Vec<f64> {
+        self.channels
+            .iter()
+            .map(|&i| if self.coalition.on[i] { self.pieces[i].weight } else { 0.0 })
+            .collect()
+    }
+
+    /// The active curriculum, if any.
+    pub fn curriculum(&self) -> Option<&Curriculum> {
+        self.pieces.iter().enumerate().find_map(|(i, p)| match &p.built {
+            BuiltPiece::Curriculum(c) if self.coalition.on[i] => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The active hint, if any.
+    pub fn hint(&self) -> Option<&Hint> {
+        self.pieces.iter().enumerate().find_map(|(i, p)| match &p.built {
+            BuiltPiece::Hint(h) if self.coalition.on[i] => Some(h),
+            _ => None,
+        })
+    }
+
+    /// The spec's mixture weights over sources, normalized: the reference distribution `p₀`.
+    pub fn mixture(&self) -> Vec<f64> {
+        let w: Vec<f64> = self.spec.spec.sources.iter().map(|s| s.weight).collect();
+        let total: f64 = w.iter().sum();
+        w.iter().map(|x| x / total).collect()
+    }
+
+    /// The distribution training tasks are drawn from: the curriculum's when one is on,
+    /// else the mixture.
+    pub fn sampling_distribution(&self) -> Vec<f64> {
+        match self.curriculum() {
+            Some(c) => c.weights.clone(),
+            None => self.mixture(),
+        }
+    }
+
+    /// The source of training-task slot `index` at `step`: inverse CDF of one keyed uniform,
+    /// so coalitions with different distributions still share their random numbers.
+    pub fn draw_source(&self, weights: &[f64], seed: u64, step: u64, index: u64) -> u32 {
+        let u: f64 = stream(seed, Purpose::SOURCE, step, index).random();
+        let total: f64 = weights.iter().sum();
+        let mut acc = 0.0;
+        let mut last_positive = 0;
+        for (i, w) in weights.iter().enumerate() {
+            if *w > 0.0 {
+                last_positive = i;
+                acc += w / total;
+                if u < acc {
+                    return i as u32;
+                }
+            }
+        }
+        last_positive as u32
+    }
+
+    /// Training task for slot `index` at `step`, drawn from `weights`, with the hint shown
+    /// according to `hint_probability` (keyed, so the decision is common across coalitions).
+    pub fn training_task(
+        &self,
+        weights: &[f64],
+        hint_probability: Option<f64>,
+        seed: u64,
+        step: u64,
+        index: u64,
+    ) -> Result<Task, EngineError> {
+        let source = self.draw_source(weights, seed, step, index);
+        let key =
+            TaskKey { seed: derive_seed(seed, Purpose::TASK, step, 0), source, index, split: Split::Train };
+        let mut task = self.task(key)?;
+        if let Some(probability) = hint_probability {
+            if (Hint { probability }).shows(seed, step, index) {
+                task.hint = Some(task.hint_digit());
+            }
+        }
+        Ok(task)
+    }
+
+    /// Regenerates the task named by `key`.
+    pub fn task(&self, key: TaskKey) -> Result<Task, EngineError> {
+        let s = key.source as usize;
+        let source = self.sources.get(s).ok_or_else(|| EngineError::UnknownSource { index: key.source })?;
+        Ok(generate_task(source.as_ref(), &self.spec.spec.sources[s].id, key, self.spec.spec.eval.fraction)?)
+    }
+
+    /// The gold eval suite: `eval.size` tasks round-robin over the eval sources, from the
+    /// eval seed, on the eval side of the content partition (so never seen in training).
+    pub fn eval_suite(&self) -> Result<Vec<Task>, EngineError> {
+        let eval = &self.spec.spec.eval;
+        let srcs = &self.spec.eval_sources;
+        (0..eval.size as u64)
+            .into_par_iter()
+            .map(|i| {
+                let source = srcs[(i % srcs.len() as u64) as usize] as u32;
+                self.task(TaskKey { seed: eval.seed, source, index: i, split: Split::Eval })
+            })
+            .collect()
+    }
+
+    /// The reward vector of `response` to `task`: one entry per channel (0 for switched-off
+    /// channels).
+    pub fn score_into(&self, task: &Task, response: &Response, key: ScoreKey, out: &mut Vec<f64>) {
+        for &i in &self.channels {
+            let p = &self.pieces[i];
+            let r = match (self.coalition.on[i], p.scorer()) {
+                (true, Some(s)) => s.score(task, response, key),
+                _ => 0.0,
+            };
+            out.push(r);
+        }
+    }
+
+    /// The reward vector of `response` to `task`.
+    pub fn score(&self, task: &Task, response: &Response, key: ScoreKey) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.channels.len());
+        self.score_into(task, response, key, &mut out);
+        out
+    }
+}

@@ -1,0 +1,40 @@
+//! Engine errors.
+
+use gristmill_core::TaskError;
+
+/// What can go wrong assembling or rolling out an environment.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A piece failed to build.
+    #[error("piece `{id}`: {message}")]
+    Piece {
+        /// Piece id.
+        id: String,
+        /// Why.
+        message: String,
+    },
+    /// A task could not be generated.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// A task key names a source the environment does not have.
+    #[error("unknown source index {index}")]
+    UnknownSource {
+        /// The index.
+        index: u32,
+    },
+    /// A reward was not finite.
+    #[error("step {step}: channel `{channel}` gave a non-finite reward {value} (sample {index})")]
+    NonFiniteReward {
+        /// Step.
+        step: u64,
+        /// Sample index.
+        index: u64,
+        /// Channel id.
+        channel: String,
+        /// The value.
+        value: f64,
+    },
+    /// A policy kind is not one the engine can roll out by itself.
+    #[error("policy kind `{0}` is not a reference policy; trainable policies run through the learner")]
+    NotReference(String),
+}

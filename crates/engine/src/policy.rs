@@ -1,0 +1,83 @@
+//! Reference policies: uniform random, and an oracle that errs with rate ε.
+
+use gristmill_core::params::{ParamSpec, Params};
+use gristmill_core::policy::{Policy, Response};
+use gristmill_core::rng::KeyedRng;
+use gristmill_core::spec::PolicyKindInfo;
+use gristmill_core::task::{Task, TaskSource};
+use rand::Rng;
+
+/// Answers uniformly at random over the task's answer space.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UniformPolicy;
+
+impl Policy for UniformPolicy {
+    fn name(&self) -> String {
+        "uniform".into()
+    }
+    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
+        let i = rng.random_range(0..task.answers.size as usize);
+        Response::from_answer(source, task.answers.value(i))
+    }
+}
+
+/// Answers the gold answer with probability `1 − ε`, otherwise a uniformly drawn wrong one.
+#[derive(Debug, Clone, Copy)]
+pub struct OraclePolicy {
+    /// ε, the error rate.
+    pub error_rate: f64,
+}
+
+impl Policy for OraclePolicy {
+    fn name(&self) -> String {
+        format!("oracle(error_rate={})", self.error_rate)
+    }
+    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
+        let gold = task.gold();
+        let size = task.answers.size as usize;
+        let u: f64 = rng.random();
+        if u >= self.error_rate || size < 2 {
+            return Response::from_answer(source, gold);
+        }
+        // A uniform wrong answer: draw among the size − 1 others and skip over gold.
+        let g = task.answers.index_of(gold).unwrap_or(0);
+        let mut i = rng.random_range(0..size - 1);
+        if i >= g {
+            i += 1;
+        }
+        Response::from_answer(source, task.answers.value(i))
+    }
+}
+
+const ORACLE_PARAMS: &[ParamSpec] = &[ParamSpec::float(
+    "error_rate",
+    0.0,
+    1.0,
+    0.3,
+    "probability of answering a uniformly drawn wrong answer",
+)];
+
+/// The reference policy kinds the engine provides.
+pub const REFERENCE_POLICIES: &[PolicyKindInfo] = &[
+    PolicyKindInfo {
+        name: "uniform",
+        doc: "Answers uniformly at random over the answer space (the chance baseline).",
+        trainable: false,
+        params: &[],
+    },
+    PolicyKindInfo {
+        name: "oracle",
+        doc: "Answers the gold answer with probability 1 − error_rate, otherwise a uniform wrong answer.",
+        trainable: false,
+        params: ORACLE_PARAMS,
+    },
+];
+
+/// Builds a reference policy by kind name, or `None` if the kind is not a reference policy.
+pub fn reference_policy(kind: &str, params: &Params) -> Option<Box<dyn Policy>> {
+    match kind {
+        "uniform" => Some(Box::new(UniformPolicy)),
+        "oracle" => Some(Box::new(OraclePolicy { error_rate: params.float("error_rate") })),
+        _ => None,
+    }
+}

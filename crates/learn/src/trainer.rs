@@ -1,0 +1,508 @@
+//! The channel-split GRPO trainer.
+//!
+//! A step samples `B` tasks (from the curriculum's distribution `q` over sources, hints
+//! shown with the hint piece's probability) and `G` answers per task from the policy. Piece
+//! `c` gives reward `r_c`; the advantage splits by channel,
+//! `A_c = w_c (r_c − mean_group(r_c)) / σ`, with `σ` shared (std of `r = Σ w_c r_c`) or per
+//! channel (std of `r_c`). The policy gradient `g = (1/BG) Σ_j A_j ∇log π(y_j|x_j)` then
+//! splits into **cells** (credit channel × source):
+//!
+//! * reward channel `c`, source `s`: `(1/BG) Σ_{j∈s} A_{j,c} ρ_j ∇log π(y_j|x_j)`, where
+//!   `ρ_j = p₀(s)/q(s)` is the importance weight of reference sampling and `x_j` is the
+//!   observation **without** hint;
+//! * curriculum: `(1/BG) Σ_j A_j (1 − ρ_j) ∇log π(y_j|x_j)` — what sampling from `q` instead
+//!   of `p₀` added;
+//! * hint: `(1/BG) Σ_j A_j (∇log π(y_j|x^h_j) − ∇log π(y_j|x_j))` — what showing the hint
+//!   added;
+//! * `kl` (when β > 0): `−β ∇ (1/B) Σ_t KL(π_θ(·|x^h_t) ‖ π_θ₀(·|x^h_t))`, exact over answers;
+//! * `weight_decay` (when λ > 0): `−λθ`, in a `(global)` source column.
+//!
+//! The cells sum to the ordinary gradient exactly (up to floating-point addition order), and
+//! the [`SplitOptimizer`] turns them into per-cell steps that sum to the real step.
+
+use gristmill_core::digest::Digest;
+use gristmill_core::piece::{PieceKind, ScoreKey};
+use gristmill_core::policy::Response;
+use gristmill_core::rng::{stream, Purpose};
+use gristmill_engine::Environment;
+use rand::Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Normalization, TrainConfig, SIGMA_EPS};
+use crate::metric::{metric, metric_and_grad};
+use crate::model::{inverse_cdf, softmax, Activations, Encoded, Model};
+use crate::optim::SplitOptimizer;
+use crate::LearnError;
+
+/// What a credit channel is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// A reward piece (its position in the environment's pieces).
+    Reward(usize),
+    /// The curriculum piece.
+    Curriculum(usize),
+    /// The hint piece.
+    Hint(usize),
+    /// KL to the initial policy.
+    Kl,
+    /// Weight decay.
+    WeightDecay,
+}
+
+/// A row of the credit table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreditChannel {
+    /// Piece id, or `kl` / `weight_decay`.
+    pub id: String,
+    /// What it is.
+    pub kind: ChannelKind,
+}
+
+/// Tasks per parallel chunk of the gradient pass (fixed: the reduction order never depends
+/// on the thread count).
+const TASK_CHUNK: usize = 8;
+
+/// What one step did.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Step number.
+    pub step: u64,
+    /// Parameters before the step.
+    pub theta_before: Vec<f64>,
+    /// Per-cell steps `Δθ_{c,s}`, flat `[channel][source column]` (see [`Trainer::cell`]).
+    pub deltas: Vec<Vec<f64>>,
+    /// `M(θ)` before the step.
+    pub metric_before: f64,
+    /// `M(θ)` after the step.
+    pub metric_after: f64,
+    /// Mean training reward per reward channel (environment channel order).
+    pub train_reward: Vec<f64>,
+    /// Exact-match rate of the step's samples.
+    pub train_gold: f64,
+    /// Samples per source column (the last column, `(global)`, is always 0).
+    pub samples_per_source: Vec<u64>,
+    /// Digest of the run so far.
+    pub digest: String,
+}
+
+/// Trainer state that a checkpoint restores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Steps done.
+    pub step: u64,
+    /// Parameters.
+    pub theta: Vec<f64>,
+    /// Optimizer state.
+    pub optimizer: SplitOptimizer,
+    /// `M(θ)` now.
+    pub metric: f64,
+    /// Chained digest so far.
+    pub digest: String,
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    /// The environment (its coalition decides which pieces train the policy).
+    pub env: Environment,
+    /// Settings.
+    pub config: TrainConfig,
+    /// Policy shape.
+    pub model: Model,
+    /// Initial parameters (for the KL pseudo-piece).
+    pub theta0: Vec<f64>,
+    /// Root seed.
+    pub seed: u64,
+    /// The gold suite, encoded (never with hints).
+    pub suite: Vec<Encoded>,
+    /// Source of each suite task.
+    pub suite_sources: Vec<usize>,
+    /// Credit channels (rows).
+    pub channels: Vec<CreditChannel>,
+    /// Mutable state.
+    pub state: TrainState,
+}
+
+struct TaskRollout {
+    source: usize,
+    hinted: Encoded,
+    plain: Encoded,
+    act_h: Activations,
+    act_0: Activations,
+    p_h: Vec<f64>,
+    p_0: Vec<f64>,
+    picks: Vec<usize>,
+    rewards: Vec<f64>,
+    key: String,
+    values: Vec<i64>,
+    gold: Vec<f64>,
+}
+
+impl Trainer {
+    /// A trainer at step 0.
+    pub fn new(env: Environment, config: TrainConfig, seed: u64) -> Result<Trainer, LearnError> {
+        let spaces: Vec<_> = env.sources.iter().map(|s| s.answers()).collect();
+        let dims: Vec<_> = env.sources.iter().map(|s| s.feature_dim()).collect();
+        let model = Model::new(config.arch, &spaces, &dims);
+        let theta0 = model.init(seed, config.init_scale);
+        let tasks = env.eval_suite()?;
+        let suite: Vec<Encoded> = tasks.iter().map(|t| model.encode(t)).collect();
+        let suite_sources = tasks.iter().map(|t| t.key.source as usize).collect();
+        let mut channels: Vec<CreditChannel> = env
+            .channels
+            .iter()
+            .map(|&i| CreditChannel { id: env.pieces[i].id.clone(), kind: ChannelKind::Reward(i) })
+            .collect();
+        for (i, p) in env.pieces.iter().enumerate() {
+            match p.kind {
+                PieceKind::Curriculum => {
+                    channels.push(CreditChannel { id: p.id.clone(), kind: ChannelKind::Curriculum(i) })
+                }
+                PieceKind::Hint => {
+                    channels.push(CreditChannel { id: p.id.clone(), kind: ChannelKind::Hint(i) })
+                }
+                _ => {}
+            }
+        }
+        if config.kl > 0.0 {
+            channels.push(CreditChannel { id: "kl".into(), kind: ChannelKind::Kl });
+        }
+        if config.weight_decay > 0.0 {
+            channels.push(CreditChannel { id: "weight_decay".into(), kind: ChannelKind::WeightDecay });
+        }
+        let cells = channels.len() * (env.sources.len() + 1);
+        let optimizer = SplitOptimizer::new(config.optimizer, config.learning_rate, cells, model.len());
+        let metric = metric(&model, &theta0, &suite)?;
+        let mut d = Digest::new();
+        d.str(&env.spec.hash).u64(seed).f64(metric);
+        let state = TrainState { step: 0, theta: theta0.clone(), optimizer, metric, digest: d.hex() };
+        Ok(Trainer { env, config, model, theta0, seed, suite, suite_sources, channels, state })
+    }
+
+    /// Number of source columns: one per source plus `(global)`.
+    pub fn columns(&self) -> usize {
+        self.env.sources.len() + 1
+    }
+
+    /// Flat index of cell (channel, column).
+    pub fn cell(&self, channel: usize, column: usize) -> usize {
+        channel * self.columns() + column
+    }
+
+    /// Column names: source ids, then `(global)`.
+    pub fn column_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.env.spec.spec.sources.iter().map(|s| s.id.clone()).collect();
+        v.push("(global)".into());
+        v
+    }
+
+    /// `M` and `∇M` at `theta`.
+    pub fn metric_and_grad(&self, theta: &[f64]) -> Result<(f64, Vec<f64>), LearnError> {
+        metric_and_grad(&self.model, theta, &self.suite)
+    }
+
+    /// `M` at `theta`.
+    pub fn metric(&self, theta: &[f64]) -> Result<f64, LearnError> {
+        metric(&self.model, theta, &self.suite)
+    }
+
+    /// Restores a checkpointed state.
+    pub fn restore(&mut self, state: TrainState) -> Result<(), LearnError> {
+        if state.theta.len() != self.model.len() {
+            return Err(LearnError::Checkpoint(format!(
+                "checkpoint has {} parameters, the policy has {}",
+                state.theta.len(),
+                self.model.len()
+            )));
+        }
+        self.state = state;
+        Ok(())
+    }
+
+    fn rollout_task(
+        &self,
+        q: &[f64],
+        hint_p: Option<f64>,
+        step: u64,
+        b: usize,
+    ) -> Result<TaskRollout, LearnError> {
+        let env = &self.env;
+        let g_count = env.spec.spec.run.responses_per_task as usize;
+        let seed = self.seed;
+        let theta = &self.state.theta;
+        let task = env.training_task(q, hint_p, seed, step, b as u64)?;
+        let source = task.key.source as usize;
+        let src = env.sources[source].as_ref();
+        let hinted = self.model.encode(&task);
+        let act_h = self.model.forward(theta, &hinted);
+        check(&act_h.logits, step, "logits")?;
+        let p_h = softmax(&act_h.logits);
+        let (plain, act_0, p_0) = if task.hint.is_some() {
+            let plain = self.model.strip_hint(&hinted);
+            let act = self.model.forward(theta, &plain);
+            check(&act.logits, step, "logits")?;
+            let p = softmax(&act.logits);
+            (plain, act, p)
+        } else {
+            (hinted.clone(), act_h.clone(), p_h.clone())
+        };
+        let mut picks = Vec::with_capacity(g_count);
+        let mut values = Vec::with_capacity(g_count);
+        let mut gold = Vec::with_capacity(g_count);
+        let mut rewards = Vec::with_capacity(g_count * env.channels.len());
+        for g in 0..g_count {
+            let index = (b * g_count + g) as u64;
+            let u: f64 = stream(seed, Purpose::SAMPLE, step, index).random();
+            let y = inverse_cdf(&p_h, u);
+            let value = task.answers.value(y);
+            let response = Response::from_answer(src, value);
+            let start = rewards.len();
+            env.score_into(&task, &response, ScoreKey { seed, step, index }, &mut rewards);
+            for (c, r) in rewards[start..].iter().enumerate() {
+                if !r.is_finite() {
+                    return Err(LearnError::NonFinite {
+                        step: Some(step),
+                        channel: env.pieces[env.channels[c]].id.clone(),
+                        value: *r,
+                    });
+                }
+            }
+            picks.push(y);
+            values.push(value);
+            gold.push(if value == task.gold() { 1.0 } else { 0.0 });
+        }
+        Ok(TaskRollout {
+            source,
+            hinted,
+            plain,
+            act_h,
+            act_0,
+            p_h,
+            p_0,
+            picks,
+            rewards,
+            key: task.key.to_string(),
+            values,
+            gold,
+        })
+    }
+
+    /// Per-sample, per-channel advantages of one group (flat `[g][c]`).
+    fn advantages(&self, rewards: &[f64], weights: &[f64], g_count: usize) -> Vec<f64> {
+        let c_count = weights.len();
+        let mut adv = vec![0.0; g_count * c_count];
+        let mean = |c: usize| (0..g_count).map(|g| rewards[g * c_count + c]).sum::<f64>() / g_count as f64;
+        let means: Vec<f64> = (0..c_count).map(mean).collect();
+        let std_of = |xs: &mut dyn Iterator<Item = f64>, m: f64| -> f64 {
+            let v: f64 = xs.map(|x| (x - m) * (x - m)).sum::<f64>() / g_count as f64;
+            v.sqrt()
+        };
+        let shared_sigma = if self.config.normalization == Normalization::Shared {
+            let combined: Vec<f64> = (0..g_count)
+                .map(|g| (0..c_count).map(|c| weights[c] * rewards[g * c_count + c]).sum::<f64>())
+                .collect();
+            let m = combined.iter().sum::<f64>() / g_count as f64;
+            std_of(&mut combined.iter().copied(), m)
+        } else {
+            0.0
+        };
+        for c in 0..c_count {
+            let sigma = match self.config.normalization {
+                Normalization::Shared => shared_sigma,
+                Normalization::PerChannel => {
+                    std_of(&mut (0..g_count).map(|g| rewards[g * c_count + c]), means[c])
+                }
+            };
+            for g in 0..g_count {
+                adv[g * c_count + c] =
+                    weights[c] * (rewards[g * c_count + c] - means[c]) / (sigma + SIGMA_EPS);
+            }
+        }
+        adv
+    }
+
+    /// Runs one training step.
+    pub fn step(&mut self) -> Result<StepReport, LearnError> {
+        let step = self.state.step;
+        let env = &self.env;
+        let run = &env.spec.spec.run;
+        let (b_count, g_count) = (run.tasks_per_step as usize, run.responses_per_task as usize);
+        let q = env.sampling_distribution();
+        let p0 = env.mixture();
+        let has_curriculum = env.curriculum().is_some();
+        let hint_p = env.hint().map(|h| h.probability);
+        let weights = env.channel_weights();
+        let c_rew = env.channels.len();
+        let cols = self.columns();
+        let n_cells = self.channels.len() * cols;
+        let p_len = self.model.len();
+        let inv_bg = 1.0 / (b_count * g_count) as f64;
+
+        let rollouts: Vec<TaskRollout> = (0..b_count)
+            .into_par_iter()
+            .map(|b| self.rollout_task(&q, hint_p, step, b))
+            .collect::<Result<_, _>>()?;
+
+        // Row positions of the non-reward channels.
+        let row_of = |pred: &dyn Fn(&ChannelKind) -> bool| self.channels.iter().position(|c| pred(&c.kind));
+        let curriculum_row = row_of(&|k| matches!(k, ChannelKind::Curriculum(_)));
+        let hint_row = row_of(&|k| matches!(k, ChannelKind::Hint(_)));
+        let kl_row = row_of(&|k| matches!(k, ChannelKind::Kl));
+        let wd_row = row_of(&|k| matches!(k, ChannelKind::WeightDecay));
+        let curriculum_on = curriculum_row.filter(|_| has_curriculum);
+        let hint_on = hint_row.filter(|_| hint_p.is_some());
+
+        let partials: Vec<Vec<Vec<f64>>> = rollouts
+            .par_chunks(TASK_CHUNK)
+            .map(|chunk| {
+                // Cells are allocated on first touch: most (channel, source) cells of a
+                // chunk are empty.
+                let mut grads = vec![Vec::<f64>::new(); n_cells];
+                for r in chunk {
+                    let adv = self.advantages(&r.rewards, &weights, g_count);
+                    let s = r.source;
+                    let rho = if has_curriculum { p0[s] / q[s] } else { 1.0 };
+                    // dz for Σ_g coef_g (e_{y_g} − π).
+                    let dz_of = |coef: &dyn Fn(usize) -> f64, p: &[f64]| -> Vec<f64> {
+                        let total: f64 = (0..g_count).map(coef).sum();
+                        let mut dz: Vec<f64> = p.iter().map(|pi| -total * pi).collect();
+                        for g in 0..g_count {
+                            dz[r.picks[g]] += coef(g);
+                        }
+                        dz
+                    };
+                    for c in 0..c_rew {
+                        let dz = dz_of(&|g| adv[g * c_rew + c] * rho * inv_bg, &r.p_0);
+                        let g = slot(&mut grads, c * cols + s, p_len);
+                        self.model.backward(&self.state.theta, &r.plain, &r.act_0, &dz, g);
+                    }
+                    let a_total = |g: usize| (0..c_rew).map(|c| adv[g * c_rew + c]).sum::<f64>();
+                    if let Some(row) = curriculum_on {
+                        let dz = dz_of(&|g| a_total(g) * (1.0 - rho) * inv_bg, &r.p_0);
+                        let g = slot(&mut grads, row * cols + s, p_len);
+                        self.model.backward(&self.state.theta, &r.plain, &r.act_0, &dz, g);
+                    }
+                    if let (Some(row), true) = (hint_on, r.hinted.x != r.plain.x) {
+                        let g = slot(&mut grads, row * cols + s, p_len);
+                        let dz_h = dz_of(&|g| a_total(g) * inv_bg, &r.p_h);
+                        self.model.backward(&self.state.theta, &r.hinted, &r.act_h, &dz_h, g);
+                        let dz_0: Vec<f64> =
+                            dz_of(&|g| a_total(g) * inv_bg, &r.p_0).iter().map(|v| -v).collect();
+                        self.model.backward(&self.state.theta, &r.plain, &r.act_0, &dz_0, g);
+                    }
+                    if let Some(row) = kl_row {
+                        // ∂KL(π‖π₀)/∂z_y = π_y (log π_y − log π₀_y − KL); ascent on −β·KL/B.
+                        let a0 = self.model.forward(&self.theta0, &r.hinted);
+                        let p_init = softmax(&a0.logits);
+                        let log_ratio: Vec<f64> =
+                            r.p_h.iter().zip(&p_init).map(|(p, p0)| p.ln() - p0.ln()).collect();
+                        let kl: f64 = r.p_h.iter().zip(&log_ratio).map(|(p, l)| p * l).sum();
+                        let coef = -self.config.kl / b_count as f64;
+                        let dz: Vec<f64> =
+                            r.p_h.iter().zip(&log_ratio).map(|(p, l)| coef * p * (l - kl)).collect();
+                        let g = slot(&mut grads, row * cols + s, p_len);
+                        self.model.backward(&self.state.theta, &r.hinted, &r.act_h, &dz, g);
+                    }
+                }
+                grads
+            })
+            .collect();
+
+        let mut grads = vec![vec![0.0; p_len]; n_cells];
+        for part in partials {
+            for (cell, g) in part.into_iter().enumerate() {
+                if !g.is_empty() {
+                    for (a, b) in grads[cell].iter_mut().zip(&g) {
+                        *a += b;
+                    }
+                }
+            }
+        }
+        if let Some(row) = wd_row {
+            let lambda = self.config.weight_decay;
+            let cell = row * cols + cols - 1;
+            for (g, t) in grads[cell].iter_mut().zip(&self.state.theta) {
+                *g = -lambda * t;
+            }
+        }
+        for (cell, g) in grads.iter().enumerate() {
+            if let Some(v) = g.iter().find(|v| !v.is_finite()) {
+                return Err(LearnError::NonFinite {
+                    step: Some(step),
+                    channel: format!("gradient of {}", self.channels[cell / cols].id),
+                    value: *v,
+                });
+            }
+        }
+
+        // Nothing is committed to `self.state` until the step has fully succeeded, so a
+        // failing step leaves the last good state to checkpoint.
+        let mut optimizer = self.state.optimizer.clone();
+        let deltas = optimizer.step(&grads);
+        let mut theta = self.state.theta.clone();
+        for d in &deltas {
+            for (t, x) in theta.iter_mut().zip(d) {
+                *t += x;
+            }
+        }
+        if let Some(v) = theta.iter().find(|v| !v.is_finite()) {
+            return Err(LearnError::NonFinite { step: Some(step), channel: "parameters".into(), value: *v });
+        }
+        let metric_before = self.state.metric;
+        let metric_after = self.metric(&theta).map_err(|e| e.at_step(step))?;
+        let theta_before = std::mem::replace(&mut self.state.theta, theta);
+        self.state.optimizer = optimizer;
+
+        let mut train_reward = vec![0.0; c_rew];
+        let mut samples_per_source = vec![0u64; cols];
+        let mut gold_sum = 0.0;
+        let mut d = Digest::new();
+        d.str(&self.state.digest).u64(step);
+        for r in &rollouts {
+            samples_per_source[r.source] += g_count as u64;
+            d.str(&r.key);
+            for (g, v) in r.values.iter().enumerate() {
+                d.i64(*v).f64(r.gold[g]);
+                gold_sum += r.gold[g];
+            }
+            d.f64s(&r.rewards);
+            for g in 0..g_count {
+                for c in 0..c_rew {
+                    train_reward[c] += r.rewards[g * c_rew + c];
+                }
+            }
+        }
+        let n = (b_count * g_count) as f64;
+        train_reward.iter_mut().for_each(|x| *x /= n);
+        d.f64(metric_after).f64s(&train_reward).f64s(&self.state.theta);
+        self.state.digest = d.hex();
+        self.state.metric = metric_after;
+        self.state.step += 1;
+        Ok(StepReport {
+            step,
+            theta_before,
+            deltas,
+            metric_before,
+            metric_after,
+            train_reward,
+            train_gold: gold_sum / n,
+            samples_per_source,
+            digest: self.state.digest.clone(),
+        })
+    }
+}
+
+fn slot(grads: &mut [Vec<f64>], cell: usize, len: usize) -> &mut [f64] {
+    if grads[cell].is_empty() {
+        grads[cell] = vec![0.0; len];
+    }
+    &mut grads[cell]
+}
+
+fn check(z: &[f64], step: u64, channel: &str) -> Result<(), LearnError> {
+    match z.iter().find(|v| !v.is_finite()) {
+        Some(v) => Err(LearnError::NonFinite { step: Some(step), channel: channel.into(), value: *v }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,163 @@
+//! Standalone metrics: what each piece looks like by its own proxy, before it trains
+//! anything. Computed exactly by enumerating the answer space of a fixed sample of
+//! training tasks.
+
+use gristmill_core::piece::ScoreKey;
+use gristmill_core::policy::Response;
+use gristmill_core::rng::{derive_seed, Purpose};
+use gristmill_learn::model::softmax;
+use gristmill_learn::{LearnError, Trainer};
+use gristmill_pieces::BuiltPiece;
+use serde::Serialize;
+
+/// Training tasks the standalone metrics are computed on.
+pub const STANDALONE_TASKS: usize = 64;
+
+/// A piece's standalone metrics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Standalone {
+    /// Piece id.
+    pub id: String,
+    /// Kind name.
+    pub kind: String,
+    /// Which number is the piece's headline proxy.
+    pub metric: &'static str,
+    /// The headline proxy value.
+    pub value: Option<f64>,
+    /// Pairwise agreement with gold under the current policy (reward pieces).
+    pub agreement_policy: Option<f64>,
+    /// Pairwise agreement with gold under uniform answers (reward pieces).
+    pub agreement_uniform: Option<f64>,
+    /// Held-out pairwise accuracy (reward models).
+    pub pairwise_accuracy: Option<f64>,
+    /// Mean over tasks of the reward's variance under the current policy (reward pieces).
+    pub reward_variance: Option<f64>,
+    /// Entropy of the sampling distribution (curriculum).
+    pub curriculum_entropy: Option<f64>,
+}
+
+/// Standalone metrics of every piece under `trainer`'s current policy.
+///
+/// Agreement is pairwise and exact: for each task, over pairs (gold answer, other answer)
+/// weighted by `π(g)·π(y)` (or uniformly), the share the piece orders like gold (ties half).
+pub fn standalone(trainer: &Trainer) -> Result<Vec<Standalone>, LearnError> {
+    let env = &trainer.env;
+    let seed = derive_seed(trainer.seed, Purpose::named("standalone"), 0, 0);
+    let weights = env.mixture();
+    let tasks: Vec<_> = (0..STANDALONE_TASKS as u64)
+        .map(|i| env.training_task(&weights, None, seed, 0, i))
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for piece in env.pieces.iter() {
+        let mut s = Standalone {
+            id: piece.id.clone(),
+            kind: piece.kind_name.to_string(),
+            metric: "",
+            value: None,
+            agreement_policy: None,
+            agreement_uniform: None,
+            pairwise_accuracy: None,
+            reward_variance: None,
+            curriculum_entropy: None,
+        };
+        match &piece.built {
+            BuiltPiece::Curriculum(c) => {
+                s.metric = "entropy";
+                s.curriculum_entropy = Some(c.entropy());
+                s.value = s.curriculum_entropy;
+            }
+            BuiltPiece::Hint(h) => {
+                s.metric = "probability";
+                s.value = Some(h.probability);
+            }
+            _ => {
+                let Some(scorer) = piece.scorer() else { continue };
+                let (mut ap, mut wp, mut au, mut wu, mut var) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                for (t, task) in tasks.iter().enumerate() {
+                    let src = env.sources[task.key.source as usize].as_ref();
+                    let e = trainer.model.encode(task);
+                    let p = softmax(&trainer.model.forward(&trainer.state.theta, &e).logits);
+                    let r: Vec<f64> = (0..task.answers.size as usize)
+                        .map(|y| {
+                            let resp = Response::from_answer(src, task.answers.value(y));
+                            let key = ScoreKey { seed, step: t as u64, index: y as u64 };
+                            scorer.score(task, &resp, key)
+                        })
+                        .collect();
+                    let g = e.gold;
+                    for y in 0..r.len() {
+                        if y == g {
+                            continue;
+                        }
+                        let a = if r[g] > r[y] {
+                            1.0
+                        } else if r[g] == r[y] {
+                            0.5
+                        } else {
+                            0.0
+                        };
+                        ap += p[g] * p[y] * a;
+                        wp += p[g] * p[y];
+                        au += a;
+                        wu += 1.0;
+                    }
+                    let mean: f64 = p.iter().zip(&r).map(|(p, r)| p * r).sum();
+                    var += p.iter().zip(&r).map(|(p, r)| p * (r - mean) * (r - mean)).sum::<f64>();
+                }
+                s.agreement_policy = (wp > 0.0).then(|| ap / wp);
+                s.agreement_uniform = (wu > 0.0).then(|| au / wu);
+                s.reward_variance = Some(var / tasks.len() as f64);
+                if let BuiltPiece::RewardModel(m) = &piece.built {
+                    s.metric = "pairwise accuracy";
+                    s.pairwise_accuracy = Some(m.pairwise_accuracy());
+                    s.value = s.pairwise_accuracy;
+                } else {
+                    s.metric = "agreement (uniform)";
+                    s.value = s.agreement_uniform;
+                }
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Kendall's τ-b between two rankings (ties handled); `None` with fewer than two items or
+/// when either side is constant.
+pub fn kendall_tau(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len().min(b.len());
+    let (mut concordant, mut discordant, mut ties_a, mut ties_b) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for i in 0..n {
+        for j in i + 1..n {
+            let da = (a[i] - a[j]).signum() * ((a[i] != a[j]) as i32 as f64);
+            let db = (b[i] - b[j]).signum() * ((b[i] != b[j]) as i32 as f64);
+            if da == 0.0 && db == 0.0 {
+                continue;
+            } else if da == 0.0 {
+                ties_a += 1.0;
+            } else if db == 0.0 {
+                ties_b += 1.0;
+            } else if da == db {
+                concordant += 1.0;
+            } else {
+                discordant += 1.0;
+            }
+        }
+    }
+    let denom = ((concordant + discordant + ties_a) * (concordant + discordant + ties_b)).sqrt();
+    (denom > 0.0).then(|| (concordant - discordant) / denom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kendall_tau_extremes_and_ties() {
+        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), Some(1.0));
+        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
+        assert_eq!(kendall_tau(&[1.0, 1.0], &[1.0, 2.0]), None);
+        let t = kendall_tau(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]).unwrap();
+        assert!((t - 4.0 / 6.0).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,90 @@
+//! Test helpers: tiny task sources of our own (the real families live in `gristmill-tasks`,
+//! which this crate must not depend on) and hand-made tasks and responses.
+
+use gristmill_core::piece::ScoreKey;
+use gristmill_core::policy::Response;
+use gristmill_core::rng::KeyedRng;
+use gristmill_core::task::{parse_integer_answer, AnswerSpace, Split, Task, TaskBody, TaskKey, TaskSource};
+use gristmill_core::ParseError;
+use rand::Rng;
+
+/// "What is a + b?" for one-digit `a, b`: answers `0..=18`.
+pub struct AddSource;
+
+impl TaskSource for AddSource {
+    fn family(&self) -> &'static str {
+        "add1"
+    }
+    fn answers(&self) -> AnswerSpace {
+        AnswerSpace::inclusive(0, 18)
+    }
+    fn feature_dim(&self) -> usize {
+        2
+    }
+    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+        let (a, b) = (rng.random_range(0..10i64), rng.random_range(0..10i64));
+        TaskBody { prompt: format!("What is {a} + {b}?"), features: vec![a as f64, b as f64], gold: a + b }
+    }
+    fn render_answer(&self, value: i64) -> String {
+        format!("Answer: {value}")
+    }
+    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
+        parse_integer_answer(text, self.answers())
+    }
+}
+
+/// "What is a − b?" for one-digit `a, b`: answers `−9..=9` (exercises negative answers).
+pub struct SubSource;
+
+impl TaskSource for SubSource {
+    fn family(&self) -> &'static str {
+        "sub1"
+    }
+    fn answers(&self) -> AnswerSpace {
+        AnswerSpace::inclusive(-9, 9)
+    }
+    fn feature_dim(&self) -> usize {
+        2
+    }
+    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+        let (a, b) = (rng.random_range(0..10i64), rng.random_range(0..10i64));
+        TaskBody { prompt: format!("What is {a} - {b}?"), features: vec![a as f64, b as f64], gold: a - b }
+    }
+    fn render_answer(&self, value: i64) -> String {
+        format!("Answer: {value}")
+    }
+    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
+        parse_integer_answer(text, self.answers())
+    }
+}
+
+/// The two test sources, their ids, and mixture weights `[3, 1]`.
+pub fn ctx_parts() -> (Vec<Box<dyn TaskSource>>, Vec<String>, Vec<f64>) {
+    (vec![Box::new(AddSource), Box::new(SubSource)], vec!["add".into(), "sub".into()], vec![3.0, 1.0])
+}
+
+/// A hand-made task with gold `gold` over `lo..=hi`.
+pub fn task(gold: i64, lo: i64, hi: i64) -> Task {
+    let span = (i128::from(hi) - i128::from(lo) + 1).min(i128::from(u32::MAX)) as u32;
+    Task {
+        key: TaskKey { seed: 0, source: 0, index: 0, split: Split::Train },
+        body: TaskBody { prompt: "hand-made".into(), features: vec![], gold },
+        answers: AnswerSpace { lo, size: span },
+        hint: None,
+    }
+}
+
+/// The canonical response for answer `y`.
+pub fn parsed(y: i64) -> Response {
+    Response { text: format!("Answer: {y}"), answer: Ok(y) }
+}
+
+/// A response whose answer did not parse.
+pub fn unparsed(text: &str) -> Response {
+    Response { text: text.to_string(), answer: Err(ParseError::Missing) }
+}
+
+/// Score key for sample `index` of step 0, seed 1.
+pub fn key(index: u64) -> ScoreKey {
+    ScoreKey { seed: 1, step: 0, index }
+}

@@ -1,0 +1,335 @@
+//! Writes, grouped in one transaction.
+
+use std::num::NonZeroUsize;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::Value;
+
+use crate::error::{Context, StoreError};
+use crate::record::{CheckpointRetention, NewRun, RunId};
+use crate::{check_digest, json_text, parse_json, require_run, run_status, to_i64};
+
+/// A group of writes that commit together or not at all.
+///
+/// Get one from [`Store::batch`](crate::Store::batch). Every write method of [`Store`](crate::Store)
+/// is a one-call batch; use a batch yourself when several writes belong together, e.g. a step's
+/// metrics, the progress counter and a checkpoint, so that a crash never leaves a checkpoint
+/// without the metrics leading up to it.
+///
+/// The transaction is `BEGIN IMMEDIATE`: it takes the write lock up front, so it either waits
+/// (up to the busy timeout) or fails at the start, never halfway through with a lock upgrade
+/// error.
+pub struct Batch<'s> {
+    pub(crate) tx: Transaction<'s>,
+    pub(crate) retention: CheckpointRetention,
+    /// One timestamp for the whole batch: everything it writes happened "at once".
+    pub(crate) now_ms: i64,
+}
+
+impl Batch<'_> {
+    /// Same as [`Store::put_spec`](crate::Store::put_spec), inside this batch.
+    pub fn put_spec(&self, hash: &str, name: &str, text: &str) -> Result<(), StoreError> {
+        let ctx = || format!("store spec {hash}");
+        let stored: Option<String> = self
+            .tx
+            .query_row("SELECT text FROM specs WHERE hash = ?1", [hash], |r| r.get(0))
+            .optional()
+            .ctx(ctx)?;
+        match stored {
+            Some(stored) if stored == text => Ok(()),
+            Some(_) => Err(StoreError::SpecConflict(hash.to_string())),
+            None => {
+                self.tx
+                    .execute(
+                        "INSERT INTO specs (hash, name, text, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                        params![hash, name, text, self.now_ms],
+                    )
+                    .ctx(ctx)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Same as [`Store::create_run`](crate::Store::create_run), inside this batch.
+    pub fn create_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
+        let steps = to_i64(run.steps, || "steps of a new run".to_string())?;
+        // Checked here rather than left to the foreign keys so the error names what is missing.
+        let spec_known: Option<i64> = self
+            .tx
+            .query_row("SELECT 1 FROM specs WHERE hash = ?1", [&run.spec_hash], |r| r.get(0))
+            .optional()
+            .ctx(|| format!("look up spec {}", run.spec_hash))?;
+        if spec_known.is_none() {
+            return Err(StoreError::SpecNotFound(run.spec_hash.clone()));
+        }
+        if let Some(parent) = run.parent {
+            require_run(&self.tx, parent)?;
+        }
+        let config = json_text(&run.config, || "config of a new run".to_string())?;
+        self.tx
+            .execute(
+                "INSERT INTO runs (kind, spec_hash, seed, steps, threads, config, parent_id, \
+                 created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![
+                    run.kind.as_str(),
+                    run.spec_hash,
+                    run.seed as i64, // bit-cast: keeps all 64 bits of the seed
+                    steps,
+                    run.threads,
+                    config,
+                    run.parent.map(|p| p.0),
+                    self.now_ms
+                ],
+            )
+            .ctx(|| format!("create a {} run of spec {}", run.kind, run.spec_hash))?;
+        Ok(RunId(self.tx.last_insert_rowid()))
+    }
+
+    /// Same as [`Store::set_progress`](crate::Store::set_progress), inside this batch.
+    pub fn set_progress(&self, id: RunId, steps_done: u64) -> Result<(), StoreError> {
+        let done = to_i64(steps_done, || format!("steps done of run {id}"))?;
+        let changed = self
+            .tx
+            .execute(
+                "UPDATE runs SET steps_done = ?2, updated_at_ms = ?3 WHERE id = ?1 AND status = 'running'",
+                params![id.0, done, self.now_ms],
+            )
+            .ctx(|| format!("record progress of run {id}"))?;
+        self.expect_running(id, changed, "given progress")
+    }
+
+    /// Same as [`Store::finish_run`](crate::Store::finish_run), inside this batch.
+    pub fn finish_run(&self, id: RunId, digest: &str, summary: &Value) -> Result<(), StoreError> {
+        check_digest(digest, || format!("digest of run {id}"))?;
+        let summary = json_text(summary, || format!("summary of run {id}"))?;
+        let changed = self
+            .tx
+            .execute(
+                "UPDATE runs SET status = 'finished', digest = ?2, summary = ?3, steps_done = steps, \
+                 updated_at_ms = ?4 WHERE id = ?1 AND status = 'running'",
+                params![id.0, digest, summary, self.now_ms],
+            )
+            .ctx(|| format!("finish run {id}"))?;
+        self.expect_running(id, changed, "marked finished")
+    }
+
+    /// Same as [`Store::fail_run`](crate::Store::fail_run), inside this batch.
+    pub fn fail_run(&self, id: RunId, error: &str) -> Result<(), StoreError> {
+        let changed = self
+            .tx
+            .execute(
+                "UPDATE runs SET status = 'failed', error = ?2, updated_at_ms = ?3 \
+                 WHERE id = ?1 AND status = 'running'",
+                params![id.0, error, self.now_ms],
+            )
+            .ctx(|| format!("mark run {id} failed"))?;
+        self.expect_running(id, changed, "marked failed")
+    }
+
+    /// Same as [`Store::stop_run`](crate::Store::stop_run), inside this batch.
+    pub fn stop_run(&self, id: RunId) -> Result<(), StoreError> {
+        let changed = self
+            .tx
+            .execute(
+                "UPDATE runs SET status = 'stopped', updated_at_ms = ?2 WHERE id = ?1 AND status = 'running'",
+                params![id.0, self.now_ms],
+            )
+            .ctx(|| format!("mark run {id} stopped"))?;
+        self.expect_running(id, changed, "marked stopped")
+    }
+
+    /// Same as [`Store::put_step_metrics`](crate::Store::put_step_metrics), inside this batch.
+    pub fn put_step_metrics<S: AsRef<str>>(
+        &self,
+        id: RunId,
+        step: u64,
+        metrics: &[(S, f64)],
+    ) -> Result<(), StoreError> {
+        // Refuse before writing: SQLite would store NaN as NULL (here: fail on NOT NULL with a
+        // message naming neither step nor metric).
+        if let Some((name, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(StoreError::NonFinite {
+                run: id,
+                step,
+                name: name.as_ref().to_string(),
+                value: *value,
+            });
+        }
+        let step_i = to_i64(step, || format!("step of run {id}"))?;
+        require_run(&self.tx, id)?;
+        let ctx = || format!("store step {step} metrics of run {id}");
+        // `ON CONFLICT DO NOTHING` (not `INSERT OR IGNORE`, which would also swallow CHECK
+        // failures): an existing row is then compared bit for bit below.
+        let mut insert = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO step_metrics (run_id, step, name, bits, value) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (run_id, step, name) DO NOTHING",
+            )
+            .ctx(ctx)?;
+        for (name, value) in metrics {
+            let name = name.as_ref();
+            let bits = value.to_bits() as i64;
+            if insert.execute(params![id.0, step_i, name, bits, value]).ctx(ctx)? == 0 {
+                let stored: i64 = self
+                    .tx
+                    .query_row(
+                        "SELECT bits FROM step_metrics WHERE run_id = ?1 AND step = ?2 AND name = ?3",
+                        params![id.0, step_i, name],
+                        |r| r.get(0),
+                    )
+                    .ctx(ctx)?;
+                if stored != bits {
+                    return Err(StoreError::MetricConflict {
+                        run: id,
+                        step,
+                        name: name.to_string(),
+                        stored: f64::from_bits(stored as u64),
+                        new: *value,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Same as [`Store::put_piece_summary`](crate::Store::put_piece_summary), inside this batch.
+    pub fn put_piece_summary(
+        &self,
+        id: RunId,
+        piece_id: &str,
+        kind: &str,
+        summary: &Value,
+    ) -> Result<(), StoreError> {
+        let text = json_text(summary, || format!("summary of piece {piece_id} in run {id}"))?;
+        require_run(&self.tx, id)?;
+        self.tx
+            .execute(
+                "INSERT INTO piece_summaries (run_id, piece_id, kind, summary, updated_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (run_id, piece_id) DO UPDATE SET \
+                 kind = excluded.kind, summary = excluded.summary, updated_at_ms = excluded.updated_at_ms",
+                params![id.0, piece_id, kind, text, self.now_ms],
+            )
+            .ctx(|| format!("store summary of piece {piece_id} in run {id}"))?;
+        Ok(())
+    }
+
+    /// Same as [`Store::put_checkpoint`](crate::Store::put_checkpoint), inside this batch.
+    pub fn put_checkpoint(&self, id: RunId, step: u64, bytes: &[u8], digest: &str) -> Result<(), StoreError> {
+        check_digest(digest, || format!("checkpoint digest of run {id} at step {step}"))?;
+        let step_i = to_i64(step, || format!("checkpoint step of run {id}"))?;
+        require_run(&self.tx, id)?;
+        let ctx = || format!("store checkpoint of run {id} at step {step}");
+        let inserted = self
+            .tx
+            .execute(
+                "INSERT INTO checkpoints (run_id, step, bytes, digest, created_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (run_id, step) DO NOTHING",
+                params![id.0, step_i, bytes, digest, self.now_ms],
+            )
+            .ctx(ctx)?;
+        if inserted == 0 {
+            let same: bool = self
+                .tx
+                .query_row(
+                    "SELECT bytes = ?3 AND digest = ?4 FROM checkpoints WHERE run_id = ?1 AND step = ?2",
+                    params![id.0, step_i, bytes, digest],
+                    |r| r.get(0),
+                )
+                .ctx(ctx)?;
+            if !same {
+                return Err(StoreError::CheckpointConflict { run: id, step });
+            }
+        }
+        if let CheckpointRetention::Last(keep) = self.retention {
+            self.prune_checkpoints(id, keep)?;
+        }
+        Ok(())
+    }
+
+    /// Same as [`Store::prune_checkpoints`](crate::Store::prune_checkpoints), inside this batch.
+    pub fn prune_checkpoints(&self, id: RunId, keep_last: NonZeroUsize) -> Result<usize, StoreError> {
+        require_run(&self.tx, id)?;
+        let keep = i64::try_from(keep_last.get()).unwrap_or(i64::MAX);
+        self.tx
+            .execute(
+                "DELETE FROM checkpoints WHERE run_id = ?1 AND step NOT IN \
+                 (SELECT step FROM checkpoints WHERE run_id = ?1 ORDER BY step DESC LIMIT ?2)",
+                params![id.0, keep],
+            )
+            .ctx(|| format!("prune checkpoints of run {id}"))
+    }
+
+    /// Same as [`Store::put_result`](crate::Store::put_result), inside this batch.
+    pub fn put_result(&self, id: RunId, name: &str, body: &Value) -> Result<(), StoreError> {
+        let text = json_text(body, || format!("result {name} of run {id}"))?;
+        require_run(&self.tx, id)?;
+        self.tx
+            .execute(
+                "INSERT INTO results (run_id, name, body, created_at_ms, updated_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (run_id, name) DO UPDATE SET \
+                 body = excluded.body, updated_at_ms = excluded.updated_at_ms",
+                params![id.0, name, text, self.now_ms],
+            )
+            .ctx(|| format!("store result {name} of run {id}"))?;
+        Ok(())
+    }
+
+    /// Same as [`Store::put_artifact`](crate::Store::put_artifact), inside this batch.
+    pub fn put_artifact(
+        &self,
+        hash: &str,
+        kind: &str,
+        name: &str,
+        body: &Value,
+        source_run: Option<RunId>,
+    ) -> Result<(), StoreError> {
+        let text = json_text(body, || format!("body of artifact {hash}"))?;
+        if let Some(run) = source_run {
+            require_run(&self.tx, run)?;
+        }
+        let ctx = || format!("store artifact {hash}");
+        let stored: Option<(String, String)> = self
+            .tx
+            .query_row("SELECT kind, body FROM artifacts WHERE hash = ?1", [hash], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .ctx(ctx)?;
+        match stored {
+            Some((stored_kind, stored_body)) => {
+                // Compared as values, not text, so key order (serde_json's `preserve_order`
+                // feature) cannot make the same artifact look different.
+                let same = stored_kind == kind
+                    && (stored_body == text
+                        || parse_json(&stored_body, || format!("body of artifact {hash}"))? == *body);
+                if same {
+                    Ok(())
+                } else {
+                    Err(StoreError::ArtifactConflict(hash.to_string()))
+                }
+            }
+            None => {
+                self.tx
+                    .execute(
+                        "INSERT INTO artifacts (hash, kind, name, body, source_run_id, created_at_ms) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![hash, kind, name, text, source_run.map(|r| r.0), self.now_ms],
+                    )
+                    .ctx(ctx)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Turns "no row updated" of a status-guarded UPDATE into the right error.
+    fn expect_running(&self, id: RunId, changed: usize, action: &'static str) -> Result<(), StoreError> {
+        if changed > 0 {
+            return Ok(());
+        }
+        match run_status(&self.tx, id)? {
+            None => Err(StoreError::RunNotFound(id)),
+            Some(status) => Err(StoreError::NotRunning { id, status, action }),
+        }
+    }
+}

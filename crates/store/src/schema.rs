@@ -1,0 +1,169 @@
+//! The schema and its versioned migrations.
+//!
+//! The schema version lives in SQLite's `PRAGMA user_version` (a header field, so it needs no
+//! table of its own and changes atomically with the migration's DDL). Migration `i` takes a
+//! database from version `i` to `i + 1`; each runs in its own transaction, so a crash
+//! mid-migration leaves the previous version intact. Rules for adding one: append, never edit
+//! or reorder an existing entry (files in the wild are at every version), and keep each
+//! migration free of `BEGIN`/`COMMIT`.
+//!
+//! ## Tables (version 1)
+//!
+//! | table | key | columns |
+//! |---|---|---|
+//! | `specs` | `hash` | `name`, `text` (TOML), `created_at_ms` |
+//! | `runs` | `id` (autoincrement) | `kind`, `spec_hash` → specs, `seed`, `steps`, `steps_done`, `threads`, `status`, `digest`, `summary` (JSON), `error`, `config` (JSON), `parent_id` → runs, `created_at_ms`, `updated_at_ms` |
+//! | `step_metrics` | `(run_id, step, name)` | `bits` (authoritative), `value` (REAL copy) |
+//! | `piece_summaries` | `(run_id, piece_id)` | `kind`, `summary` (JSON), `updated_at_ms` |
+//! | `checkpoints` | `(run_id, step)` | `bytes` (BLOB), `digest` (digest so far), `created_at_ms` |
+//! | `results` | `(run_id, name)` | `body` (JSON), `created_at_ms`, `updated_at_ms` |
+//! | `artifacts` | `hash` | `kind`, `name`, `body` (JSON), `source_run_id` → runs, `created_at_ms` |
+//!
+//! Choices that are not obvious from the SQL:
+//! - Tables are `STRICT`, so SQLite rejects a wrongly typed value instead of coercing it, and
+//!   the status, digests (lowercase hex) and JSON columns (`json_valid`) carry CHECKs, as do
+//!   "finished ⇒ digest" and "failed ⇒ error". The store checks the same things first to give
+//!   typed errors; the CHECKs guard the file against other writers.
+//! - `step_metrics` keeps each value twice: `bits` (the IEEE-754 bits as a signed integer) is
+//!   authoritative and round-trips exactly; `value REAL` is a convenience for ad-hoc SQL
+//!   (`SELECT avg(value) …`). SQLite turns `-0.0` into `0.0` in a REAL column and NaN into NULL,
+//!   and run digests are checked bit for bit on replay, so a REAL column alone cannot be trusted.
+//! - `runs.seed` holds the `u64` seed bit-cast to `i64` (seeds ≥ 2⁶³ look negative in SQL).
+//! - Times are integer milliseconds since the Unix epoch, set by the store; they are
+//!   informational and never part of a digest.
+//! - `step_metrics` is `WITHOUT ROWID`: rows are small and always read by their primary key
+//!   prefix, so clustering by it saves a b-tree. `checkpoints` is not, since its rows carry
+//!   large blobs.
+//! - Foreign keys are enforced (`PRAGMA foreign_keys = ON` on every connection); nothing is
+//!   ever deleted except pruned checkpoints.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::StoreError;
+
+/// Version 1: the initial schema (see the module docs).
+const V1: &str = r#"
+CREATE TABLE specs (
+    hash          TEXT NOT NULL PRIMARY KEY CHECK (hash <> ''),
+    name          TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind          TEXT NOT NULL CHECK (kind <> ''),
+    spec_hash     TEXT NOT NULL REFERENCES specs (hash),
+    seed          INTEGER NOT NULL,
+    steps         INTEGER NOT NULL CHECK (steps >= 0),
+    steps_done    INTEGER NOT NULL DEFAULT 0 CHECK (steps_done >= 0),
+    threads       INTEGER NOT NULL CHECK (threads >= 0),
+    status        TEXT NOT NULL DEFAULT 'running'
+                  CHECK (status IN ('running', 'finished', 'failed', 'stopped')),
+    digest        TEXT CHECK (digest IS NULL OR (digest <> '' AND digest NOT GLOB '*[^0-9a-f]*')),
+    summary       TEXT CHECK (summary IS NULL OR json_valid(summary)),
+    error         TEXT,
+    config        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    parent_id     INTEGER REFERENCES runs (id),
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    CHECK (status <> 'finished' OR digest IS NOT NULL),
+    CHECK (status <> 'failed' OR error IS NOT NULL)
+) STRICT;
+CREATE INDEX runs_by_spec ON runs (spec_hash);
+CREATE INDEX runs_by_parent ON runs (parent_id);
+
+CREATE TABLE step_metrics (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    step   INTEGER NOT NULL CHECK (step >= 0),
+    name   TEXT NOT NULL CHECK (name <> ''),
+    bits   INTEGER NOT NULL,
+    value  REAL NOT NULL,
+    PRIMARY KEY (run_id, step, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE piece_summaries (
+    run_id        INTEGER NOT NULL REFERENCES runs (id),
+    piece_id      TEXT NOT NULL CHECK (piece_id <> ''),
+    kind          TEXT NOT NULL,
+    summary       TEXT NOT NULL CHECK (json_valid(summary)),
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, piece_id)
+) STRICT;
+
+CREATE TABLE checkpoints (
+    run_id        INTEGER NOT NULL REFERENCES runs (id),
+    step          INTEGER NOT NULL CHECK (step >= 0),
+    bytes         BLOB NOT NULL,
+    digest        TEXT NOT NULL CHECK (digest <> '' AND digest NOT GLOB '*[^0-9a-f]*'),
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, step)
+) STRICT;
+
+CREATE TABLE results (
+    run_id        INTEGER NOT NULL REFERENCES runs (id),
+    name          TEXT NOT NULL CHECK (name <> ''),
+    body          TEXT NOT NULL CHECK (json_valid(body)),
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, name)
+) STRICT;
+
+CREATE TABLE artifacts (
+    hash          TEXT NOT NULL PRIMARY KEY CHECK (hash <> ''),
+    kind          TEXT NOT NULL CHECK (kind <> ''),
+    name          TEXT NOT NULL,
+    body          TEXT NOT NULL CHECK (json_valid(body)),
+    source_run_id INTEGER REFERENCES runs (id),
+    created_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX artifacts_by_kind ON artifacts (kind, created_at_ms);
+"#;
+
+/// The ordered migrations: entry `i` takes a database from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this code writes: the number of migrations it knows.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Reads `PRAGMA user_version`.
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Brings the database at `path` up to `migrations.len()`, one transaction per migration.
+///
+/// Idempotent: a database already at the latest version is only read (no write lock, so
+/// opening the store never waits for a running writer). Safe against a concurrent opener: the
+/// version is re-read under the write lock before each migration, so two processes opening an
+/// old file at once apply each migration exactly once.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), StoreError> {
+    let supported = migrations.len() as u32;
+    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let future = |found| StoreError::FutureSchema { path: path.to_path_buf(), found, supported };
+
+    let found = user_version(conn).map_err(open_err)?;
+    if found > supported {
+        return Err(future(found));
+    }
+    if found == supported {
+        return Ok(());
+    }
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
+        let current = user_version(&tx).map_err(open_err)?;
+        if current > supported {
+            return Err(future(current));
+        }
+        if current == supported {
+            return Ok(()); // someone else finished the job; dropping `tx` rolls back nothing
+        }
+        let version = current + 1;
+        let failed = |source| StoreError::Migration { path: path.to_path_buf(), version, source };
+        tx.execute_batch(migrations[current as usize]).map_err(failed)?;
+        tx.pragma_update(None, "user_version", version).map_err(failed)?;
+        tx.commit().map_err(failed)?;
+    }
+}

@@ -1,0 +1,98 @@
+//! Helpers the families share: the integer answer rule, feature encoding, surface choice.
+
+use gristmill_core::rng::mix;
+use gristmill_core::task::{parse_integer_answer, AnswerSpace};
+use gristmill_core::ParseError;
+
+/// The documented rule of every family whose answer is a plain decimal integer.
+pub(crate) const INTEGER_RULE: &str =
+    "The text after the last `Answer:` marker (case-insensitive) up to the \
+end of its line, trimmed and with one trailing period removed, must be a decimal integer (optional sign). \
+Anything else is malformed; an integer outside the answer space is out of space.";
+
+/// The instruction that ends every integer-answer prompt.
+pub(crate) const INTEGER_INSTRUCTION: &str = "End your response with a line of the form `Answer: <integer>`.";
+
+/// Canonical text of an integer answer.
+pub(crate) fn render_integer(v: i64) -> String {
+    format!("Answer: {v}")
+}
+
+/// Parses an integer answer by [`INTEGER_RULE`].
+pub(crate) fn parse_integer(text: &str, space: AnswerSpace) -> Result<i64, ParseError> {
+    parse_integer_answer(text, space)
+}
+
+/// Appends a one-hot block of width `n` with a 1 at `idx` (all zeros if `idx >= n`, which
+/// callers rule out; the guard keeps encoding total).
+pub(crate) fn one_hot(out: &mut Vec<f64>, n: usize, idx: usize) {
+    debug_assert!(idx < n, "one-hot index {idx} out of width {n}");
+    let start = out.len();
+    out.resize(start + n, 0.0);
+    if idx < n {
+        out[start + idx] = 1.0;
+    }
+}
+
+/// Decimal digit of `v` at position `pos` (0 = units).
+pub(crate) fn digit(v: u64, pos: u32) -> usize {
+    ((v / 10u64.pow(pos)) % 10) as usize
+}
+
+/// Number of decimal digits of `v` (1 for 0).
+pub(crate) fn decimal_len(mut v: u64) -> u32 {
+    let mut n = 1;
+    while v >= 10 {
+        v /= 10;
+        n += 1;
+    }
+    n
+}
+
+/// A hash of a task's numeric content, used to choose its surface wording.
+///
+/// Why not draw the wording from the rng: the train/eval partition is by a hash of the prompt,
+/// so two wordings of the same numbers could land on opposite sides, and a learned policy
+/// (which reads features, not wording) would then see its eval tasks during training. Tying
+/// the wording to the numbers makes the partition split problems, not phrasings.
+pub(crate) fn surface_hash(words: &[u64]) -> u64 {
+    words.iter().fold(0x5u64, |h, &w| mix(h, w))
+}
+
+/// Trims wrapping characters a model often puts around a short answer: backticks, quotes,
+/// asterisks (markdown bold), dollar signs (inline math) and whitespace.
+pub(crate) fn strip_wrapping(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | '*' | '$'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_and_lengths() {
+        assert_eq!(digit(407, 0), 7);
+        assert_eq!(digit(407, 1), 0);
+        assert_eq!(digit(407, 2), 4);
+        assert_eq!(digit(407, 3), 0);
+        assert_eq!(decimal_len(0), 1);
+        assert_eq!(decimal_len(9), 1);
+        assert_eq!(decimal_len(10), 2);
+        assert_eq!(decimal_len(1999), 4);
+    }
+
+    #[test]
+    fn one_hot_blocks() {
+        let mut v = vec![1.0];
+        one_hot(&mut v, 3, 2);
+        one_hot(&mut v, 2, 0);
+        assert_eq!(v, [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn wrapping_is_stripped() {
+        assert_eq!(strip_wrapping(" **`<`** "), "<");
+        assert_eq!(strip_wrapping("$42$"), "42");
+        assert_eq!(strip_wrapping("«x»"), "«x»");
+    }
+}
