@@ -62,14 +62,14 @@ fn parse_and_validate(text: &str, origin: &str) -> Result<ValidSpec, SpecError> 
     EnvSpec::parse(text, origin)?.validate(&full_catalog(), origin)
 }
 
-fn load_spec(path: &Path) -> anyhow::Result<(ValidSpec, String)> {
+pub(crate) fn load_spec(path: &Path) -> anyhow::Result<(ValidSpec, String)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
     let origin = path.display().to_string();
     let valid = parse_and_validate(&text, &origin).map_err(InvalidSpec)?;
     Ok((valid, text))
 }
 
-fn exit_for(e: anyhow::Error) -> anyhow::Result<ExitCode> {
+pub(crate) fn exit_for(e: anyhow::Error) -> anyhow::Result<ExitCode> {
     if let Some(InvalidSpec(err)) = e.downcast_ref::<InvalidSpec>() {
         eprintln!("{err}");
         return Ok(ExitCode::from(2));
@@ -77,7 +77,7 @@ fn exit_for(e: anyhow::Error) -> anyhow::Result<ExitCode> {
     Err(e)
 }
 
-fn pool(threads: Option<usize>) -> anyhow::Result<(rayon::ThreadPool, usize)> {
+pub(crate) fn pool(threads: Option<usize>) -> anyhow::Result<(rayon::ThreadPool, usize)> {
     let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if n == 0 {
         bail!("--threads must be at least 1");
@@ -87,7 +87,11 @@ fn pool(threads: Option<usize>) -> anyhow::Result<(rayon::ThreadPool, usize)> {
 }
 
 /// Applies `--seed` and `--steps` overrides to a validated spec.
-fn with_overrides(mut valid: ValidSpec, seed: Option<u64>, steps: Option<u64>) -> anyhow::Result<ValidSpec> {
+pub(crate) fn with_overrides(
+    mut valid: ValidSpec,
+    seed: Option<u64>,
+    steps: Option<u64>,
+) -> anyhow::Result<ValidSpec> {
     if let Some(s) = seed {
         valid.spec.run.seed = s;
     }

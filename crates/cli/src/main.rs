@@ -1,6 +1,7 @@
 //! The `gristmill` command-line tool: a thin edge over the library crates.
 
 mod commands;
+mod credit;
 mod output;
 mod train;
 
@@ -46,6 +47,8 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Split a training run's gain among its pieces: in-run credit, Shapley, leave-one-out.
+    Credit(credit::CreditArgs),
     /// List stored runs.
     Runs {
         /// How many, newest first.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Resume { run_id, threads, json } => {
             commands::resume(&cli.db, run_id, threads, json.as_deref())
         }
+        Command::Credit(args) => credit::credit(&cli.db, args),
         Command::Runs { limit } => commands::runs(&cli.db, limit),
     };
     match result {

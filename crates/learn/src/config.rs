@@ -53,7 +53,7 @@ macro_rules! common_params {
             ParamSpec::float("kl", 0.0, 100.0, 0.0, "KL-to-initial-policy coefficient β (pseudo-piece `kl`)"),
             ParamSpec::float("weight_decay", 0.0, 10.0, 0.0, "weight decay λ (pseudo-piece `weight_decay`)"),
             ParamSpec::int("checkpoint_every", 1, 1_000_000, 10, "steps between checkpoints"),
-            ParamSpec::int("credit_nodes", 0, 16, 3, "Gauss–Legendre nodes for in-run credit; 0 turns it off"),
+            ParamSpec::int("credit_nodes", 0, 16, 4, "Gauss–Legendre nodes for in-run credit; 0 turns it off"),
             $($extra),*
         ]
     };
