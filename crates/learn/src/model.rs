@@ -281,6 +281,13 @@ pub fn softmax(logits: &[f64]) -> Vec<f64> {
     e.into_iter().map(|v| v / s).collect()
 }
 
+/// Log-softmax of logits: `z_y − log Σ exp z`, finite for finite logits.
+pub fn log_softmax(logits: &[f64]) -> Vec<f64> {
+    let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + logits.iter().map(|z| (z - m).exp()).sum::<f64>().ln();
+    logits.iter().map(|z| z - lse).collect()
+}
+
 /// Draws an index from `p` by inverse CDF of the uniform `u` (common random numbers: two
 /// policies given the same `u` pick the same quantile).
 pub fn inverse_cdf(p: &[f64], u: f64) -> usize {

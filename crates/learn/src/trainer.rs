@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Normalization, TrainConfig, SIGMA_EPS};
 use crate::metric::{metric, metric_and_grad};
-use crate::model::{inverse_cdf, softmax, Activations, Encoded, Model};
+use crate::model::{inverse_cdf, log_softmax, softmax, Activations, Encoded, Model};
 use crate::optim::SplitOptimizer;
 use crate::LearnError;
 
@@ -73,6 +73,8 @@ pub struct StepReport {
     pub theta_before: Vec<f64>,
     /// Per-cell steps `Δθ_{c,s}`, flat `[channel][source column]` (see [`Trainer::cell`]).
     pub deltas: Vec<Vec<f64>>,
+    /// The total gradient `g = Σ_cells g_cell` the optimizer stepped on.
+    pub gradient: Vec<f64>,
     /// `M(θ)` before the step.
     pub metric_before: f64,
     /// `M(θ)` after the step.
@@ -308,6 +310,12 @@ impl Trainer {
             0.0
         };
         for c in 0..c_count {
+            // A channel that is constant over the group carries no signal; its advantage is
+            // exactly zero (the float mean of equal values need not equal them).
+            let first = rewards[c];
+            if (0..g_count).all(|g| rewards[g * c_count + c] == first) {
+                continue;
+            }
             let sigma = match self.config.normalization {
                 Normalization::Shared => shared_sigma,
                 Normalization::PerChannel => {
@@ -394,9 +402,10 @@ impl Trainer {
                     if let Some(row) = kl_row {
                         // ∂KL(π‖π₀)/∂z_y = π_y (log π_y − log π₀_y − KL); ascent on −β·KL/B.
                         let a0 = self.model.forward(&self.theta0, &r.hinted);
-                        let p_init = softmax(&a0.logits);
-                        let log_ratio: Vec<f64> =
-                            r.p_h.iter().zip(&p_init).map(|(p, p0)| p.ln() - p0.ln()).collect();
+                        // Log-softmax differences, not ln of probabilities: a probability that
+                        // underflows to 0 must not turn the KL into 0·(−∞) = NaN.
+                        let (lp, lp0) = (log_softmax(&r.act_h.logits), log_softmax(&a0.logits));
+                        let log_ratio: Vec<f64> = lp.iter().zip(&lp0).map(|(a, b)| a - b).collect();
                         let kl: f64 = r.p_h.iter().zip(&log_ratio).map(|(p, l)| p * l).sum();
                         let coef = -self.config.kl / b_count as f64;
                         let dz: Vec<f64> =
@@ -438,6 +447,12 @@ impl Trainer {
 
         // Nothing is committed to `self.state` until the step has fully succeeded, so a
         // failing step leaves the last good state to checkpoint.
+        let mut gradient = vec![0.0; p_len];
+        for g in &grads {
+            for (a, b) in gradient.iter_mut().zip(g) {
+                *a += b;
+            }
+        }
         let mut optimizer = self.state.optimizer.clone();
         let deltas = optimizer.step(&grads);
         let mut theta = self.state.theta.clone();
@@ -483,6 +498,7 @@ impl Trainer {
             step,
             theta_before,
             deltas,
+            gradient,
             metric_before,
             metric_after,
             train_reward,

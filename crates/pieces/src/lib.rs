@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `exact_verifier` | verifier | `1[y = gold]` ([`ExactVerifier`]) |
 //! | `lenient_verifier` | verifier | exploitable acceptance: off-by-k or contains-digits ([`LenientVerifier`]) |
+//! | `random_reward` | shaping | a control: uniform reward independent of the answer ([`RandomReward`]) |
 //! | `noisy_verifier` | verifier | exact verdict flipped w.p. `flip_rate`, keyed per sample ([`NoisyVerifier`]) |
 //! | `partial_credit` | shaping | fraction of matching digit positions ([`PartialCredit`]) |
 //! | `format_shaping` | shaping | `1` if parsed, else `−malformed_penalty` ([`FormatShaping`]) |
@@ -70,7 +71,7 @@ pub use digits::{decimal_len, digit_match_fraction, text_contains_decimal};
 pub use error::{PieceError, PieceProblem, WeightsError};
 pub use reward_model::{RewardModel, RewardModelConfig};
 pub use shaping::{FormatShaping, LengthShaping, PartialCredit};
-pub use verifier::{exact_verdict, ExactVerifier, LenientRule, LenientVerifier, NoisyVerifier};
+pub use verifier::{exact_verdict, ExactVerifier, LenientRule, LenientVerifier, NoisyVerifier, RandomReward};
 
 /// Everything a piece may need from the environment at build time.
 #[derive(Clone, Copy)]
@@ -182,7 +183,7 @@ const CURRICULUM_PARAMS: &[ParamSpec] = &[ParamSpec::weights(
 const HINT_PARAMS: &[ParamSpec] =
     &[ParamSpec::float("probability", 0.0, 1.0, 0.5, "probability that a training task shows its hint")];
 
-static KINDS: [PieceKindInfo; 9] = [
+static KINDS: [PieceKindInfo; 10] = [
     PieceKindInfo {
         name: "exact_verifier",
         kind: PieceKind::Verifier,
@@ -203,6 +204,13 @@ static KINDS: [PieceKindInfo; 9] = [
         doc: "The exact verdict flipped with probability flip_rate, by a uniform keyed on (seed, step, index, \
               piece id): deterministic per sample, independent across pieces. Unparsed answers score 0.",
         params: NOISY_PARAMS,
+    },
+    PieceKindInfo {
+        name: "random_reward",
+        kind: PieceKind::Shaping,
+        doc: "A control: a reward drawn uniformly from [0, 1) per sample, keyed on (seed, step, index, piece \
+              id), independent of the answer. Its measured effect on the gold metric should be near zero.",
+        params: &[],
     },
     PieceKindInfo {
         name: "partial_credit",
@@ -359,6 +367,7 @@ pub fn build(
         }
         "noisy_verifier" => reward(Box::new(NoisyVerifier::new(id, p.float("flip_rate")?))),
         "partial_credit" => reward(Box::new(PartialCredit)),
+        "random_reward" => reward(Box::new(RandomReward::new(id))),
         "format_shaping" => {
             reward(Box::new(FormatShaping { malformed_penalty: p.float("malformed_penalty")? }))
         }
@@ -431,6 +440,7 @@ mod tests {
                 "exact_verifier",
                 "lenient_verifier",
                 "noisy_verifier",
+                "random_reward",
                 "partial_credit",
                 "format_shaping",
                 "length_shaping",

@@ -139,10 +139,43 @@ impl RewardPiece for NoisyVerifier {
     }
 }
 
+/// `random_reward`: a control channel, `r ~ U[0, 1)` from the piece's own keyed stream for
+/// each sample, independent of the response. Whatever it does to the gold metric is noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomReward {
+    purpose: Purpose,
+}
+
+impl RandomReward {
+    /// The control for piece `piece_id`.
+    pub fn new(piece_id: &str) -> Self {
+        RandomReward { purpose: Purpose::PIECE.with(piece_id) }
+    }
+}
+
+impl RewardPiece for RandomReward {
+    fn score(&self, _task: &Task, _response: &Response, key: ScoreKey) -> f64 {
+        stream(key.seed, self.purpose, key.step, key.index).random()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::{key, parsed, task, unparsed};
+
+    #[test]
+    fn random_reward_ignores_the_answer_and_is_keyed() {
+        let r = RandomReward::new("rand");
+        let t = task(42, 0, 99);
+        let k = key(9);
+        assert_eq!(r.score(&t, &parsed(42), k), r.score(&t, &parsed(7), k));
+        assert_eq!(r.score(&t, &parsed(42), k), r.score(&t, &unparsed("x"), k));
+        assert_ne!(r.score(&t, &parsed(42), k), r.score(&t, &parsed(42), key(10)));
+        let mean: f64 = (0..20_000).map(|i| r.score(&t, &parsed(1), key(i))).sum::<f64>() / 20_000.0;
+        // U[0,1) mean 0.5, sd of the mean 0.289/√20000 ≈ 0.002; 5σ = 0.01.
+        assert!((mean - 0.5).abs() < 0.01, "{mean}");
+    }
 
     #[test]
     fn exact_verifier_values() {

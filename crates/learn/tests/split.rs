@@ -1,0 +1,203 @@
+//! The channel split is exact: at every step of a run, the per-cell steps sum to the real
+//! step, and the real step equals what an ordinary, unsplit GRPO implementation computes.
+//!
+//! For Adam the comparison is made in two exact halves: the split gradient equals the
+//! unsplit GRPO gradient, and the split optimizer's step equals ordinary Adam's step on that
+//! gradient. (Composing them end to end is not a fair 1e-12 test: Adam divides each
+//! coordinate by `√v + ε`, so a coordinate whose gradient cancels to ~1e-17 turns a
+//! summation-order rounding difference into an O(η) step difference, in any implementation.)
+
+mod common;
+
+use gristmill_core::piece::ScoreKey;
+use gristmill_core::policy::Response;
+use gristmill_core::rng::{stream, Purpose};
+use gristmill_learn::model::{inverse_cdf, log_softmax, softmax};
+use gristmill_learn::optim::ReferenceOptimizer;
+use gristmill_learn::{Normalization, Trainer};
+use rand::Rng;
+
+/// Relative error bound of the issue: 1e-12. The split and the reference add the same
+/// terms in different orders; with O(100) terms of mixed sign the rounding difference is
+/// a few hundred ulps of the largest term, ~1e-14 relative.
+const REL: f64 = 1e-12;
+
+fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+    let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    diff / norm.max(f64::MIN_POSITIVE)
+}
+
+/// GRPO as one would write it without any split: combined reward, one advantage per
+/// sample, the gradient of log π on the observation actually shown, plus KL and decay.
+fn reference_gradient(t: &Trainer) -> Vec<f64> {
+    let env = &t.env;
+    let step = t.state.step;
+    let seed = t.seed;
+    let theta = &t.state.theta;
+    let (b_count, g_count) =
+        (env.spec.spec.run.tasks_per_step as usize, env.spec.spec.run.responses_per_task as usize);
+    let q = env.sampling_distribution();
+    let hint_p = env.hint().map(|h| h.probability);
+    let w = env.channel_weights();
+    let mut grad = vec![0.0; t.model.len()];
+    for b in 0..b_count {
+        let task = env.training_task(&q, hint_p, seed, step, b as u64).unwrap();
+        let src = env.sources[task.key.source as usize].as_ref();
+        let e = t.model.encode(&task);
+        let act = t.model.forward(theta, &e);
+        let p = softmax(&act.logits);
+        let mut ys = vec![];
+        let mut rs = vec![];
+        for g in 0..g_count {
+            let index = (b * g_count + g) as u64;
+            let u: f64 = stream(seed, Purpose::SAMPLE, step, index).random();
+            let y = inverse_cdf(&p, u);
+            let resp = Response::from_answer(src, task.answers.value(y));
+            rs.push(env.score(&task, &resp, ScoreKey { seed, step, index }));
+            ys.push(y);
+        }
+        let c = w.len();
+        let combined: Vec<f64> = rs.iter().map(|r| r.iter().zip(&w).map(|(a, b)| a * b).sum()).collect();
+        let mean_c: Vec<f64> =
+            (0..c).map(|k| rs.iter().map(|r| r[k]).sum::<f64>() / g_count as f64).collect();
+        let std = |xs: Vec<f64>| {
+            let m = xs.iter().sum::<f64>() / xs.len() as f64;
+            (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len() as f64).sqrt()
+        };
+        let adv: Vec<f64> = (0..g_count)
+            .map(|g| {
+                (0..c)
+                    .map(|k| {
+                        let sigma = match t.config.normalization {
+                            Normalization::Shared => std(combined.clone()),
+                            Normalization::PerChannel => std(rs.iter().map(|r| r[k]).collect()),
+                        };
+                        w[k] * (rs[g][k] - mean_c[k]) / (sigma + 1e-6)
+                    })
+                    .sum()
+            })
+            .collect();
+        let mut dz = vec![0.0; p.len()];
+        for g in 0..g_count {
+            let a = adv[g] / (b_count * g_count) as f64;
+            for (k, pk) in p.iter().enumerate() {
+                dz[k] += a * ((k == ys[g]) as i32 as f64 - pk);
+            }
+        }
+        if t.config.kl > 0.0 {
+            let lp = log_softmax(&act.logits);
+            let lp0 = log_softmax(&t.model.forward(&t.theta0, &e).logits);
+            let kl: f64 = p.iter().zip(lp.iter().zip(&lp0)).map(|(p, (a, b))| p * (a - b)).sum();
+            for k in 0..p.len() {
+                dz[k] += -t.config.kl / b_count as f64 * p[k] * (lp[k] - lp0[k] - kl);
+            }
+        }
+        t.model.backward(theta, &e, &act, &dz, &mut grad);
+    }
+    for (g, th) in grad.iter_mut().zip(theta) {
+        *g -= t.config.weight_decay * th;
+    }
+    grad
+}
+
+fn check_every_step(policy: &str) {
+    let (env, config, seed) = common::build(&common::rich_spec(policy));
+    let mut trainer = Trainer::new(env, config.clone(), seed).unwrap();
+    let mut reference = ReferenceOptimizer::new(config.optimizer, config.learning_rate, trainer.model.len());
+    let mut hinted_steps = 0;
+    for _ in 0..6 {
+        let g = reference_gradient(&trainer);
+        let report = trainer.step().unwrap();
+        assert!(
+            rel_err(&report.gradient, &g) <= REL,
+            "{policy}: step {}: split gradient vs unsplit GRPO gradient {}",
+            report.step,
+            rel_err(&report.gradient, &g)
+        );
+        let expected = if matches!(config.optimizer, gristmill_learn::optim::OptimizerKind::Sgd) {
+            reference.step(&g)
+        } else {
+            reference.step(&report.gradient)
+        };
+        let real: Vec<f64> =
+            trainer.state.theta.iter().zip(&report.theta_before).map(|(a, b)| a - b).collect();
+        let summed: Vec<f64> =
+            (0..real.len()).map(|k| report.deltas.iter().map(|d| d[k]).sum::<f64>()).collect();
+        assert!(
+            rel_err(&summed, &real) <= REL,
+            "{policy}: step {}: Σ cells vs real step {}",
+            report.step,
+            rel_err(&summed, &real)
+        );
+        assert!(
+            rel_err(&real, &expected) <= REL,
+            "{policy}: step {}: split vs unsplit {}",
+            report.step,
+            rel_err(&real, &expected)
+        );
+        let hint_row = trainer.channels.iter().position(|c| c.id == "hint").unwrap();
+        let cols = trainer.columns();
+        if (0..cols).any(|s| report.deltas[trainer.cell(hint_row, s)].iter().any(|v| *v != 0.0)) {
+            hinted_steps += 1;
+        }
+    }
+    assert!(hinted_steps > 0, "the hint cell never moved: the test would not see a wrong hint split");
+}
+
+#[test]
+fn split_sums_to_real_step_and_matches_unsplit_sgd_loglinear() {
+    check_every_step(
+        r#"kind = "loglinear"
+params = { optimizer = "sgd", learning_rate = 0.5, kl = 0.05, weight_decay = 0.01 }"#,
+    );
+}
+
+#[test]
+fn split_sums_to_real_step_and_matches_unsplit_adam_loglinear_per_channel() {
+    check_every_step(
+        r#"kind = "loglinear"
+params = { optimizer = "adam", learning_rate = 0.05, normalization = "per_channel", kl = 0.05, weight_decay = 0.01 }"#,
+    );
+}
+
+#[test]
+fn split_sums_to_real_step_and_matches_unsplit_adam_mlp() {
+    check_every_step(
+        r#"kind = "mlp"
+params = { optimizer = "adam", learning_rate = 0.05, hidden = 8, kl = 0.1, weight_decay = 0.001 }"#,
+    );
+}
+
+#[test]
+fn training_is_identical_on_one_and_four_threads() {
+    let (env, config, seed) = common::build(&common::rich_spec(
+        r#"kind = "mlp"
+params = { hidden = 8 }"#,
+    ));
+    let digest = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut t = Trainer::new(env.clone(), config.clone(), seed).unwrap();
+            for _ in 0..4 {
+                t.step().unwrap();
+            }
+            (t.state.digest.clone(), t.state.theta.clone())
+        })
+    };
+    assert_eq!(digest(1), digest(4));
+}
+
+#[test]
+fn non_finite_parameters_stop_the_step_naming_step_and_channel_and_keep_the_state() {
+    let (env, config, seed) = common::build(&common::rich_spec(r#"kind = "loglinear""#));
+    let mut t = Trainer::new(env, config, seed).unwrap();
+    t.step().unwrap();
+    t.state.theta[0] = f64::NAN;
+    let before = t.state.clone();
+    let err = t.step().unwrap_err().to_string();
+    assert!(err.contains("at step 1") && err.contains("logits"), "{err}");
+    // The failing step committed nothing.
+    assert_eq!(t.state.step, before.step);
+    assert_eq!(t.state.digest, before.digest);
+}
