@@ -16,8 +16,8 @@ use crate::output::{num, progress, table, write_json};
 /// `gristmill run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Spec file (TOML).
-    pub spec: PathBuf,
+    /// Spec file (TOML); without one, the built-in example (examples/learn.toml) runs.
+    pub spec: Option<PathBuf>,
     /// Root seed (default: the spec's `run.seed`).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -128,8 +128,17 @@ fn execute(
     Ok((outcome, n))
 }
 
+/// The built-in example environment, run when `gristmill run` is given no spec.
+pub const DEFAULT_SPEC: &str = include_str!("../../../examples/learn.toml");
+
 pub fn run(db: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (valid, text) = match load_spec(&args.spec) {
+    let loaded = match &args.spec {
+        Some(path) => load_spec(path),
+        None => parse_and_validate(DEFAULT_SPEC, "built-in example (examples/learn.toml)")
+            .map(|v| (v, DEFAULT_SPEC.to_string()))
+            .map_err(|e| InvalidSpec(e).into()),
+    };
+    let (valid, text) = match loaded {
         Ok(v) => v,
         Err(e) => return exit_for(e),
     };
@@ -252,7 +261,8 @@ fn train_run(
     let (pool, _) = pool(threads)?;
     let (seed, steps, spec_hash, name) =
         (valid.spec.run.seed, valid.spec.run.steps, valid.hash.clone(), valid.spec.name.clone());
-    let prepared = pool.install(|| crate::train::prepare(valid, config, store, run_id, resume));
+    let checkpoint = if resume { store.latest_checkpoint(run_id)?.map(|c| (c.step, c.bytes)) } else { None };
+    let prepared = pool.install(|| crate::train::prepare(valid, config, checkpoint));
     let (mut trainer, mut credit, mut reward_sums, gold_before) = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -399,22 +409,47 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let origin = format!("run {} spec", run.id);
     let valid = parse_and_validate(&spec.text, &origin).map_err(|e| anyhow!("{e}"))?;
     let valid = with_overrides(valid, Some(run.seed), Some(run.steps))?;
-    let (outcome, n) = execute(valid, args.threads, true)?;
+    let (recomputed_digest, recomputed_metrics, n) = if let Some(config) = crate::train::train_config(&valid)
+    {
+        // Re-train into a scratch in-memory store, then compare with what was stored.
+        let (pool, n) = pool(args.threads)?;
+        let mut scratch = Store::open_in_memory()?;
+        scratch.put_spec(&valid.hash, &valid.spec.name, &spec.text)?;
+        let id = scratch.create_run(&NewRun::new("train".into(), valid.hash.clone(), run.seed, run.steps))?;
+        let steps = valid.spec.run.steps;
+        let outcome = pool.install(|| -> anyhow::Result<_> {
+            let (mut trainer, mut credit, mut sums, before) = crate::train::prepare(valid, config, None)?;
+            crate::train::train_loop(
+                &mut scratch,
+                id,
+                &mut trainer,
+                &mut credit,
+                &mut sums,
+                before,
+                steps,
+                true,
+            )
+        })?;
+        let metrics = scratch.step_metrics(id)?.into_iter().map(|m| (m.step, m.name, m.value)).collect();
+        (outcome.digest, metrics, n)
+    } else {
+        let (outcome, n) = execute(valid, args.threads, true)?;
+        let metrics = outcome
+            .steps
+            .iter()
+            .flat_map(|s| s.values.iter().map(move |(k, v)| (s.step, k.clone(), *v)))
+            .collect::<Vec<_>>();
+        (outcome.digest, metrics, n)
+    };
     let stored = store.step_metrics(run.id)?;
     let mut differences = Vec::new();
-    let recomputed: Vec<(u64, &str, f64)> = outcome
-        .steps
-        .iter()
-        .flat_map(|s| s.values.iter().map(move |(k, v)| (s.step, k.as_str(), *v)))
-        .collect();
-    if stored.len() != recomputed.len() {
-        differences.push(format!("{} stored metrics, {} recomputed", stored.len(), recomputed.len()));
+    if stored.len() != recomputed_metrics.len() {
+        differences.push(format!("{} stored metrics, {} recomputed", stored.len(), recomputed_metrics.len()));
     }
     let mut stored_sorted: Vec<(u64, String, f64)> =
         stored.iter().map(|m| (m.step, m.name.clone(), m.value)).collect();
     stored_sorted.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let mut re_sorted: Vec<(u64, String, f64)> =
-        recomputed.iter().map(|(s, k, v)| (*s, k.to_string(), *v)).collect();
+    let mut re_sorted = recomputed_metrics;
     re_sorted.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     for (a, b) in stored_sorted.iter().zip(&re_sorted) {
         if a.0 != b.0 || a.1 != b.1 || a.2.to_bits() != b.2.to_bits() {
@@ -422,8 +457,8 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 .push(format!("step {} {}: stored {} ≠ replayed {} ({} {})", a.0, a.1, a.2, b.2, b.0, b.1));
         }
     }
-    if outcome.digest != digest {
-        differences.push(format!("digest: stored {digest} ≠ replayed {}", outcome.digest));
+    if recomputed_digest != digest {
+        differences.push(format!("digest: stored {digest} ≠ replayed {recomputed_digest}"));
     }
     println!("replayed run {} with {n} threads: {} metrics compared", run.id, re_sorted.len());
     if differences.is_empty() {

@@ -38,13 +38,12 @@ pub fn train_config(valid: &ValidSpec) -> Option<TrainConfig> {
     TrainConfig::from_params(valid.policy_kind.name, &valid.policy_params)
 }
 
-/// Builds a trainer for `valid` at step 0, or restored from the run's latest checkpoint.
+/// Builds a trainer for `valid` at step 0, or restored from `checkpoint` (a stored
+/// checkpoint's step and bytes).
 pub fn prepare(
     valid: ValidSpec,
     config: TrainConfig,
-    store: &mut Store,
-    run_id: RunId,
-    resume: bool,
+    checkpoint: Option<(u64, Vec<u8>)>,
 ) -> anyhow::Result<(Trainer, Option<InRunCredit>, Vec<f64>, f64)> {
     let seed = valid.spec.run.seed;
     let env = Environment::build(valid)?;
@@ -52,14 +51,12 @@ pub fn prepare(
     let gold_before = trainer.state.metric;
     let mut credit = (config.credit_nodes > 0).then(|| InRunCredit::new(&trainer, config.credit_nodes));
     let mut reward_sums = vec![0.0; trainer.env.channels.len()];
-    if resume {
-        if let Some(ck) = store.latest_checkpoint(run_id)? {
-            let ck: Checkpoint = serde_json::from_slice(&ck.bytes)
-                .with_context(|| format!("run {run_id}: checkpoint at step {} is unreadable", ck.step))?;
-            trainer.restore(ck.state)?;
-            credit = ck.credit;
-            reward_sums = ck.reward_sums;
-        }
+    if let Some((step, bytes)) = checkpoint {
+        let ck: Checkpoint = serde_json::from_slice(&bytes)
+            .with_context(|| format!("checkpoint at step {step} is unreadable"))?;
+        trainer.restore(ck.state)?;
+        credit = ck.credit;
+        reward_sums = ck.reward_sums;
     }
     Ok((trainer, credit, reward_sums, gold_before))
 }

@@ -1,0 +1,103 @@
+//! A training run killed with SIGKILL mid-way resumes from its last checkpoint to the
+//! bit-identical final digest of an uninterrupted run — with a real child process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gristmill_store::{RunId, RunStatus, Store};
+
+const SPEC: &str = r#"
+name = "resume"
+[run]
+seed = 21
+steps = 400
+tasks_per_step = 48
+responses_per_task = 8
+[policy]
+kind = "mlp"
+params = { hidden = 24, checkpoint_every = 7 }
+[[source]]
+id = "add"
+family = "addition"
+knobs = { digits = 1 }
+[[source]]
+id = "cmp"
+family = "comparison"
+[[piece]]
+id = "gold"
+kind = "exact_verifier"
+[[piece]]
+id = "noisy"
+kind = "noisy_verifier"
+params = { flip_rate = 0.2 }
+[[piece]]
+id = "hint"
+kind = "hint"
+params = { probability = 0.3 }
+[eval]
+size = 200
+"#;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gristmill-resume-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("spec.toml"), SPEC).unwrap();
+    dir
+}
+
+fn gristmill(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gristmill"));
+    c.current_dir(dir).args(["--db", "runs.db"]).args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+fn digest_of(json: &Path) -> String {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    v["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sigkill_then_resume_reaches_the_uninterrupted_digest() {
+    // Uninterrupted reference.
+    let clean = scratch("clean");
+    let out = gristmill(&clean, &["run", "spec.toml", "--json", "out.json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = digest_of(&clean.join("out.json"));
+
+    // Killed run: wait until at least two checkpoints are stored, then SIGKILL.
+    let killed = scratch("killed");
+    let mut child = gristmill(&killed, &["run", "spec.toml"]).spawn().unwrap();
+    let start = Instant::now();
+    let steps_done = loop {
+        std::thread::sleep(Duration::from_millis(20));
+        if let Ok(store) = Store::open(killed.join("runs.db")) {
+            if let Ok(run) = store.run(RunId(1)) {
+                if run.steps_done >= 14 {
+                    break run.steps_done;
+                }
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+    };
+    child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up.
+    child.wait().unwrap();
+    let store = Store::open(killed.join("runs.db")).unwrap();
+    let run = store.run(RunId(1)).unwrap();
+    assert_eq!(run.status, RunStatus::Running, "a killed run is left as running");
+    assert!(run.steps_done >= steps_done && run.steps_done < 400, "killed mid-way at {}", run.steps_done);
+    drop(store);
+
+    let out = gristmill(&killed, &["resume", "1", "--json", "out.json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(digest_of(&killed.join("out.json")), expected);
+
+    // And the stored curve is complete and identical to the uninterrupted run's.
+    let a = Store::open(clean.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
+    let b = Store::open(killed.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
+    assert_eq!(a, b);
+    let _ = std::fs::remove_dir_all(clean);
+    let _ = std::fs::remove_dir_all(killed);
+}
