@@ -263,27 +263,17 @@ fn train_run(
         (valid.spec.run.seed, valid.spec.run.steps, valid.hash.clone(), valid.spec.name.clone());
     let checkpoint = if resume { store.latest_checkpoint(run_id)?.map(|c| (c.step, c.bytes)) } else { None };
     let prepared = pool.install(|| crate::train::prepare(valid, config, checkpoint));
-    let (mut trainer, mut credit, mut reward_sums, gold_before) = match prepared {
+    let mut session = match prepared {
         Ok(p) => p,
         Err(e) => {
             store.fail_run(run_id, &format!("{e:#}"))?;
             return Err(e);
         }
     };
-    let from = trainer.state.step;
-    let outcome = pool.install(|| {
-        crate::train::train_loop(
-            store,
-            run_id,
-            &mut trainer,
-            &mut credit,
-            &mut reward_sums,
-            gold_before,
-            steps,
-            true,
-        )
-    })?;
-    let mut summary = crate::train::train_json(&trainer, &outcome);
+    let from = session.trainer.state.step;
+    let outcome = pool.install(|| crate::train::train_loop(store, run_id, &mut session, steps, true))?;
+    let trainer = &session.trainer;
+    let mut summary = crate::train::train_json(trainer, &outcome);
     let extra = json!({ "run_id": run_id.0, "spec_hash": spec_hash, "seed": seed, "digest": outcome.digest, "steps": steps });
     if let (Some(obj), Some(extra)) = (summary.as_object_mut(), extra.as_object()) {
         for (k, v) in extra {
@@ -299,7 +289,7 @@ fn train_run(
         &spec_hash[..12],
         trainer.config.arch_name()
     );
-    crate::train::print_train(&trainer, &outcome);
+    crate::train::print_train(trainer, &outcome);
     println!("digest {}", outcome.digest);
     if let Some(path) = json_path {
         write_json(path, &summary)?;
@@ -418,17 +408,8 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let id = scratch.create_run(&NewRun::new("train".into(), valid.hash.clone(), run.seed, run.steps))?;
         let steps = valid.spec.run.steps;
         let outcome = pool.install(|| -> anyhow::Result<_> {
-            let (mut trainer, mut credit, mut sums, before) = crate::train::prepare(valid, config, None)?;
-            crate::train::train_loop(
-                &mut scratch,
-                id,
-                &mut trainer,
-                &mut credit,
-                &mut sums,
-                before,
-                steps,
-                true,
-            )
+            let mut session = crate::train::prepare(valid, config, None)?;
+            crate::train::train_loop(&mut scratch, id, &mut session, steps, true)
         })?;
         let metrics = scratch.step_metrics(id)?.into_iter().map(|m| (m.step, m.name, m.value)).collect();
         (outcome.digest, metrics, n)
@@ -487,5 +468,31 @@ pub fn runs(db: &Path, limit: u32) -> anyhow::Result<ExitCode> {
         ]);
     }
     println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gristmill serve`.
+pub fn serve(
+    addr: std::net::SocketAddr,
+    specs: &[PathBuf],
+    max_batch: usize,
+    max_sessions: usize,
+    session_idle_secs: u64,
+    body_limit: usize,
+) -> anyhow::Result<ExitCode> {
+    let envs = if specs.is_empty() {
+        vec![gristmill_server::load_env_str(DEFAULT_SPEC, "built-in example (examples/learn.toml)")?]
+    } else {
+        gristmill_server::load_envs(specs)?
+    };
+    let config = gristmill_server::ServerConfig {
+        addr,
+        max_batch,
+        max_sessions,
+        session_idle_timeout: std::time::Duration::from_secs(session_idle_secs),
+        body_limit_bytes: body_limit,
+        ..Default::default()
+    };
+    gristmill_server::serve_blocking(config, envs)?;
     Ok(ExitCode::SUCCESS)
 }

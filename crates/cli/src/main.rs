@@ -2,6 +2,7 @@
 
 mod commands;
 mod credit;
+mod lm;
 mod output;
 mod train;
 
@@ -49,6 +50,31 @@ enum Command {
     },
     /// Split a training run's gain among its pieces: in-run credit, Shapley, leave-one-out.
     Credit(credit::CreditArgs),
+    /// Evaluate a language-model policy on a spec's gold suite: pass@1, pass@k, best-of-k, rollouts as JSONL.
+    Eval(lm::EvalArgs),
+    /// Serve a GGUF model in-process through an OpenAI-compatible chat-completions API.
+    ServePolicy(lm::ServePolicyArgs),
+    /// Serve environments over HTTP: sample tasks, score responses per piece, step episodes.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Spec files to serve (repeatable); without one, the built-in example is served.
+        #[arg(long = "spec")]
+        specs: Vec<PathBuf>,
+        /// Largest request batch (tasks per sample, items per score, forks per fork).
+        #[arg(long, default_value_t = 1024)]
+        max_batch: usize,
+        /// Most live episode sessions.
+        #[arg(long, default_value_t = 10_000)]
+        max_sessions: usize,
+        /// Seconds before an idle session expires.
+        #[arg(long, default_value_t = 300)]
+        session_idle_secs: u64,
+        /// Largest request body in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        body_limit: usize,
+    },
     /// List stored runs.
     Runs {
         /// How many, newest first.
@@ -69,6 +95,11 @@ fn main() -> ExitCode {
             commands::resume(&cli.db, run_id, threads, json.as_deref())
         }
         Command::Credit(args) => credit::credit(&cli.db, args),
+        Command::Eval(args) => lm::eval(&cli.db, args),
+        Command::ServePolicy(args) => lm::serve_policy(args),
+        Command::Serve { addr, specs, max_batch, max_sessions, session_idle_secs, body_limit } => {
+            commands::serve(addr, &specs, max_batch, max_sessions, session_idle_secs, body_limit)
+        }
         Command::Runs { limit } => commands::runs(&cli.db, limit),
     };
     match result {

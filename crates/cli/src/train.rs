@@ -40,11 +40,23 @@ pub fn train_config(valid: &ValidSpec) -> Option<TrainConfig> {
 
 /// Builds a trainer for `valid` at step 0, or restored from `checkpoint` (a stored
 /// checkpoint's step and bytes).
+/// A training run in memory: the trainer and what the closing report accumulates.
+pub struct Session {
+    /// The trainer.
+    pub trainer: Trainer,
+    /// In-run credit so far (when credit nodes > 0).
+    pub credit: Option<InRunCredit>,
+    /// Training reward sums per channel so far.
+    pub reward_sums: Vec<f64>,
+    /// `M(θ₀)`.
+    pub gold_before: f64,
+}
+
 pub fn prepare(
     valid: ValidSpec,
     config: TrainConfig,
     checkpoint: Option<(u64, Vec<u8>)>,
-) -> anyhow::Result<(Trainer, Option<InRunCredit>, Vec<f64>, f64)> {
+) -> anyhow::Result<Session> {
     let seed = valid.spec.run.seed;
     let env = Environment::build(valid)?;
     let mut trainer = Trainer::new(env, config.clone(), seed)?;
@@ -58,7 +70,7 @@ pub fn prepare(
         credit = ck.credit;
         reward_sums = ck.reward_sums;
     }
-    Ok((trainer, credit, reward_sums, gold_before))
+    Ok(Session { trainer, credit, reward_sums, gold_before })
 }
 
 /// Runs `trainer` to `total_steps`, checkpointing every `checkpoint_every` steps and on
@@ -66,13 +78,12 @@ pub fn prepare(
 pub fn train_loop(
     store: &mut Store,
     run_id: RunId,
-    trainer: &mut Trainer,
-    credit: &mut Option<InRunCredit>,
-    reward_sums: &mut Vec<f64>,
-    gold_before: f64,
+    session: &mut Session,
     total_steps: u64,
     show_progress: bool,
 ) -> anyhow::Result<TrainOutcome> {
+    let Session { trainer, credit, reward_sums, gold_before } = session;
+    let gold_before = *gold_before;
     let every = trainer.config.checkpoint_every.max(1);
     let ids = trainer.env.channel_ids();
     let pb = progress(total_steps, "training");
@@ -106,7 +117,7 @@ pub fn train_loop(
             Ok((step, values)) => {
                 buffered.push((step, values));
                 pb.inc(1);
-                if trainer.state.step % every == 0 || trainer.state.step == total_steps {
+                if trainer.state.step.is_multiple_of(every) || trainer.state.step == total_steps {
                     checkpoint(store, run_id, trainer, credit, reward_sums, &mut buffered)?;
                 }
             }

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::error::EngineError;
 
 /// One piece of an assembled environment.
+#[derive(Clone)]
 pub struct EnvPiece {
     /// Spec id.
     pub id: String,
@@ -132,6 +133,19 @@ impl Environment {
         })
     }
 
+    /// The same environment with piece `index` replaced (e.g. by a retrained copy, or with
+    /// a new channel weight). Other pieces are shared, not rebuilt.
+    pub fn with_piece(&self, index: usize, piece: EnvPiece) -> Environment {
+        let mut pieces: Vec<EnvPiece> = self.pieces.as_ref().clone();
+        pieces[index] = piece;
+        Environment { pieces: Arc::new(pieces), ..self.clone() }
+    }
+
+    /// Position of the piece with id `id`.
+    pub fn piece_index(&self, id: &str) -> Option<usize> {
+        self.pieces.iter().position(|p| p.id == id)
+    }
+
     /// The same environment with only `coalition`'s pieces on.
     pub fn with_coalition(&self, coalition: Coalition) -> Environment {
         Environment { coalition, ..self.clone() }
@@ -231,7 +245,7 @@ impl Environment {
     /// Regenerates the task named by `key`.
     pub fn task(&self, key: TaskKey) -> Result<Task, EngineError> {
         let s = key.source as usize;
-        let source = self.sources.get(s).ok_or_else(|| EngineError::UnknownSource { index: key.source })?;
+        let source = self.sources.get(s).ok_or(EngineError::UnknownSource { index: key.source })?;
         Ok(generate_task(source.as_ref(), &self.spec.spec.sources[s].id, key, self.spec.spec.eval.fraction)?)
     }
 

@@ -13,6 +13,9 @@ pub enum Normalization {
     Shared,
     /// One σ per channel and group: each reward normalised on its own.
     PerChannel,
+    /// No σ: `A_c = w_c (r_c − mean_group(r_c))` (as in Dr. GRPO). Reward scale then sets
+    /// the step size, which is what makes a flat reward model teach slowly.
+    None,
 }
 
 /// Everything the trainer needs besides the environment.
@@ -49,7 +52,7 @@ macro_rules! common_params {
             ParamSpec::float("beta1", 0.0, 0.999999, 0.9, "Adam first-moment decay"),
             ParamSpec::float("beta2", 0.0, 0.999999, 0.999, "Adam second-moment decay"),
             ParamSpec::float("eps", 1e-300, 1.0, 1e-8, "Adam denominator guard"),
-            ParamSpec::choice("normalization", &["shared", "per_channel"], "shared", "advantage σ: shared (combined reward) or per channel"),
+            ParamSpec::choice("normalization", &["shared", "per_channel", "none"], "shared", "advantage σ: shared (combined reward), per channel, or none"),
             ParamSpec::float("kl", 0.0, 100.0, 0.0, "KL-to-initial-policy coefficient β (pseudo-piece `kl`)"),
             ParamSpec::float("weight_decay", 0.0, 10.0, 0.0, "weight decay λ (pseudo-piece `weight_decay`)"),
             ParamSpec::int("checkpoint_every", 1, 1_000_000, 10, "steps between checkpoints"),
@@ -99,10 +102,10 @@ impl TrainConfig {
             arch,
             optimizer,
             learning_rate: p.float("learning_rate"),
-            normalization: if p.choice("normalization") == "per_channel" {
-                Normalization::PerChannel
-            } else {
-                Normalization::Shared
+            normalization: match p.choice("normalization") {
+                "per_channel" => Normalization::PerChannel,
+                "none" => Normalization::None,
+                _ => Normalization::Shared,
             },
             kl: p.float("kl"),
             weight_decay: p.float("weight_decay"),

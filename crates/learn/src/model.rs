@@ -273,6 +273,54 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The directional derivative of the logits along `direction` in parameter space,
+    /// `δz = (∂z/∂θ)·direction` (forward mode). With `direction = ∇M` this gives each
+    /// sample's influence `∇M·∇log π(y|x) = δz_y − π·δz` without a per-sample gradient.
+    pub fn jvp(&self, theta: &[f64], e: &Encoded, act: &Activations, direction: &[f64]) -> Vec<f64> {
+        match self.arch {
+            // Log-linear logits are linear in θ: the JVP is the forward pass at `direction`.
+            Arch::LogLinear => self.forward(direction, e).logits,
+            Arch::Mlp { hidden } => {
+                let (d, k) = (self.input, self.answers());
+                let x = &e.x;
+                let (_, rest) = theta.split_at(hidden * d + hidden);
+                let (w2, rest) = rest.split_at(k * hidden);
+                let (_, v2) = rest.split_at(k);
+                let (dw1, drest) = direction.split_at(hidden * d);
+                let (db1, drest) = drest.split_at(hidden);
+                let (dw2, drest) = drest.split_at(k * hidden);
+                let (db2, dv2) = drest.split_at(k);
+                let h = &act.h;
+                let dh: Vec<f64> = (0..hidden)
+                    .map(|j| {
+                        let pre =
+                            db1[j] + dw1[j * d..(j + 1) * d].iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
+                        (1.0 - h[j] * h[j]) * pre
+                    })
+                    .collect();
+                let dot = |w: &[f64], v: &[f64]| w.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
+                let ddig: Vec<f64> = (0..10)
+                    .map(|t| {
+                        let r = t * hidden..(t + 1) * hidden;
+                        dot(&dv2[r.clone()], h) + dot(&v2[r], &dh)
+                    })
+                    .collect();
+                (0..e.len)
+                    .map(|y| {
+                        let a = e.start + y;
+                        let r = a * hidden..(a + 1) * hidden;
+                        db2[a]
+                            + dot(&dw2[r.clone()], h)
+                            + dot(&w2[r], &dh)
+                            + ddig[last_digit(self.space.value(a))]
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 /// Softmax of logits (max-shifted, so it never overflows for finite logits).
 pub fn softmax(logits: &[f64]) -> Vec<f64> {
     let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);

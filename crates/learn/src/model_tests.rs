@@ -91,3 +91,23 @@ fn initial_policies_are_uniform() {
         }
     }
 }
+
+#[test]
+fn jvp_matches_finite_differences_of_logits() {
+    for arch in [Arch::LogLinear, Arch::Mlp { hidden: 5 }] {
+        let (model, theta, suite) = random_model(arch);
+        let mut rng = stream(2, Purpose::named("dir"), 0, 0);
+        let dir: Vec<f64> = (0..model.len()).map(|_| rng.random::<f64>() - 0.5).collect();
+        for e in &suite {
+            let act = model.forward(&theta, e);
+            let j = model.jvp(&theta, e, &act, &dir);
+            let plus: Vec<f64> = theta.iter().zip(&dir).map(|(t, d)| t + H * d).collect();
+            let minus: Vec<f64> = theta.iter().zip(&dir).map(|(t, d)| t - H * d).collect();
+            let (zp, zm) = (model.forward(&plus, e).logits, model.forward(&minus, e).logits);
+            for y in 0..e.len {
+                let fd = (zp[y] - zm[y]) / (2.0 * H);
+                assert!((fd - j[y]).abs() < FD_TOL, "{arch:?} y {y}: fd {fd} vs jvp {}", j[y]);
+            }
+        }
+    }
+}

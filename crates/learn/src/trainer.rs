@@ -3,8 +3,8 @@
 //! A step samples `B` tasks (from the curriculum's distribution `q` over sources, hints
 //! shown with the hint piece's probability) and `G` answers per task from the policy. Piece
 //! `c` gives reward `r_c`; the advantage splits by channel,
-//! `A_c = w_c (r_c − mean_group(r_c)) / σ`, with `σ` shared (std of `r = Σ w_c r_c`) or per
-//! channel (std of `r_c`). The policy gradient `g = (1/BG) Σ_j A_j ∇log π(y_j|x_j)` then
+//! `A_c = w_c (r_c − mean_group(r_c)) / σ`, with `σ` shared (std of `r = Σ w_c r_c`), per
+//! channel (std of `r_c`), or none (`σ = 1`, as in Dr. GRPO). The policy gradient `g = (1/BG) Σ_j A_j ∇log π(y_j|x_j)` then
 //! splits into **cells** (credit channel × source):
 //!
 //! * reward channel `c`, source `s`: `(1/BG) Σ_{j∈s} A_{j,c} ρ_j ∇log π(y_j|x_j)`, where
@@ -87,6 +87,42 @@ pub struct StepReport {
     pub samples_per_source: Vec<u64>,
     /// Digest of the run so far.
     pub digest: String,
+    /// The step's tasks and per-sample records, when [`Trainer::influence`] is on.
+    pub samples: Option<StepSamples>,
+}
+
+/// Per-sample records of a step, for training pieces on their measured effect.
+#[derive(Debug, Clone)]
+pub struct StepSamples {
+    /// The tasks (as the policy saw them, hints included).
+    pub tasks: Vec<gristmill_core::task::Task>,
+    /// `∇M(θ_t)`, the gold-metric gradient before the step.
+    pub metric_grad: Vec<f64>,
+    /// One record per sample, task-major.
+    pub samples: Vec<SampleRecord>,
+}
+
+/// What one sample did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRecord {
+    /// Task index within the step.
+    pub task: usize,
+    /// Source index.
+    pub source: usize,
+    /// Whether the task showed its hint.
+    pub hinted: bool,
+    /// The sampled answer.
+    pub answer: i64,
+    /// Influence `s_j = ∇M(θ_t)·∇log π(y_j|x_j)` on the observation the policy saw.
+    pub influence: f64,
+    /// Reward vector.
+    pub rewards: Vec<f64>,
+    /// Advantage per channel.
+    pub advantages: Vec<f64>,
+    /// `r − mean_group(r)` per channel.
+    pub centred: Vec<f64>,
+    /// Normaliser `1/(σ+ε)` (or 1) per channel.
+    pub inv_sigma: Vec<f64>,
 }
 
 /// Trainer state that a checkpoint restores.
@@ -124,6 +160,8 @@ pub struct Trainer {
     pub channels: Vec<CreditChannel>,
     /// Mutable state.
     pub state: TrainState,
+    /// Record per-sample influences in every [`StepReport`] (costs one `∇M` per step).
+    pub influence: bool,
 }
 
 struct TaskRollout {
@@ -139,6 +177,7 @@ struct TaskRollout {
     key: String,
     values: Vec<i64>,
     gold: Vec<f64>,
+    task: gristmill_core::task::Task,
 }
 
 impl Trainer {
@@ -179,7 +218,18 @@ impl Trainer {
         let mut d = Digest::new();
         d.str(&env.spec.hash).u64(seed).f64(metric);
         let state = TrainState { step: 0, theta: theta0.clone(), optimizer, metric, digest: d.hex() };
-        Ok(Trainer { env, config, model, theta0, seed, suite, suite_sources, channels, state })
+        Ok(Trainer {
+            env,
+            config,
+            model,
+            theta0,
+            seed,
+            suite,
+            suite_sources,
+            channels,
+            state,
+            influence: false,
+        })
     }
 
     /// Number of source columns: one per source plus `(global)`.
@@ -287,13 +337,23 @@ impl Trainer {
             key: task.key.to_string(),
             values,
             gold,
+            task,
         })
     }
 
-    /// Per-sample, per-channel advantages of one group (flat `[g][c]`).
-    fn advantages(&self, rewards: &[f64], weights: &[f64], g_count: usize) -> Vec<f64> {
+    /// Per-sample, per-channel advantages of one group (flat `[g][c]`), with the centred
+    /// rewards `r − mean` (flat `[g][c]`) and the per-channel normaliser `1/(σ+ε)` (or 1),
+    /// so that `A = w · centred · inv_sigma` and `∂A/∂w = centred · inv_sigma`.
+    pub fn advantages(
+        &self,
+        rewards: &[f64],
+        weights: &[f64],
+        g_count: usize,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let c_count = weights.len();
         let mut adv = vec![0.0; g_count * c_count];
+        let mut centred_all = vec![0.0; g_count * c_count];
+        let mut inv_sigma = vec![0.0; c_count];
         let mean = |c: usize| (0..g_count).map(|g| rewards[g * c_count + c]).sum::<f64>() / g_count as f64;
         let means: Vec<f64> = (0..c_count).map(mean).collect();
         let std_of = |xs: &mut dyn Iterator<Item = f64>, m: f64| -> f64 {
@@ -316,18 +376,27 @@ impl Trainer {
             if (0..g_count).all(|g| rewards[g * c_count + c] == first) {
                 continue;
             }
+            // Dividing by σ + ε, or multiplying by 1 when there is no σ: the division is kept
+            // as a division so the shared and per-channel results match an ordinary GRPO
+            // implementation to the last bit.
             let sigma = match self.config.normalization {
-                Normalization::Shared => shared_sigma,
+                Normalization::Shared => Some(shared_sigma),
                 Normalization::PerChannel => {
-                    std_of(&mut (0..g_count).map(|g| rewards[g * c_count + c]), means[c])
+                    Some(std_of(&mut (0..g_count).map(|g| rewards[g * c_count + c]), means[c]))
                 }
+                Normalization::None => None,
             };
+            inv_sigma[c] = sigma.map_or(1.0, |s| 1.0 / (s + SIGMA_EPS));
             for g in 0..g_count {
-                adv[g * c_count + c] =
-                    weights[c] * (rewards[g * c_count + c] - means[c]) / (sigma + SIGMA_EPS);
+                centred_all[g * c_count + c] = rewards[g * c_count + c] - means[c];
+                let centred = weights[c] * (rewards[g * c_count + c] - means[c]);
+                adv[g * c_count + c] = match sigma {
+                    Some(s) => centred / (s + SIGMA_EPS),
+                    None => centred,
+                };
             }
         }
-        adv
+        (adv, centred_all, inv_sigma)
     }
 
     /// Runs one training step.
@@ -352,6 +421,36 @@ impl Trainer {
             .map(|b| self.rollout_task(&q, hint_p, step, b))
             .collect::<Result<_, _>>()?;
 
+        let samples = if self.influence {
+            let (_, metric_grad) = self.metric_and_grad(&self.state.theta).map_err(|e| e.at_step(step))?;
+            let mut records = Vec::with_capacity(b_count * g_count);
+            for (t, r) in rollouts.iter().enumerate() {
+                let (adv, centred, inv_sigma) = self.advantages(&r.rewards, &weights, g_count);
+                let dz = self.model.jvp(&self.state.theta, &r.hinted, &r.act_h, &metric_grad);
+                let mean_dz: f64 = r.p_h.iter().zip(&dz).map(|(p, d)| p * d).sum();
+                for g in 0..g_count {
+                    records.push(SampleRecord {
+                        task: t,
+                        source: r.source,
+                        hinted: r.task.hint.is_some(),
+                        answer: r.values[g],
+                        influence: dz[r.picks[g]] - mean_dz,
+                        rewards: r.rewards[g * c_rew..(g + 1) * c_rew].to_vec(),
+                        advantages: adv[g * c_rew..(g + 1) * c_rew].to_vec(),
+                        centred: centred[g * c_rew..(g + 1) * c_rew].to_vec(),
+                        inv_sigma: inv_sigma.clone(),
+                    });
+                }
+            }
+            Some(StepSamples {
+                tasks: rollouts.iter().map(|r| r.task.clone()).collect(),
+                metric_grad,
+                samples: records,
+            })
+        } else {
+            None
+        };
+
         // Row positions of the non-reward channels.
         let row_of = |pred: &dyn Fn(&ChannelKind) -> bool| self.channels.iter().position(|c| pred(&c.kind));
         let curriculum_row = row_of(&|k| matches!(k, ChannelKind::Curriculum(_)));
@@ -368,7 +467,7 @@ impl Trainer {
                 // chunk are empty.
                 let mut grads = vec![Vec::<f64>::new(); n_cells];
                 for r in chunk {
-                    let adv = self.advantages(&r.rewards, &weights, g_count);
+                    let (adv, _, _) = self.advantages(&r.rewards, &weights, g_count);
                     let s = r.source;
                     let rho = if has_curriculum { p0[s] / q[s] } else { 1.0 };
                     // dz for Σ_g coef_g (e_{y_g} − π).
@@ -482,9 +581,9 @@ impl Trainer {
                 gold_sum += r.gold[g];
             }
             d.f64s(&r.rewards);
-            for g in 0..g_count {
-                for c in 0..c_rew {
-                    train_reward[c] += r.rewards[g * c_rew + c];
+            for row in r.rewards.chunks(c_rew.max(1)) {
+                for (acc, v) in train_reward.iter_mut().zip(row) {
+                    *acc += v;
                 }
             }
         }
@@ -505,6 +604,7 @@ impl Trainer {
             train_gold: gold_sum / n,
             samples_per_source,
             digest: self.state.digest.clone(),
+            samples,
         })
     }
 }

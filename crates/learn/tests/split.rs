@@ -69,11 +69,14 @@ fn reference_gradient(t: &Trainer) -> Vec<f64> {
             .map(|g| {
                 (0..c)
                     .map(|k| {
-                        let sigma = match t.config.normalization {
-                            Normalization::Shared => std(combined.clone()),
-                            Normalization::PerChannel => std(rs.iter().map(|r| r[k]).collect()),
-                        };
-                        w[k] * (rs[g][k] - mean_c[k]) / (sigma + 1e-6)
+                        let centred = w[k] * (rs[g][k] - mean_c[k]);
+                        match t.config.normalization {
+                            Normalization::Shared => centred / (std(combined.clone()) + 1e-6),
+                            Normalization::PerChannel => {
+                                centred / (std(rs.iter().map(|r| r[k]).collect()) + 1e-6)
+                            }
+                            Normalization::None => centred,
+                        }
                     })
                     .sum()
             })
@@ -158,6 +161,14 @@ fn split_sums_to_real_step_and_matches_unsplit_adam_loglinear_per_channel() {
     check_every_step(
         r#"kind = "loglinear"
 params = { optimizer = "adam", learning_rate = 0.05, normalization = "per_channel", kl = 0.05, weight_decay = 0.01 }"#,
+    );
+}
+
+#[test]
+fn split_sums_to_real_step_and_matches_unsplit_sgd_mlp_without_sigma() {
+    check_every_step(
+        r#"kind = "mlp"
+params = { optimizer = "sgd", learning_rate = 0.3, hidden = 8, normalization = "none" }"#,
     );
 }
 

@@ -88,10 +88,12 @@ pub struct BuildContext<'a> {
     pub eval_fraction: f64,
 }
 
-/// A built piece.
+/// A built piece. Cheap to clone (reward scorers are shared), so an environment can swap
+/// one piece for a retrained copy without rebuilding the others.
+#[derive(Clone)]
 pub enum BuiltPiece {
     /// A reward piece (verifiers and shaping).
-    Reward(Box<dyn RewardPiece>),
+    Reward(std::sync::Arc<dyn RewardPiece>),
     /// A reward model, kept concrete so its parameters can be read and trained.
     RewardModel(RewardModel),
     /// Sampling weights over sources.
@@ -354,7 +356,7 @@ pub fn build(
     let info = self::kind(kind.name)
         .ok_or_else(|| PieceError::new(id, PieceProblem::UnknownKind(kind.name.to_string())))?;
     let p = Reader { id, specs: info.params, params };
-    let reward = |r: Box<dyn RewardPiece>| Ok(BuiltPiece::Reward(r));
+    let reward = |r: Box<dyn RewardPiece>| Ok(BuiltPiece::Reward(r.into()));
     match info.name {
         "exact_verifier" => reward(Box::new(ExactVerifier)),
         "lenient_verifier" => {

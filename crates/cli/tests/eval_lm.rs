@@ -1,0 +1,170 @@
+//! `gristmill eval --policy openai:URL` against a scripted HTTP server that dies part-way:
+//! finished rollouts are kept, and re-running the command resumes to the same summary as an
+//! uninterrupted run. (No model needed; the in-process model is tested in gristmill-lm.)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const SPEC: &str = r#"
+name = "lm-eval"
+[run]
+seed = 5
+[[source]]
+id = "add"
+family = "addition"
+knobs = { digits = 1 }
+[[piece]]
+id = "gold"
+kind = "exact_verifier"
+[[piece]]
+id = "lenient"
+kind = "lenient_verifier"
+params = { rule = "off_by_k", k = 1 }
+[eval]
+size = 6
+"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gristmill-eval-lm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Reads one HTTP request (headers + content-length body); returns the body.
+fn read_request(stream: &mut TcpStream) -> Option<String> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    String::from_utf8(body).ok()
+}
+
+/// Serves chat completions answering `Answer: 7` while `budget` lasts, then 503.
+fn fake_server(listener: TcpListener, budget: Arc<AtomicUsize>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Some(body) = read_request(&mut stream) else { continue };
+            assert!(body.contains("\"messages\""), "{body}");
+            let healthy =
+                budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_ok();
+            let (status, payload) = if healthy {
+                (
+                    "200 OK",
+                    r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Let me add.\nAnswer: 7"},"finish_reason":"stop","logprobs":{"content":[{"token":"Answer","logprob":-0.25},{"token":": 7","logprob":-0.5}]}}],"usage":{"prompt_tokens":9}}"#,
+                )
+            } else {
+                ("503 Service Unavailable", r#"{"error":{"message":"gone"}}"#)
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+                payload.len()
+            );
+        }
+    });
+}
+
+fn eval(dir: &Path, url: &str, rollouts: &Path, json: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gristmill"))
+        .current_dir(dir)
+        .args(["--db", "runs.db", "eval", "spec.toml", "--policy", &format!("openai:{url}"), "--k", "2"])
+        .args(["--retries", "0", "--timeout", "10", "--concurrency", "1", "--rollouts"])
+        .arg(rollouts)
+        .arg("--json")
+        .arg(json)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_keeps_finished_rollouts_when_the_server_dies_and_resumes() {
+    let dir = temp_dir("resume");
+    std::fs::write(dir.join("spec.toml"), SPEC).unwrap();
+    // One port for both server lives: the policy URL is part of the evaluation's identity.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    // 6 tasks × 2 samples = 12 requests; the server dies after 5 (two whole tasks and one sample).
+    let budget = Arc::new(AtomicUsize::new(5));
+    fake_server(listener, budget.clone());
+    let rollouts = dir.join("rollouts.jsonl");
+    let out = eval(&dir, &url, &rollouts, &dir.join("first.json"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the first run should fail");
+    assert!(stderr.contains(&url) && stderr.contains("503"), "{stderr}");
+    assert!(stderr.contains("re-run the same command to resume"), "{stderr}");
+    let lines: Vec<String> = std::fs::read_to_string(&rollouts).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 4, "two finished tasks × 2 samples are kept");
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    for field in
+        ["task", "prompt", "response", "answer", "parse", "gold", "rewards", "reward_vector", "logprobs"]
+    {
+        assert!(first.get(field).is_some(), "rollout line lacks {field}: {first}");
+    }
+    assert_eq!(first["answer"], 7);
+    assert_eq!(first["logprobs"], serde_json::json!([-0.25, -0.5]));
+
+    // The server comes back: the re-run skips the 4 finished rollouts.
+    budget.store(1000, Ordering::SeqCst);
+    let out = eval(&dir, &url, &rollouts, &dir.join("second.json"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("4 rollouts resumed"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&rollouts).unwrap().lines().count(), 12);
+    let resumed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("second.json")).unwrap()).unwrap();
+    assert_eq!(resumed["rollouts"], 12);
+    assert_eq!(resumed["resumed_rollouts"], 4);
+
+    // An uninterrupted run into a fresh file gives the same digest and metrics.
+    let fresh = dir.join("fresh.jsonl");
+    let out = eval(&dir, &url, &fresh, &dir.join("third.json"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let whole: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("third.json")).unwrap()).unwrap();
+    assert_eq!(whole["digest"], resumed["digest"]);
+    assert_eq!(whole["gold"], resumed["gold"]);
+    assert_eq!(whole["pieces"], resumed["pieces"]);
+    // Every sample answers 7: pass@1 is the share of tasks whose gold is 7; lenient accepts 6..=8.
+    let gold = &whole["gold"];
+    assert_eq!(gold["pass@1"], gold["pass@k"]);
+    assert!(whole["pieces"]["lenient"]["pass@1"].as_f64().unwrap() >= gold["pass@1"].as_f64().unwrap());
+
+    // A file from another evaluation is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_gristmill"))
+        .current_dir(&dir)
+        .args([
+            "--db",
+            "runs.db",
+            "eval",
+            "spec.toml",
+            "--policy",
+            &format!("openai:{url}"),
+            "--k",
+            "3",
+            "--rollouts",
+        ])
+        .arg(&rollouts)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another evaluation"));
+}

@@ -1,0 +1,111 @@
+//! # gristmill-server
+//!
+//! The gristmill environment protocol over HTTP (axum on tokio): sample tasks, score
+//! free-text responses into **reward vectors**, and drive multi-turn episodes with snapshot
+//! and fork. Every number is the in-process engine's number: a task key regenerates its task
+//! statelessly, and scoring runs `Environment::score` with a keyed `ScoreKey`, so the same
+//! seed and the same calls give bit-identical tasks and rewards on any server, any thread
+//! count. The full contract is the OpenAPI document `crates/server/openapi.json`, served at
+//! `GET /openapi.json`.
+//!
+//! ## Endpoints
+//!
+//! | method | path | does |
+//! |---|---|---|
+//! | GET | `/health` | status, environment names, live sessions, the limits in force |
+//! | GET | `/openapi.json` | this protocol's OpenAPI 3.1 document |
+//! | GET | `/v1/envs`, `/v1/envs/{env}` | environments: spec, channels (piece ids in reward-vector order), sources with answer formats, episode sources with action formats |
+//! | POST | `/v1/sample` | `{env, seed, step?, count, split?, offset?}` → tasks `{task_key, prompt, source, family, answer_format, hinted}`; gold withheld |
+//! | POST | `/v1/score` | `{env, items: [{task_key, response, sample?}], eval?}` (or one item inline) → per item `{rewards: {piece_id: r}, reward_vector, parse, gold?}` |
+//! | POST | `/v1/episodes/reset` | `{env, episode?, seed, step?, index?}` → a new session |
+//! | GET / DELETE | `/v1/sessions/{session}` | read / close a session |
+//! | POST | `/v1/sessions/{session}/step` | `{action: text}` or `{action_index}` → reward, new state |
+//! | POST | `/v1/sessions/{session}/snapshot` | store a copy of the state → `token` |
+//! | POST | `/v1/snapshots/{token}/fork` | `{n}` → `n` new sessions, each in the snapshot's state |
+//! | DELETE | `/v1/snapshots/{token}` | drop a snapshot |
+//!
+//! Every session response carries `observation`, `done`, `total_reward`, `steps_taken`,
+//! `state_digest` (and `action_count`).
+//!
+//! ## Keys and determinism
+//!
+//! Task keys are `t-<seed hex>-<step>-<index>` (training slot `index` of step `step` under
+//! root seed `seed`, drawn exactly as in-process training draws it: from the curriculum's or
+//! the mixture's distribution, with the hint line when the hint piece shows one) and
+//! `e-<index>` (task `index` of the gold suite, never hinted); see [`keys`]. A score uses
+//! `ScoreKey { seed, step, index: sample }` (`{eval.seed, 0, sample}` for eval keys), with
+//! `sample` defaulting to the task index; pass `b · G + g` to reproduce the engine's
+//! rollout sample `g` of task `b`. Episode resets start from
+//! `derive_seed(seed, EPISODE.with(episode_id), step, index)`, the seed the engine gives
+//! episode `index` of step `step`.
+//!
+//! ## Free-text responses
+//!
+//! Responses are parsed by each family's documented rule (`TaskSource::parse_answer`,
+//! listed as `answer_format`; actions by `Episode::parse_action`, listed as
+//! `action_format`). The score result's `parse` is `{"ok": true, "answer": n}` or
+//! `{"ok": false, "reason": "missing" | "malformed" | "out_of_space", "detail"?: text,
+//! "message": text}`. An unparsed response still gets a reward vector (verifiers give 0).
+//! Gold (`{answer, text, correct}`) is included only when the request sets `"eval": true`.
+//!
+//! ## Limits and errors
+//!
+//! [`ServerConfig`] holds the limits, with defaults: body 1 MiB, batch 1024 (tasks, items or
+//! forks per request), 10 000 sessions, 10 000 snapshots, 300 s idle timeout, and 30 s of
+//! grace for in-flight requests at shutdown. Every error is
+//! `{"error": {"code": "...", "message": "..."}}` with a 4xx status for bad input (see
+//! [`ErrorCode`] for each code and status), including malformed JSON, wrong content type,
+//! oversize bodies, unknown routes and methods. SIGTERM and SIGINT stop the server
+//! gracefully: it stops accepting and finishes in-flight requests ([`serve_blocking`]).
+//!
+//! There is no authentication, and session ids (`s-<n>`) and snapshot tokens (`snap-<n>`)
+//! are sequential: serve on loopback (the default) or behind a proxy that controls access.
+//!
+//! ## Example
+//!
+//! ```
+//! use gristmill_server::{load_env_str, serve_on, AppState, ServerConfig};
+//! use std::io::{Read, Write};
+//!
+//! let spec = "name = 'arith'\n[[source]]\nid = 'add'\nfamily = 'addition'\n\
+//!             [[piece]]\nid = 'gold'\nkind = 'exact_verifier'\n";
+//! let env = load_env_str(spec, "inline").unwrap();
+//! let state = AppState::new(ServerConfig::default(), vec![env]).unwrap();
+//!
+//! let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+//! let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = runtime.spawn(serve_on(listener, state, async { stopped.await.ok(); }));
+//!
+//! let mut conn = std::net::TcpStream::connect(addr).unwrap();
+//! let body = r#"{"env": "arith", "seed": 7, "count": 1}"#;
+//! write!(conn, "POST /v1/sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+//!               Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+//! let mut reply = String::new();
+//! conn.read_to_string(&mut reply).unwrap();
+//! assert!(reply.starts_with("HTTP/1.1 200"));
+//! assert!(reply.contains(r#""task_key":"t-7-0-0""#));
+//!
+//! stop.send(()).unwrap();
+//! runtime.block_on(server).unwrap().unwrap();
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod envs;
+mod error;
+mod extract;
+mod handlers;
+pub mod keys;
+mod serve;
+mod sessions;
+mod state;
+
+pub use config::ServerConfig;
+pub use envs::{load_env_str, load_envs, server_catalog};
+pub use error::{ApiError, ErrorCode, ServerError};
+pub use handlers::OPENAPI_JSON;
+pub use keys::WireKey;
+pub use serve::{router, serve, serve_blocking, serve_on, shutdown_signal, ROUTES};
+pub use state::AppState;
