@@ -33,7 +33,9 @@ pub mod optim;
 pub mod trainer;
 
 pub use config::{Normalization, TrainConfig, TRAINABLE_POLICIES};
-pub use trainer::{ChannelKind, CreditChannel, SampleRecord, StepReport, StepSamples, TrainState, Trainer};
+pub use trainer::{
+    ChannelKind, CreditChannel, SampleRecord, StepReport, StepSamples, StepTimings, TrainState, Trainer,
+};
 
 use gristmill_engine::EngineError;
 

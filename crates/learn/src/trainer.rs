@@ -89,6 +89,21 @@ pub struct StepReport {
     pub digest: String,
     /// The step's tasks and per-sample records, when [`Trainer::influence`] is on.
     pub samples: Option<StepSamples>,
+    /// Where the step's time went. Measured, never digested: results do not depend on it.
+    pub timings: StepTimings,
+}
+
+/// Seconds spent in the phases of one step.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimings {
+    /// Wall time of drawing tasks, sampling and scoring (parallel).
+    pub rollout: f64,
+    /// Thread time inside piece scoring, summed over tasks (part of `rollout`).
+    pub scoring: f64,
+    /// Wall time of the split gradient pass, including the optimizer.
+    pub gradient: f64,
+    /// Wall time of evaluating `M(θ_{t+1})` for the learning curve.
+    pub metric: f64,
 }
 
 /// Per-sample records of a step, for training pieces on their measured effect.
@@ -178,6 +193,7 @@ struct TaskRollout {
     values: Vec<i64>,
     gold: Vec<f64>,
     task: gristmill_core::task::Task,
+    score_secs: f64,
 }
 
 impl Trainer {
@@ -299,6 +315,7 @@ impl Trainer {
         } else {
             (hinted.clone(), act_h.clone(), p_h.clone())
         };
+        let mut score_secs = 0.0;
         let mut picks = Vec::with_capacity(g_count);
         let mut values = Vec::with_capacity(g_count);
         let mut gold = Vec::with_capacity(g_count);
@@ -310,7 +327,9 @@ impl Trainer {
             let value = task.answers.value(y);
             let response = Response::from_answer(src, value);
             let start = rewards.len();
+            let scoring = std::time::Instant::now();
             env.score_into(&task, &response, ScoreKey { seed, step, index }, &mut rewards);
+            score_secs += scoring.elapsed().as_secs_f64();
             for (c, r) in rewards[start..].iter().enumerate() {
                 if !r.is_finite() {
                     return Err(LearnError::NonFinite {
@@ -338,6 +357,7 @@ impl Trainer {
             values,
             gold,
             task,
+            score_secs,
         })
     }
 
@@ -416,6 +436,7 @@ impl Trainer {
         let p_len = self.model.len();
         let inv_bg = 1.0 / (b_count * g_count) as f64;
 
+        let clock = std::time::Instant::now();
         let rollouts: Vec<TaskRollout> = (0..b_count)
             .into_par_iter()
             .map(|b| self.rollout_task(&q, hint_p, step, b))
@@ -460,6 +481,8 @@ impl Trainer {
         let curriculum_on = curriculum_row.filter(|_| has_curriculum);
         let hint_on = hint_row.filter(|_| hint_p.is_some());
 
+        let rollout_secs = clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         let partials: Vec<Vec<Vec<f64>>> = rollouts
             .par_chunks(TASK_CHUNK)
             .map(|chunk| {
@@ -564,7 +587,10 @@ impl Trainer {
             return Err(LearnError::NonFinite { step: Some(step), channel: "parameters".into(), value: *v });
         }
         let metric_before = self.state.metric;
+        let gradient_secs = clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         let metric_after = self.metric(&theta).map_err(|e| e.at_step(step))?;
+        let metric_secs = clock.elapsed().as_secs_f64();
         let theta_before = std::mem::replace(&mut self.state.theta, theta);
         self.state.optimizer = optimizer;
 
@@ -605,6 +631,12 @@ impl Trainer {
             samples_per_source,
             digest: self.state.digest.clone(),
             samples,
+            timings: StepTimings {
+                rollout: rollout_secs,
+                scoring: rollouts.iter().map(|r| r.score_secs).sum(),
+                gradient: gradient_secs,
+                metric: metric_secs,
+            },
         })
     }
 }

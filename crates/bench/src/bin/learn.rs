@@ -1,0 +1,229 @@
+//! Learner and credit benchmarks (issues 3 and 4).
+//!
+//! `learn-bench train`: training steps/s and samples/s for the log-linear and MLP policies at
+//! a stated size, on one thread and on all threads, with the share of one-thread time spent in
+//! rollouts (of which scoring), the split gradient pass, and the learning-curve metric.
+//!
+//! `learn-bench credit`: in one process, the same run without credit, with in-run credit
+//! (4 Gauss–Legendre nodes), exact Shapley (2ⁿ runs) and leave-one-out (n + 1 runs); prints
+//! the time ratios to the plain run.
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, Subcommand};
+use gristmill_core::spec::EnvSpec;
+use gristmill_engine::{catalog, Environment};
+use gristmill_learn::{StepTimings, TrainConfig, Trainer, TRAINABLE_POLICIES};
+use gristmill_measure::{leave_one_out, shapley, InRunCredit, DEFAULT_NODES};
+use serde_json::json;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Also write the figures as JSON here.
+    #[arg(long, global = true)]
+    json: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Training throughput per architecture.
+    Train {
+        /// Steps timed per case.
+        #[arg(long, default_value_t = 40)]
+        steps: u64,
+    },
+    /// Cost of credit methods against a plain run.
+    Credit {
+        /// Steps per run.
+        #[arg(long, default_value_t = 40)]
+        steps: u64,
+    },
+}
+
+/// The training bench environment: three sources, four reward channels, curriculum and hint;
+/// B = 64 tasks × G = 8 responses per step, a 256-task gold suite.
+const SPEC: &str = r#"
+name = "learn-bench"
+[run]
+seed = 1
+tasks_per_step = 64
+responses_per_task = 8
+[policy]
+kind = "POLICY"
+[[source]]
+id = "add"
+family = "addition"
+knobs = { digits = 1 }
+[[source]]
+id = "count"
+family = "counting"
+[[source]]
+id = "cmp"
+family = "comparison"
+knobs = { digits = 2 }
+[[piece]]
+id = "gold"
+kind = "exact_verifier"
+[[piece]]
+id = "noisy"
+kind = "noisy_verifier"
+weight = 0.5
+params = { flip_rate = 0.2 }
+[[piece]]
+id = "digits"
+kind = "partial_credit"
+weight = 0.5
+[[piece]]
+id = "rm"
+kind = "reward_model"
+weight = 0.5
+[[piece]]
+id = "curriculum"
+kind = "curriculum"
+[[piece]]
+id = "hint"
+kind = "hint"
+params = { probability = 0.2 }
+[eval]
+size = 256
+"#;
+
+fn build(policy: &str, pieces_only: Option<usize>) -> anyhow::Result<(Environment, TrainConfig, u64)> {
+    let mut text = SPEC.replace("POLICY", policy);
+    if let Some(n) = pieces_only {
+        // Keep the first n pieces (exact Shapley needs 2ⁿ runs).
+        let mut parts: Vec<&str> = text.split("[[piece]]").collect();
+        let tail = parts.pop().unwrap_or_default();
+        let eval = tail.find("[eval]").map(|i| &tail[i..]).unwrap_or("");
+        let mut kept: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
+        kept.push(tail[..tail.find("[eval]").unwrap_or(tail.len())].to_string());
+        kept.truncate(n + 1);
+        text = kept.join("[[piece]]") + "\n" + eval;
+    }
+    let spec = EnvSpec::parse(&text, "bench")
+        .and_then(|s| s.validate(&catalog(TRAINABLE_POLICIES), "bench"))
+        .map_err(|e| anyhow!("{e}"))?;
+    let config = TrainConfig::from_params(spec.policy_kind.name, &spec.policy_params).context("trainable")?;
+    let seed = spec.spec.run.seed;
+    Ok((Environment::build(spec)?, config, seed))
+}
+
+fn pool(n: usize) -> anyhow::Result<rayon::ThreadPool> {
+    Ok(rayon::ThreadPoolBuilder::new().num_threads(n).build()?)
+}
+
+fn train_case(policy: &str, threads: usize, steps: u64) -> anyhow::Result<(f64, StepTimings, usize)> {
+    let (env, mut config, seed) = build(policy, None)?;
+    config.credit_nodes = 0;
+    let samples = (env.spec.spec.run.tasks_per_step * env.spec.spec.run.responses_per_task) as usize;
+    pool(threads)?.install(|| -> anyhow::Result<_> {
+        let mut t = Trainer::new(env, config, seed)?;
+        t.step()?; // warm-up
+        let start = Instant::now();
+        let mut sum = StepTimings::default();
+        for _ in 0..steps {
+            let r = t.step()?;
+            sum.rollout += r.timings.rollout;
+            sum.scoring += r.timings.scoring;
+            sum.gradient += r.timings.gradient;
+            sum.metric += r.timings.metric;
+        }
+        Ok((start.elapsed().as_secs_f64(), sum, samples))
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let out = match cli.command {
+        Command::Train { steps } => {
+            let mut rows = vec![];
+            println!(
+                "{:<34} {:>7} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9}",
+                "policy", "threads", "steps/s", "samples/s", "rollout", "scoring", "gradient", "metric"
+            );
+            for (name, policy) in [("loglinear", "loglinear"), ("mlp (hidden 32)", "mlp")] {
+                for threads in [1, all] {
+                    let (secs, t, samples) = train_case(policy, threads, steps)?;
+                    let total = t.rollout + t.gradient + t.metric;
+                    let sps = steps as f64 / secs;
+                    println!(
+                        "{:<34} {:>7} {:>10.1} {:>12.0} {:>8.1}% {:>8.1}% {:>8.1}% {:>8.1}%",
+                        name,
+                        threads,
+                        sps,
+                        sps * samples as f64,
+                        100.0 * t.rollout / total,
+                        100.0 * t.scoring / total,
+                        100.0 * t.gradient / total,
+                        100.0 * t.metric / total
+                    );
+                    rows.push(json!({ "policy": name, "threads": threads, "steps_per_s": sps, "samples_per_s": sps * samples as f64,
+                        "share": { "rollout": t.rollout / total, "scoring": t.scoring / total, "gradient": t.gradient / total, "metric": t.metric / total } }));
+                }
+            }
+            json!({ "train": rows, "size": "B=64 tasks × G=8 responses, 3 sources, 4 reward channels + curriculum + hint, 256 eval tasks" })
+        }
+        Command::Credit { steps } => {
+            // Four pieces: in-run works on any count; exact Shapley trains 2⁴ = 16 coalitions.
+            let (env, mut config, seed) = build("loglinear", Some(4))?;
+            let n = env.pieces.len();
+            let p = pool(all)?;
+            let time = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+                let start = Instant::now();
+                f()?;
+                Ok(start.elapsed().as_secs_f64())
+            };
+            config.credit_nodes = 0;
+            let plain = p.install(|| {
+                time(&mut || {
+                    let mut t = Trainer::new(env.clone(), config.clone(), seed)?;
+                    for _ in 0..steps {
+                        t.step()?;
+                    }
+                    Ok(())
+                })
+            })?;
+            let mut residual = 0.0;
+            let inrun = p.install(|| {
+                time(&mut || {
+                    let mut t = Trainer::new(env.clone(), config.clone(), seed)?;
+                    let mut c = InRunCredit::new(&t, DEFAULT_NODES);
+                    for _ in 0..steps {
+                        let r = t.step()?;
+                        c.observe(&t, &r)?;
+                    }
+                    residual = c.residual();
+                    Ok(())
+                })
+            })?;
+            let shap = p.install(|| {
+                time(&mut || shapley(&env, &config, seed, steps).map(|_| ()).map_err(Into::into))
+            })?;
+            let loo = p.install(|| {
+                time(&mut || leave_one_out(&env, &config, seed, steps).map(|_| ()).map_err(Into::into))
+            })?;
+            println!("{n} pieces, {steps} steps, {all} threads, B=64 × G=8, 256 eval tasks, {DEFAULT_NODES} Gauss–Legendre nodes");
+            println!("{:<28} {:>10} {:>10}", "method", "seconds", "× plain");
+            for (name, s) in [
+                ("plain run (no credit)", plain),
+                ("in-run credit", inrun),
+                (&*format!("exact Shapley ({} runs)", 1 << n), shap),
+                (&*format!("leave-one-out ({} runs)", n + 1), loo),
+            ] {
+                println!("{name:<28} {s:>10.3} {:>10.2}", s / plain);
+            }
+            println!("in-run residual {residual:+.3e}");
+            json!({ "pieces": n, "steps": steps, "threads": all, "plain_s": plain, "inrun_s": inrun, "shapley_s": shap, "loo_s": loo,
+                "inrun_ratio": inrun / plain, "shapley_ratio": shap / plain, "loo_ratio": loo / plain, "residual": residual })
+        }
+    };
+    if let Some(path) = cli.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&out)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
