@@ -5,6 +5,7 @@ mod credit;
 mod lm;
 mod output;
 mod train;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,10 @@ enum Command {
         #[arg(long, default_value_t = 1 << 20)]
         body_limit: usize,
     },
+    /// Train with a piece, remove it, continue; compare with the run that never had it.
+    Withdraw(tune::WithdrawArgs),
+    /// Train all trainable pieces alone, in pairs and together; report gains and interference.
+    Tune(tune::TuneArgs),
     /// List stored runs.
     Runs {
         /// How many, newest first.
@@ -100,6 +105,8 @@ fn main() -> ExitCode {
         Command::Serve { addr, specs, max_batch, max_sessions, session_idle_secs, body_limit } => {
             commands::serve(addr, &specs, max_batch, max_sessions, session_idle_secs, body_limit)
         }
+        Command::Withdraw(args) => tune::withdraw_cmd(&cli.db, args),
+        Command::Tune(args) => tune::tune_cmd(&cli.db, args),
         Command::Runs { limit } => commands::runs(&cli.db, limit),
     };
     match result {

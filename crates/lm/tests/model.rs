@@ -12,6 +12,9 @@ use gristmill_lm::{ChatModel, ClientConfig, LocalModel, Message, OpenAiClient, S
 /// The log-prob of " Paris" after "The capital of France is", computed by this crate and
 /// pinned (llama.cpp gives −0.264 on the same file).
 const PARIS_LOGPROB: f64 = -0.263972;
+/// The same with `CANDLE_DEQUANTIZE_ALL=1` (f32 weights and activations instead of
+/// quantized activations).
+const PARIS_LOGPROB_DEQUANTIZED: f64 = -0.258082;
 
 fn model() -> Option<Arc<LocalModel>> {
     static MODEL: OnceLock<Option<Arc<LocalModel>>> = OnceLock::new();
@@ -98,7 +101,9 @@ fn logprob_of_a_fixed_continuation_is_pinned() {
     println!("log p(' Paris' | 'The capital of France is') = {:.6}", lp[0]);
     // llama.cpp on the same file: −0.264.
     assert!((lp[0] - -0.264).abs() < 0.01, "{} is far from llama.cpp's −0.264", lp[0]);
-    assert!((lp[0] - PARIS_LOGPROB).abs() < 2e-3, "{} differs from the pinned {PARIS_LOGPROB}", lp[0]);
+    let dequantized = std::env::var("CANDLE_DEQUANTIZE_ALL").is_ok_and(|v| !v.is_empty() && v != "0");
+    let pinned = if dequantized { PARIS_LOGPROB_DEQUANTIZED } else { PARIS_LOGPROB };
+    assert!((lp[0] - pinned).abs() < 2e-3, "{} differs from the pinned {pinned}", lp[0]);
 }
 
 #[test]

@@ -1,0 +1,220 @@
+//! `gristmill withdraw` and `gristmill tune`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::Args;
+use comfy_table::Cell;
+use gristmill_core::digest::Digest;
+use gristmill_core::spec::ValidSpec;
+use gristmill_engine::Environment;
+use gristmill_learn::TrainConfig;
+use gristmill_store::{NewRun, RunId, Store};
+use gristmill_tune::{team, withdraw, TuneError};
+use serde_json::json;
+
+use crate::output::{num, table, write_json};
+
+/// `gristmill withdraw`.
+#[derive(Args, Debug)]
+pub struct WithdrawArgs {
+    /// Spec file with a trainable policy.
+    pub spec: PathBuf,
+    /// Id of the piece to withdraw.
+    #[arg(long)]
+    pub piece: String,
+    /// Steps trained with the piece (default: half the spec's steps).
+    #[arg(long)]
+    pub after: Option<u64>,
+    /// Steps continued without it (default: the other half).
+    #[arg(long = "continue")]
+    pub continue_steps: Option<u64>,
+    /// Root seed (default: the spec's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// `gristmill tune`.
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Spec file with a trainable policy and pieces marked `train = true`.
+    pub spec: PathBuf,
+    /// Steps per run (default: the spec's).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Root seed (default: the spec's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+struct Prepared {
+    env: Environment,
+    config: TrainConfig,
+    seed: u64,
+    steps: u64,
+    train: Vec<usize>,
+    store: Store,
+    run_id: RunId,
+    pool: rayon::ThreadPool,
+}
+
+fn prepare(
+    db: &Path,
+    spec: &Path,
+    kind: &str,
+    seed: Option<u64>,
+    steps: Option<u64>,
+    threads: Option<usize>,
+) -> anyhow::Result<Result<Prepared, ExitCode>> {
+    let (valid, text): (ValidSpec, String) = match crate::commands::load_spec(spec) {
+        Ok(v) => v,
+        Err(e) => return crate::commands::exit_for(e).map(Err),
+    };
+    let valid = crate::commands::with_overrides(valid, seed, steps)?;
+    let config = crate::train::train_config(&valid).ok_or_else(|| {
+        anyhow!(
+            "{kind} needs a trainable policy (`loglinear` or `mlp`); the spec's policy is `{}`",
+            valid.policy_kind.name
+        )
+    })?;
+    let (pool, n) = crate::commands::pool(threads)?;
+    let (seed, steps) = (valid.spec.run.seed, valid.spec.run.steps);
+    let train: Vec<usize> =
+        valid.spec.pieces.iter().enumerate().filter(|(_, p)| p.train).map(|(i, _)| i).collect();
+    let mut store = Store::open(db)?;
+    store.put_spec(&valid.hash, &valid.spec.name, &text)?;
+    let mut new = NewRun::new(kind.into(), valid.hash.clone(), seed, steps);
+    new.threads = n as u32;
+    let run_id = store.create_run(&new)?;
+    let env = pool.install(|| Environment::build(valid))?;
+    Ok(Ok(Prepared { env, config, seed, steps, train, store, run_id, pool }))
+}
+
+fn finish(
+    p: &mut Prepared,
+    name: &str,
+    body: &serde_json::Value,
+    json_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut body = body.clone();
+    body["run_id"] = json!(p.run_id.0);
+    body["seed"] = json!(p.seed);
+    let digest = Digest::new().str(&body.to_string()).hex();
+    p.store.put_result(p.run_id, name, &body)?;
+    p.store.finish_run(p.run_id, &digest, &body)?;
+    if let Some(path) = json_path {
+        write_json(path, &body)?;
+    }
+    Ok(())
+}
+
+pub fn withdraw_cmd(db: &Path, args: WithdrawArgs) -> anyhow::Result<ExitCode> {
+    let mut p = match prepare(db, &args.spec, "withdraw", args.seed, None, args.threads)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let Some(index) = p.env.piece_index(&args.piece) else {
+        let known = p.env.pieces.iter().map(|x| x.id.as_str()).collect::<Vec<_>>().join(", ");
+        let e = TuneError::UnknownPiece { id: args.piece.clone(), known };
+        p.store.fail_run(p.run_id, &e.to_string())?;
+        return Err(e.into());
+    };
+    let after = args.after.unwrap_or(p.steps / 2);
+    let cont = args.continue_steps.unwrap_or(p.steps - p.steps / 2);
+    let result = p.pool.install(|| withdraw(&p.env, &p.config, p.seed, index, after, cont, &p.train));
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            p.store.fail_run(p.run_id, &e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    let mut t = table(&["piece", "M with piece", "M at removal", "drop", "M after", "M never", "retention"]);
+    t.add_row(vec![
+        Cell::new(&r.piece),
+        num(Some(r.metric_with), 4),
+        num(Some(r.metric_at_removal), 4),
+        num(Some(r.drop), 4),
+        num(Some(r.metric_after), 4),
+        num(Some(r.metric_never), 4),
+        num(r.retention, 3),
+    ]);
+    println!(
+        "withdraw `{}` after {after} steps, continue {cont} steps (never-had-it baseline on the same seeds)",
+        r.piece
+    );
+    if let Some(d) = &r.piece_at_removal {
+        println!("trained piece at removal: {d}");
+    }
+    println!("{t}");
+    finish(&mut p, "withdraw", &serde_json::to_value(&r)?, args.json.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
+    let mut p = match prepare(db, &args.spec, "tune", args.seed, args.steps, args.threads)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    if p.train.is_empty() {
+        let e = anyhow!("no piece is marked `train = true` in {}; nothing to tune", args.spec.display());
+        p.store.fail_run(p.run_id, &e.to_string())?;
+        return Err(e);
+    }
+    let result = p.pool.install(|| team(&p.env, &p.config, p.seed, p.steps, &p.train));
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            p.store.fail_run(p.run_id, &e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    println!("M at start {:.4}; {} steps per run", r.metric_start, p.steps);
+    let mut t = table(&["trained pieces", "final M", "gain vs untrained", "learned"]);
+    let rows = std::iter::once(&r.untrained).chain(&r.singles).chain(std::iter::once(&r.joint));
+    for run in rows {
+        let name = if run.trained.is_empty() { "(none)".to_string() } else { run.trained.join(" + ") };
+        let learned = run.pieces.iter().map(|(id, d)| format!("{id}: {d}")).collect::<Vec<_>>().join("\n");
+        t.add_row(vec![
+            Cell::new(name),
+            num(Some(run.metric), 4),
+            num(Some(run.gain), 4),
+            Cell::new(learned),
+        ]);
+    }
+    println!("{t}");
+    if !r.pairs.is_empty() {
+        let mut t = table(&["pair", "interaction v(ab)−v(a)−v(b)+v(∅)", "in-run alignment (cos)"]);
+        for i in &r.pairs {
+            t.add_row(vec![
+                Cell::new(format!("{} × {}", i.a, i.b)),
+                num(Some(i.interaction), 4),
+                num(i.alignment, 3),
+            ]);
+        }
+        println!("{t}");
+    }
+    if r.interference {
+        println!(
+            "INTERFERENCE: joint training ({:.4}) loses to the best single trained piece",
+            r.joint.metric
+        );
+    } else {
+        println!("no interference: joint training is at least as good as every single trained piece");
+    }
+    finish(&mut p, "tune", &serde_json::to_value(&r)?, args.json.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}

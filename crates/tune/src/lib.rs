@@ -1,0 +1,24 @@
+//! # gristmill-tune
+//!
+//! Pieces that learn from their measured effect on the gold metric, and the protocols that
+//! check what they taught stays with the model:
+//!
+//! * [`Tuner`]: a training run whose trainable pieces (curriculum, shaping and verifier
+//!   weights, reward-model parameters, hint probability) update after every step from
+//!   in-run credit and per-sample influence — never from training reward;
+//! * [`withdraw`]: train with a piece, remove it, continue, and compare with the run that
+//!   never had it (retention, drop);
+//! * [`team`]: every trainable piece alone, in pairs and together — gains, counterfactual
+//!   interaction, in-run alignment, interference.
+//!
+//! Invariant: piece training is deterministic (keyed runs, fixed-order sums, a plain Adam),
+//! so a tuning run replays bit for bit like any other.
+#![warn(missing_docs)]
+
+mod adam;
+mod protocols;
+mod tuner;
+
+pub use adam::PieceAdam;
+pub use protocols::{metric_with_piece, team, withdraw, Interaction, TeamReport, TeamRun, WithdrawReport};
+pub use tuner::{rates, Learnable, TrainedPiece, TuneError, Tuner};

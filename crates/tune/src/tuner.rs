@@ -1,0 +1,356 @@
+//! Training pieces on their measured effect.
+//!
+//! After every policy step the [`Tuner`] updates each trainable piece from what that step
+//! did to the gold metric `M` (never from training reward):
+//!
+//! * **curriculum** — logits `ℓ` of the sampling distribution `q = 0.9·softmax(ℓ) + 0.1/n`
+//!   ascend the expected per-sample in-run credit: with `c_s` the step's credit of source `s`
+//!   per sample drawn from it, `∂/∂ℓ_s Σ_k q_k c_k ∝ q_s (c_s − Σ_k q_k c_k)`;
+//! * **shaping / verifier weight** `w = e^λ` — the one-step meta-gradient: with per-sample
+//!   influence `s_j = ∇M·∇log π(y_j|x_j)`, `∂M/∂w ≈ η Σ_j s_j ∂A_j/∂w` and
+//!   `∂A_j/∂w = (r_j − mean)/σ`;
+//! * **reward-model parameters** `φ` (score `scale·φ·f`) — the same meta-gradient with
+//!   `∂A_j/∂φ = w·scale·(f_j − mean_group f)/σ`;
+//! * **hint probability** `p = sigmoid(λ)` — the first-order gain of the hint-free metric
+//!   from hinted samples (`A_j s_j`) minus that from unhinted ones. `M` never shows hints.
+//!   (Known limitation: this short-horizon signal favours hints while they make samples
+//!   correct more often; it does not yet see the reliance that withdrawal exposes.)
+//!
+//! Each piece's parameters move by a [`PieceAdam`] step (signals have unknown scales). The
+//! updated pieces replace the old ones in the trainer's environment before the next step.
+
+use gristmill_core::piece::PieceKind;
+use gristmill_core::policy::Response;
+use gristmill_engine::{Coalition, EnvPiece, Environment};
+use gristmill_learn::{LearnError, StepReport, TrainConfig, Trainer};
+use gristmill_measure::{InRunCredit, DEFAULT_NODES};
+use gristmill_pieces::{BuiltPiece, Curriculum, Hint};
+use serde::{Deserialize, Serialize};
+
+use crate::adam::PieceAdam;
+
+/// Learning rates per kind (Adam steps on the piece's own parameters).
+pub mod rates {
+    /// Curriculum logits.
+    pub const CURRICULUM: f64 = 0.05;
+    /// Log channel weight of a shaping term or verifier.
+    pub const WEIGHT: f64 = 0.05;
+    /// Reward-model parameters.
+    pub const REWARD_MODEL: f64 = 0.05;
+    /// Hint logit.
+    pub const HINT: f64 = 0.1;
+}
+
+/// The learnable parameters of one piece.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Learnable {
+    /// Curriculum logits, one per source.
+    Curriculum {
+        /// `ℓ`.
+        logits: Vec<f64>,
+    },
+    /// Log of a reward channel's weight.
+    Weight {
+        /// `λ = ln w`.
+        log_weight: f64,
+    },
+    /// Reward-model weights `φ`.
+    RewardModel {
+        /// `φ`.
+        weights: Vec<f64>,
+    },
+    /// Hint logit.
+    Hint {
+        /// `λ = logit p`.
+        logit: f64,
+    },
+}
+
+/// A piece being trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedPiece {
+    /// Position in the environment's pieces.
+    pub index: usize,
+    /// Piece id.
+    pub id: String,
+    /// Current parameters.
+    pub params: Learnable,
+    adam: PieceAdam,
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn curriculum_from_logits(logits: &[f64]) -> Vec<f64> {
+    let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = logits.iter().map(|l| (l - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    let n = logits.len() as f64;
+    e.iter().map(|x| 0.9 * x / s + 0.1 / n).collect()
+}
+
+impl TrainedPiece {
+    /// Starts training piece `index` of `env` from its current configuration; `None` for
+    /// kinds with nothing to train.
+    pub fn start(env: &Environment, index: usize) -> Option<TrainedPiece> {
+        let p = &env.pieces[index];
+        let (params, rate) = match (&p.built, p.kind) {
+            (BuiltPiece::Curriculum(c), _) => (
+                Learnable::Curriculum { logits: c.weights.iter().map(|w| w.max(1e-12).ln()).collect() },
+                rates::CURRICULUM,
+            ),
+            (BuiltPiece::Hint(h), _) => {
+                let q = h.probability.clamp(0.01, 0.99);
+                (Learnable::Hint { logit: (q / (1.0 - q)).ln() }, rates::HINT)
+            }
+            (BuiltPiece::RewardModel(m), _) => {
+                (Learnable::RewardModel { weights: m.weights().to_vec() }, rates::REWARD_MODEL)
+            }
+            (BuiltPiece::Reward(_), PieceKind::Shaping | PieceKind::Verifier) => {
+                (Learnable::Weight { log_weight: p.weight.max(1e-6).ln() }, rates::WEIGHT)
+            }
+            _ => return None,
+        };
+        let n = match &params {
+            Learnable::Curriculum { logits } => logits.len(),
+            Learnable::RewardModel { weights } => weights.len(),
+            _ => 1,
+        };
+        Some(TrainedPiece { index, id: p.id.clone(), params, adam: PieceAdam::new(rate, n) })
+    }
+
+    /// The piece as configured by the current parameters.
+    pub fn apply(&self, base: &EnvPiece) -> Result<EnvPiece, TuneError> {
+        let mut p = base.clone();
+        match (&self.params, &base.built) {
+            (Learnable::Curriculum { logits }, _) => {
+                p.built = BuiltPiece::Curriculum(Curriculum { weights: curriculum_from_logits(logits) });
+            }
+            (Learnable::Hint { logit }, _) => {
+                p.built = BuiltPiece::Hint(Hint { probability: sigmoid(*logit) })
+            }
+            (Learnable::Weight { log_weight }, _) => p.weight = log_weight.exp(),
+            (Learnable::RewardModel { weights }, BuiltPiece::RewardModel(m)) => {
+                let mut w = *m.weights();
+                w.copy_from_slice(weights);
+                let m = m
+                    .clone()
+                    .with_weights(w)
+                    .map_err(|e| TuneError::Piece(self.id.clone(), e.to_string()))?;
+                p.built = BuiltPiece::RewardModel(m);
+            }
+            _ => {
+                return Err(TuneError::Piece(self.id.clone(), "parameters do not fit the piece kind".into()))
+            }
+        }
+        Ok(p)
+    }
+
+    /// A one-line description of the current value (for tables).
+    pub fn describe(&self) -> String {
+        match &self.params {
+            Learnable::Curriculum { logits } => {
+                let q = curriculum_from_logits(logits);
+                format!("q = [{}]", q.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", "))
+            }
+            Learnable::Weight { log_weight } => format!("weight = {:.4}", log_weight.exp()),
+            Learnable::RewardModel { weights } => {
+                format!("φ = [{}]", weights.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", "))
+            }
+            Learnable::Hint { logit } => format!("p = {:.4}", sigmoid(*logit)),
+        }
+    }
+}
+
+/// Errors of piece training.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    /// Training the policy failed.
+    #[error(transparent)]
+    Learn(#[from] LearnError),
+    /// A piece could not take its new parameters.
+    #[error("piece `{0}`: {1}")]
+    Piece(String, String),
+    /// A piece id the spec does not have.
+    #[error("the spec has no piece `{id}`; its pieces are: {known}")]
+    UnknownPiece {
+        /// Asked for.
+        id: String,
+        /// What the spec has.
+        known: String,
+    },
+}
+
+/// A policy run whose trainable pieces learn from their measured effect as it goes.
+pub struct Tuner {
+    /// The policy trainer (its environment carries the current piece parameters).
+    pub trainer: Trainer,
+    /// In-run credit of the run.
+    pub credit: InRunCredit,
+    /// Pieces being trained.
+    pub pieces: Vec<TrainedPiece>,
+    /// `Σ_t Δθ_i·Δθ_j` over credit rows (for in-run alignment).
+    pub gram: Vec<Vec<f64>>,
+}
+
+impl Tuner {
+    /// A run of `env` in which the pieces at `train` (indices) learn.
+    pub fn new(
+        env: Environment,
+        config: TrainConfig,
+        seed: u64,
+        train: &[usize],
+    ) -> Result<Tuner, TuneError> {
+        let pieces = train.iter().filter_map(|&i| TrainedPiece::start(&env, i)).collect();
+        let mut trainer = Trainer::new(env, config, seed)?;
+        trainer.influence = true;
+        let credit = InRunCredit::new(&trainer, DEFAULT_NODES);
+        let rows = trainer.channels.len();
+        Ok(Tuner { trainer, credit, pieces, gram: vec![vec![0.0; rows]; rows] })
+    }
+
+    /// Switches piece `index` off for the rest of the run (withdrawal).
+    pub fn withdraw(&mut self, index: usize) {
+        let mut on = self.trainer.env.coalition.on.clone();
+        on[index] = false;
+        self.trainer.env = self.trainer.env.with_coalition(Coalition { on });
+        self.pieces.retain(|p| p.index != index);
+    }
+
+    /// One policy step, then one update of every trainable piece.
+    pub fn step(&mut self) -> Result<StepReport, TuneError> {
+        let report = self.trainer.step()?;
+        let sc = self.credit.observe(&self.trainer, &report)?;
+        self.accumulate_alignment(&report);
+        let signals: Vec<Vec<f64>> = self.pieces.iter().map(|p| self.signal(p, &report, &sc.cells)).collect();
+        let mut env = self.trainer.env.clone();
+        for (p, g) in self.pieces.iter_mut().zip(signals) {
+            if g.iter().all(|x| *x == 0.0) {
+                continue;
+            }
+            match &mut p.params {
+                Learnable::Curriculum { logits } => p.adam.ascend(logits, &g),
+                Learnable::RewardModel { weights } => p.adam.ascend(weights, &g),
+                Learnable::Weight { log_weight } => p.adam.ascend(std::slice::from_mut(log_weight), &g),
+                Learnable::Hint { logit } => p.adam.ascend(std::slice::from_mut(logit), &g),
+            }
+            let piece = p.apply(&env.pieces[p.index])?;
+            env = env.with_piece(p.index, piece);
+        }
+        self.trainer.env = env;
+        Ok(report)
+    }
+
+    fn accumulate_alignment(&mut self, report: &StepReport) {
+        let cols = self.trainer.columns();
+        let rows = self.trainer.channels.len();
+        let row_steps: Vec<Vec<f64>> = (0..rows)
+            .map(|r| {
+                let mut v = vec![0.0; report.theta_before.len()];
+                for c in 0..cols {
+                    for (a, b) in v.iter_mut().zip(&report.deltas[r * cols + c]) {
+                        *a += b;
+                    }
+                }
+                v
+            })
+            .collect();
+        for i in 0..rows {
+            for j in 0..rows {
+                self.gram[i][j] += row_steps[i].iter().zip(&row_steps[j]).map(|(a, b)| a * b).sum::<f64>();
+            }
+        }
+    }
+
+    /// Cosine of the accumulated per-piece parameter steps of rows `i` and `j` (in-run
+    /// alignment; negative means the pieces pushed the parameters against each other).
+    pub fn alignment(&self, i: usize, j: usize) -> Option<f64> {
+        let d = (self.gram[i][i] * self.gram[j][j]).sqrt();
+        (d > 0.0).then(|| self.gram[i][j] / d)
+    }
+
+    /// The ascent direction for one piece's parameters from one step.
+    fn signal(&self, p: &TrainedPiece, report: &StepReport, cells: &[f64]) -> Vec<f64> {
+        let t = &self.trainer;
+        let env = &t.env;
+        let Some(samples) = &report.samples else { return vec![] };
+        let n = samples.samples.len().max(1) as f64;
+        match &p.params {
+            Learnable::Curriculum { logits } => {
+                let cols = t.columns();
+                let rows = t.channels.len();
+                let q = curriculum_from_logits(logits);
+                let per_sample: Vec<Option<f64>> = (0..logits.len())
+                    .map(|s| {
+                        let k = report.samples_per_source[s];
+                        (k > 0).then(|| (0..rows).map(|r| cells[r * cols + s]).sum::<f64>() / k as f64)
+                    })
+                    .collect();
+                let mean: f64 = q.iter().zip(&per_sample).map(|(q, c)| q * c.unwrap_or(0.0)).sum();
+                q.iter().zip(&per_sample).map(|(q, c)| c.map_or(0.0, |c| q * (c - mean))).collect()
+            }
+            Learnable::Weight { log_weight } => {
+                let Some(ch) = env.channels.iter().position(|&i| i == p.index) else { return vec![0.0] };
+                let g: f64 = samples
+                    .samples
+                    .iter()
+                    .map(|s| s.influence * s.centred[ch] * s.inv_sigma[ch])
+                    .sum::<f64>()
+                    / n;
+                vec![g * log_weight.exp()]
+            }
+            Learnable::RewardModel { weights } => {
+                let Some(ch) = env.channels.iter().position(|&i| i == p.index) else {
+                    return vec![0.0; weights.len()];
+                };
+                let BuiltPiece::RewardModel(m) = &env.pieces[p.index].built else {
+                    return vec![0.0; weights.len()];
+                };
+                let w = env.pieces[p.index].weight * m.scale();
+                let g_count = env.spec.spec.run.responses_per_task as usize;
+                let mut grad = vec![0.0; weights.len()];
+                for group in samples.samples.chunks(g_count) {
+                    let task = &samples.tasks[group[0].task];
+                    let src = env.sources[task.key.source as usize].as_ref();
+                    let feats: Vec<_> = group
+                        .iter()
+                        .map(|s| m.features(task, &Response::from_answer(src, s.answer)))
+                        .collect();
+                    let mean: Vec<f64> = (0..weights.len())
+                        .map(|k| feats.iter().map(|f| f[k]).sum::<f64>() / group.len() as f64)
+                        .collect();
+                    for (s, f) in group.iter().zip(&feats) {
+                        for k in 0..weights.len() {
+                            grad[k] += s.influence * w * s.inv_sigma[ch] * (f[k] - mean[k]) / n;
+                        }
+                    }
+                }
+                grad
+            }
+            Learnable::Hint { logit } => {
+                // The hint's own in-run credit is zero by construction under group-centred
+                // advantages (Σ_g A_g = 0 cancels the π terms of its share on shared
+                // parameters), so the signal is first-order instead: the mean gold gain
+                // `A_j s_j` of hinted samples minus that of unhinted ones.
+                let (mut sh, mut nh, mut su, mut nu) = (0.0, 0.0, 0.0, 0.0);
+                for s in &samples.samples {
+                    let gain = s.influence * s.advantages.iter().sum::<f64>();
+                    if s.hinted {
+                        sh += gain;
+                        nh += 1.0;
+                    } else {
+                        su += gain;
+                        nu += 1.0;
+                    }
+                }
+                if nh == 0.0 || nu == 0.0 {
+                    return vec![0.0];
+                }
+                let p = sigmoid(*logit);
+                vec![(sh / nh - su / nu) * p * (1.0 - p)]
+            }
+        }
+    }
+}
