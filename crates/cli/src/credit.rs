@@ -187,14 +187,29 @@ fn report(
         .iter()
         .filter_map(|id| inrun_of(id).map(|v| json!({ "id": id, "inrun": v })))
         .collect();
-    // Rank agreement of the proxy with each measured effect, over pieces that have both.
-    let tau = |effect: &dyn Fn(usize) -> Option<f64>| {
-        let (a, b): (Vec<f64>, Vec<f64>) =
-            (0..n).filter_map(|i| Some((standalone[i].value?, effect(i)?))).unzip();
-        kendall_tau(&a, &b)
-    };
-    let tau_inrun = tau(&|i| inrun_of(&env.pieces[i].id));
-    let tau_shapley = tau(&|i| shapley_values.as_ref().map(|v| v[i]));
+    // Rank agreement of each proxy with each measured effect, over the pieces that share the
+    // proxy (an entropy and an agreement rate are not on one scale).
+    let mut metrics: Vec<&str> = standalone.iter().filter(|s| s.value.is_some()).map(|s| s.metric).collect();
+    metrics.sort_unstable();
+    metrics.dedup();
+    let taus: Vec<serde_json::Value> = metrics
+        .iter()
+        .map(|m| {
+            let idx: Vec<usize> =
+                (0..n).filter(|&i| standalone[i].metric == *m && standalone[i].value.is_some()).collect();
+            let tau = |effect: &dyn Fn(usize) -> Option<f64>| {
+                let (a, b): (Vec<f64>, Vec<f64>) =
+                    idx.iter().filter_map(|&i| Some((standalone[i].value?, effect(i)?))).unzip();
+                kendall_tau(&a, &b)
+            };
+            json!({
+                "metric": m,
+                "pieces": idx.iter().map(|&i| env.pieces[i].id.clone()).collect::<Vec<_>>(),
+                "vs_inrun": tau(&|i| inrun_of(&env.pieces[i].id)),
+                "vs_shapley": tau(&|i| shapley_values.as_ref().map(|v| v[i])),
+            })
+        })
+        .collect();
     let delta_metric = inrun.as_ref().map(|c| c.delta_metric);
     Ok(json!({
         "metric_before": metric_before,
@@ -208,7 +223,7 @@ fn report(
         "sources": inrun.as_ref().map(|c| json!({ "columns": c.columns, "credit": c.column_totals() })),
         "cells": inrun.as_ref().map(|c| json!({ "rows": c.rows, "columns": c.columns, "values": c.cells })),
         "curve": inrun.as_ref().map(|c| &c.curve),
-        "kendall_tau": { "standalone_vs_inrun": tau_inrun, "standalone_vs_shapley": tau_shapley },
+        "kendall_tau": taus,
         "coalitions": coalition_values.map(|v| v.into_iter().map(|(mask, m)| json!({ "mask": mask, "metric": m })).collect::<Vec<_>>()),
         "shapley_efficiency_target": coalition_values_gap(&shapley_values),
     }))
@@ -275,10 +290,19 @@ fn print_report(body: &serde_json::Value) {
     if let Some(s) = f(&body["shapley_efficiency_target"]) {
         println!("Σ Shapley = {s:+.6e} (= M_T(all pieces) − M_T(no pieces))");
     }
-    let tau = &body["kendall_tau"];
-    println!(
-        "Kendall τ(standalone, in-run) = {}, τ(standalone, Shapley) = {}",
-        tau["standalone_vs_inrun"].as_f64().map_or("-".into(), |v| format!("{v:+.3}")),
-        tau["standalone_vs_shapley"].as_f64().map_or("-".into(), |v| format!("{v:+.3}"))
-    );
+    if let Some(taus) = body["kendall_tau"].as_array() {
+        for t in taus {
+            let fmt = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |v| format!("{v:+.3}"));
+            println!(
+                "Kendall τ of {} vs in-run {}, vs Shapley {} (over {})",
+                t["metric"].as_str().unwrap_or(""),
+                fmt(&t["vs_inrun"]),
+                fmt(&t["vs_shapley"]),
+                t["pieces"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            );
+        }
+    }
 }
