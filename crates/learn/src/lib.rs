@@ -80,3 +80,19 @@ impl From<gristmill_core::TaskError> for LearnError {
 
 #[cfg(test)]
 mod model_tests;
+
+/// A spec parsed, validated against every built-in kind (the learner's policies included) and
+/// built: the environment, its training settings (for trainable policies) and the root seed.
+/// Errors are the spec's problems, each with its field path.
+pub fn environment_from_toml(
+    text: &str,
+    origin: &str,
+) -> Result<(gristmill_engine::Environment, Option<TrainConfig>, u64), String> {
+    let spec = gristmill_core::spec::EnvSpec::parse(text, origin)
+        .and_then(|s| s.validate(&gristmill_engine::catalog(TRAINABLE_POLICIES), origin))
+        .map_err(|e| e.to_string())?;
+    let config = TrainConfig::from_params(spec.policy_kind.name, &spec.policy_params);
+    let seed = spec.spec.run.seed;
+    let env = gristmill_engine::Environment::build(spec).map_err(|e| e.to_string())?;
+    Ok((env, config, seed))
+}

@@ -1,18 +1,14 @@
 //! Exactness properties of in-run credit: efficiency, symmetry, null, and agreement with an
 //! independent brute-force quadrature; and the counterfactual methods on real runs.
 
-use gristmill_core::spec::EnvSpec;
-use gristmill_engine::{catalog, Environment};
-use gristmill_learn::{TrainConfig, Trainer, TRAINABLE_POLICIES};
+use gristmill_engine::Environment;
+use gristmill_learn::{TrainConfig, Trainer};
 use gristmill_measure::{gauss_legendre, leave_one_out, shapley, step_credit, InRunCredit, DEFAULT_NODES};
 
 fn build(text: &str) -> (Environment, TrainConfig, u64) {
-    let spec = EnvSpec::parse(text, "test")
-        .and_then(|s| s.validate(&catalog(TRAINABLE_POLICIES), "test"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let config = TrainConfig::from_params(spec.policy_kind.name, &spec.policy_params).unwrap();
-    let seed = spec.spec.run.seed;
-    (Environment::build(spec).unwrap(), config, seed)
+    let (env, config, seed) =
+        gristmill_learn::environment_from_toml(text, "test").unwrap_or_else(|e| panic!("{e}"));
+    (env, config.expect("trainable policy"), seed)
 }
 
 fn spec(policy: &str, pieces: &str) -> String {

@@ -1,18 +1,14 @@
 //! Piece training and the withdrawal protocol on small, seeded runs.
 
-use gristmill_core::spec::EnvSpec;
-use gristmill_engine::{catalog, Environment};
-use gristmill_learn::{TrainConfig, TRAINABLE_POLICIES};
+use gristmill_engine::Environment;
+use gristmill_learn::TrainConfig;
 use gristmill_pieces::BuiltPiece;
 use gristmill_tune::{withdraw, Tuner};
 
 fn build(text: &str) -> (Environment, TrainConfig, u64) {
-    let spec = EnvSpec::parse(text, "test")
-        .and_then(|s| s.validate(&catalog(TRAINABLE_POLICIES), "test"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let config = TrainConfig::from_params(spec.policy_kind.name, &spec.policy_params).unwrap();
-    let seed = spec.spec.run.seed;
-    (Environment::build(spec).unwrap(), config, seed)
+    let (env, config, seed) =
+        gristmill_learn::environment_from_toml(text, "test").unwrap_or_else(|e| panic!("{e}"));
+    (env, config.expect("trainable policy"), seed)
 }
 
 const SPEC: &str = r#"

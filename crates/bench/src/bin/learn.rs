@@ -12,9 +12,8 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
-use gristmill_core::spec::EnvSpec;
-use gristmill_engine::{catalog, Environment};
-use gristmill_learn::{StepTimings, TrainConfig, Trainer, TRAINABLE_POLICIES};
+use gristmill_engine::Environment;
+use gristmill_learn::{StepTimings, TrainConfig, Trainer};
 use gristmill_measure::{leave_one_out, shapley, InRunCredit, DEFAULT_NODES};
 use serde_json::json;
 
@@ -103,12 +102,9 @@ fn build(policy: &str, pieces_only: Option<usize>) -> anyhow::Result<(Environmen
         kept.truncate(n + 1);
         text = kept.join("[[piece]]") + "\n" + eval;
     }
-    let spec = EnvSpec::parse(&text, "bench")
-        .and_then(|s| s.validate(&catalog(TRAINABLE_POLICIES), "bench"))
-        .map_err(|e| anyhow!("{e}"))?;
-    let config = TrainConfig::from_params(spec.policy_kind.name, &spec.policy_params).context("trainable")?;
-    let seed = spec.spec.run.seed;
-    Ok((Environment::build(spec)?, config, seed))
+    let (env, config, seed) =
+        gristmill_learn::environment_from_toml(&text, "bench").map_err(|e| anyhow!("{e}"))?;
+    Ok((env, config.context("the bench policy trains")?, seed))
 }
 
 fn pool(n: usize) -> anyhow::Result<rayon::ThreadPool> {

@@ -1,18 +1,13 @@
 //! Shared test helpers: build an environment from spec text.
 
-use gristmill_core::spec::EnvSpec;
-use gristmill_engine::{catalog, Environment};
-use gristmill_learn::{TrainConfig, TRAINABLE_POLICIES};
+use gristmill_engine::Environment;
+use gristmill_learn::TrainConfig;
 
 /// Parses, validates and builds `text`; returns the environment and its train config.
 pub fn build(text: &str) -> (Environment, TrainConfig, u64) {
-    let spec = EnvSpec::parse(text, "test")
-        .and_then(|s| s.validate(&catalog(TRAINABLE_POLICIES), "test"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let config =
-        TrainConfig::from_params(spec.policy_kind.name, &spec.policy_params).expect("trainable policy");
-    let seed = spec.spec.run.seed;
-    (Environment::build(spec).unwrap(), config, seed)
+    let (env, config, seed) =
+        gristmill_learn::environment_from_toml(text, "test").unwrap_or_else(|e| panic!("{e}"));
+    (env, config.expect("trainable policy"), seed)
 }
 
 /// A spec with every piece kind that splits the update differently: reward channels, a
