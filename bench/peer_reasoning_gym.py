@@ -15,7 +15,8 @@ Prints one JSON object on stdout:
     {"basic_arithmetic": items/s, "chain_sum": ..., "gcd": ..., "leg_counting": ...,
      "overall": harmonic mean (items/s of a stream with equal item counts per dataset),
      "overall_total": total items / total seconds,
-     "_detail": {per-dataset items, seconds, mean gold score, mean wrong score, versions}}
+     "_detail": {per-dataset items, seconds, mean gold score, mean wrong score, slowest item,
+                 CPU used and run-queue wait in cores (Linux), versions}}
 
 Usage: python peer_reasoning_gym.py [--seconds S] [--seed N] [--datasets a,b,...]
 (also runs when the program text is piped in: `python - --seconds S < peer_reasoning_gym.py`).
@@ -40,6 +41,16 @@ def wrong_answer(gold: str) -> str:
         return gold + "0"
 
 
+def schedstat():
+    """(run ns, run-queue wait ns) of this process's thread (Linux), or None."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            run, wait = f.read().split()[:2]
+        return int(run), int(wait)
+    except (OSError, ValueError):
+        return None
+
+
 def measure(name: str, seconds: float, seed: int) -> dict:
     import reasoning_gym
 
@@ -54,6 +65,7 @@ def measure(name: str, seconds: float, seed: int) -> dict:
     wrong_sum = 0.0
     slowest = 0.0
     clock = time.perf_counter
+    sched = schedstat()
     start = clock()
     deadline = start + seconds
     now = start
@@ -66,7 +78,15 @@ def measure(name: str, seconds: float, seed: int) -> dict:
         slowest = max(slowest, t - now)
         now = t
     elapsed = now - start
+    after = schedstat()
+    cpu = {}
+    if sched and after:
+        cpu = {
+            "cores_used": (after[0] - sched[0]) / 1e9 / elapsed,
+            "cores_waited": (after[1] - sched[1]) / 1e9 / elapsed,
+        }
     return {
+        **cpu,
         "items": items,
         "seconds": elapsed,
         "items_per_s": items / elapsed,

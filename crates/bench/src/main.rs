@@ -105,6 +105,9 @@ fn check_seconds(v: f64, flag: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// Run-queue wait (cores' worth) above which a case counts as disturbed by other processes.
+const CONTENDED_CORES: f64 = 0.05;
+
 /// One row of the items comparison.
 struct ItemsRow {
     label: String,
@@ -236,7 +239,8 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
         run.responses_per_task,
         valid.reward_pieces().len()
     );
-    let mut t = table(&["pool", "steps", "rollouts", "seconds", "rollouts/s", "per core"]);
+    let mut t =
+        table(&["pool", "steps", "rollouts", "seconds", "rollouts/s", "per core", "cpu used", "cpu waited"]);
     for c in [&r1, &rn] {
         t.add_row(vec![
             comfy_table::Cell::new(threads_label(c.threads)),
@@ -245,6 +249,8 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
             right(format!("{:.2}", c.seconds)),
             rate(Some(c.rollouts_per_s)),
             rate(Some(c.per_core)),
+            report::cores(c.cpu.map(|u| u.cores_used)),
+            report::cores(c.cpu.map(|u| u.cores_waited)),
         ]);
     }
     println!("{t}");
@@ -276,6 +282,8 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
             "forks/s",
             "env steps/s",
             "env steps/s per core",
+            "cpu used",
+            "cpu waited",
         ]);
         for c in [one, many] {
             t.add_row(vec![
@@ -287,6 +295,8 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
                 rate(Some(c.forks_per_s)),
                 rate(Some(c.env_steps_per_s)),
                 rate(Some(c.env_steps_per_s / c.threads as f64)),
+                report::cores(c.cpu.map(|u| u.cores_used)),
+                report::cores(c.cpu.map(|u| u.cores_waited)),
             ]);
         }
         println!("{t}");
@@ -312,6 +322,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
         "peer",
         "ratio per core",
         "ratio total",
+        "cpu waited",
     ]);
     let mut item_json = Vec::new();
     let mut headline: Option<f64> = None;
@@ -339,6 +350,10 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
             rate(peer_rate),
             ratio(per_core),
             ratio(total),
+            right(match (row.one.cpu, row.all.cpu) {
+                (Some(a), Some(b)) => format!("{:.2} / {:.2}", a.cores_waited, b.cores_waited),
+                _ => "-".to_string(),
+            }),
         ]);
         item_json.push(json!({
             "ours": row.label,
@@ -389,6 +404,31 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     if let Some(l) = &load_end {
         println!("load average at end (1/5/15 min): {l}");
     }
+    let mut waits: Vec<Option<f64>> =
+        vec![r1.cpu, rn.cpu].into_iter().map(|c| c.map(|u| u.cores_waited)).collect();
+    for (_, one, many) in &episodes {
+        waits.extend([one.cpu, many.cpu].map(|c| c.map(|u| u.cores_waited)));
+    }
+    for row in &items {
+        waits.extend([row.one.cpu, row.all.cpu].map(|c| c.map(|u| u.cores_waited)));
+    }
+    if let Some(Ok(p)) = &peer {
+        if let Some(sets) = p.raw.pointer("/_detail/datasets").and_then(|v| v.as_object()) {
+            waits.extend(sets.values().map(|d| d.get("cores_waited").and_then(serde_json::Value::as_f64)));
+        }
+    }
+    let contended = waits.iter().flatten().filter(|w| **w > CONTENDED_CORES).count();
+    if contended > 0 {
+        println!(
+            "WARNING: in {contended} of {} cases our threads waited for a CPU more than {CONTENDED_CORES} cores' \
+             worth (peer included): other processes were running, and those figures are low",
+            waits.len()
+        );
+    } else if waits.iter().all(Option::is_some) {
+        println!(
+            "cpu waited <= {CONTENDED_CORES} cores in every case: no other process competed for the CPUs"
+        );
+    }
 
     if let Some(path) = &args.json {
         let value = json!({
@@ -409,6 +449,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
             "threads_all": all,
             "seconds_per_case": args.seconds,
             "warmup_steps": WARMUP_STEPS,
+            "contended_cases": contended,
             "load_average_start": load_start,
             "load_average_end": load_end,
             "rollouts": {

@@ -38,6 +38,8 @@ pub struct RolloutCase {
     pub rollouts_per_s: f64,
     /// Rollouts per second per pool thread.
     pub per_core: f64,
+    /// CPU time and run-queue wait of the process during the timed steps.
+    pub cpu: Option<CpuUse>,
     /// Digest of each warm-up step's batch (every task, answer, gold score and reward).
     pub warmup_digests: Vec<String>,
 }
@@ -62,6 +64,7 @@ pub fn rollouts(
             warmup_digests.push(d.hex());
         }
         let (mut step, mut rollouts) = (WARMUP_STEPS, 0u64);
+        let sched = SchedTotals::read();
         let start = Instant::now();
         let elapsed = loop {
             let batch = rollout_step(env, policy, seed, step)?;
@@ -74,6 +77,7 @@ pub fn rollouts(
             }
         };
         let seconds = elapsed.as_secs_f64();
+        let cpu = CpuUse::since(sched, seconds);
         let rate = rollouts as f64 / seconds;
         Ok(RolloutCase {
             threads,
@@ -82,6 +86,7 @@ pub fn rollouts(
             seconds,
             rollouts_per_s: rate,
             per_core: rate / threads as f64,
+            cpu,
             warmup_digests,
         })
     })
@@ -104,6 +109,8 @@ pub struct EpisodeCase {
     pub forks_per_s: f64,
     /// Environment steps per second.
     pub env_steps_per_s: f64,
+    /// CPU time and run-queue wait of the process during the timed steps.
+    pub cpu: Option<CpuUse>,
     /// Digest of the warm-up steps' fork final states and returns.
     pub warmup_digest: String,
 }
@@ -129,6 +136,7 @@ pub fn episodes(
             d.f64s(&batch.returns);
         }
         let (mut step, mut forks, mut env_steps) = (WARMUP_STEPS, 0u64, 0u64);
+        let sched = SchedTotals::read();
         let start = Instant::now();
         let elapsed = loop {
             let batch = episode_step(env, which, epsilon, seed, step);
@@ -150,7 +158,50 @@ pub fn episodes(
             seconds,
             forks_per_s: forks as f64 / seconds,
             env_steps_per_s: env_steps as f64 / seconds,
+            cpu: CpuUse::since(sched, seconds),
             warmup_digest: d.hex(),
         }
     })
+}
+
+/// How busy the process was during a case, from the kernel's per-thread scheduler
+/// statistics (`/proc/self/task/*/schedstat`, Linux only).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuUse {
+    /// CPU time all threads ran, per wall second (cores' worth).
+    pub cores_used: f64,
+    /// Time threads were runnable but waiting for a CPU, per wall second: CPU that other
+    /// processes took from the case. Near 0 on an idle machine.
+    pub cores_waited: f64,
+}
+
+impl CpuUse {
+    fn since(before: Option<SchedTotals>, seconds: f64) -> Option<CpuUse> {
+        let (before, after) = (before?, SchedTotals::read()?);
+        let per_s = |a: u64, b: u64| a.saturating_sub(b) as f64 / 1e9 / seconds;
+        Some(CpuUse {
+            cores_used: per_s(after.run_ns, before.run_ns),
+            cores_waited: per_s(after.wait_ns, before.wait_ns),
+        })
+    }
+}
+
+/// Run and run-queue wait nanoseconds summed over the process's threads.
+#[derive(Debug, Clone, Copy)]
+struct SchedTotals {
+    run_ns: u64,
+    wait_ns: u64,
+}
+
+impl SchedTotals {
+    fn read() -> Option<SchedTotals> {
+        let mut totals = SchedTotals { run_ns: 0, wait_ns: 0 };
+        for entry in std::fs::read_dir("/proc/self/task").ok()? {
+            let text = std::fs::read_to_string(entry.ok()?.path().join("schedstat")).ok()?;
+            let mut fields = text.split_whitespace().map(str::parse::<u64>);
+            totals.run_ns += fields.next()?.ok()?;
+            totals.wait_ns += fields.next()?.ok()?;
+        }
+        Some(totals)
+    }
 }

@@ -31,6 +31,14 @@ pub fn ratio(v: Option<f64>) -> Cell {
     })
 }
 
+/// A number of cores (`1.97`), or `-`.
+pub fn cores(v: Option<f64>) -> Cell {
+    right(match v {
+        Some(x) if x.is_finite() => format!("{x:.2}"),
+        _ => "-".to_string(),
+    })
+}
+
 /// `1234567` → `1,234,567`.
 pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();

@@ -80,6 +80,8 @@ enum Command {
     Withdraw(tune::WithdrawArgs),
     /// Train all trainable pieces alone, in pairs and together; report gains and interference.
     Tune(tune::TuneArgs),
+    /// Apply a trained piece (artifact) to another spec, a new seed and the other architecture.
+    Transfer(tune::TransferArgs),
     /// List stored runs.
     Runs {
         /// How many, newest first.
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
         }
         Command::Withdraw(args) => tune::withdraw_cmd(&cli.db, args),
         Command::Tune(args) => tune::tune_cmd(&cli.db, args),
+        Command::Transfer(args) => tune::transfer_cmd(&cli.db, args),
         Command::Runs { limit } => commands::runs(&cli.db, limit),
     };
     match result {

@@ -11,7 +11,7 @@ use gristmill_core::spec::ValidSpec;
 use gristmill_engine::Environment;
 use gristmill_learn::TrainConfig;
 use gristmill_store::{NewRun, RunId, Store};
-use gristmill_tune::{team, withdraw, TuneError};
+use gristmill_tune::{team, transfer, withdraw, Artifact, TrainedOn, TuneError};
 use serde_json::json;
 
 use crate::output::{num, table, write_json};
@@ -50,6 +50,32 @@ pub struct TuneArgs {
     #[arg(long)]
     pub steps: Option<u64>,
     /// Root seed (default: the spec's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write each jointly trained piece as an artifact file into this directory (artifacts
+    /// are always kept in the run store).
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+/// `gristmill transfer`.
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// Artifact: a file written by `tune --export`, or a hash (or unique prefix) in the store.
+    pub artifact: String,
+    /// Target spec (e.g. one with a held-out task family).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Steps per run (default: the target spec's).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Root seed (default: the target spec's).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Worker threads.
@@ -215,6 +241,115 @@ pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("no interference: joint training is at least as good as every single trained piece");
     }
-    finish(&mut p, "tune", &serde_json::to_value(&r)?, args.json.as_deref())?;
+    // The jointly trained pieces become versioned artifacts.
+    let spec_hash = p.env.spec.hash.clone();
+    let sources: Vec<String> = p.env.spec.spec.sources.iter().map(|s| s.id.clone()).collect();
+    let mut artifacts = Vec::new();
+    for (id, params) in &r.joint.learned {
+        let Some(index) = p.env.piece_index(id) else { continue };
+        let a = Artifact {
+            format: 1,
+            piece_id: id.clone(),
+            piece_kind: p.env.pieces[index].kind_name.to_string(),
+            params: params.clone(),
+            sources: sources.clone(),
+            trained_on: TrainedOn {
+                spec_hash: spec_hash.clone(),
+                seed: p.seed,
+                policy: p.config.arch_name(),
+                steps: p.steps,
+            },
+        };
+        let hash = a.hash();
+        let body = serde_json::to_value(&a)?;
+        p.store.put_artifact(&hash, &a.piece_kind, id, &body, Some(p.run_id))?;
+        if let Some(dir) = &args.export {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(format!("{id}-{}.json", &hash[..12]));
+            write_json(&path, &body)?;
+            println!("artifact {id}: {} → {}", &hash[..12], path.display());
+        } else {
+            println!("artifact {id}: {} (in the store)", &hash[..12]);
+        }
+        artifacts.push(json!({ "piece": id, "hash": hash }));
+    }
+    let mut body = serde_json::to_value(&r)?;
+    body["artifacts"] = json!(artifacts);
+    finish(&mut p, "tune", &body, args.json.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_artifact(store: &Store, given: &str) -> anyhow::Result<Artifact> {
+    let path = Path::new(given);
+    if path.exists() {
+        let text = std::fs::read_to_string(path)?;
+        return serde_json::from_str(&text).map_err(|e| anyhow!("{given} is not a gristmill artifact: {e}"));
+    }
+    if let Some(rec) = store.artifact(given)? {
+        return Ok(serde_json::from_value(rec.body)?);
+    }
+    let kinds = [
+        "curriculum",
+        "hint",
+        "reward_model",
+        "partial_credit",
+        "format_shaping",
+        "length_shaping",
+        "exact_verifier",
+        "lenient_verifier",
+        "noisy_verifier",
+        "random_reward",
+    ];
+    let matches: Vec<_> = kinds
+        .iter()
+        .flat_map(|k| store.artifacts(k).unwrap_or_default())
+        .filter(|a| a.hash.starts_with(given))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(serde_json::from_value(one.body.clone())?),
+        [] => Err(anyhow!("no artifact file or stored artifact `{given}`")),
+        _ => Err(anyhow!("`{given}` matches {} stored artifacts; give more of the hash", matches.len())),
+    }
+}
+
+pub fn transfer_cmd(db: &Path, args: TransferArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open(db)?;
+    let artifact = load_artifact(&store, &args.artifact)?;
+    drop(store);
+    let mut p = match prepare(db, &args.to, "transfer", args.seed, args.steps, args.threads)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let target = args.to.display().to_string();
+    let result = p.pool.install(|| transfer(&artifact, &p.env, &p.config, p.seed, p.steps, &target));
+    let cases = match result {
+        Ok(c) => c,
+        Err(e) => {
+            p.store.fail_run(p.run_id, &e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    println!(
+        "artifact {} ({} `{}`, trained with {} on spec {}) applied to {target}",
+        &artifact.hash()[..12],
+        artifact.piece_kind,
+        artifact.piece_id,
+        artifact.trained_on.policy,
+        &artifact.trained_on.spec_hash[..12]
+    );
+    let mut t = table(&["setting", "policy", "seed", "M untrained piece", "M trained piece", "gain kept"]);
+    for c in &cases {
+        t.add_row(vec![
+            Cell::new(&c.setting),
+            Cell::new(&c.policy),
+            Cell::new(c.seed),
+            num(Some(c.metric_untrained), 4),
+            num(Some(c.metric_trained), 4),
+            num(Some(c.gain_kept), 4),
+        ]);
+    }
+    println!("{t}");
+    let body = json!({ "artifact": artifact.hash(), "piece": artifact.piece_id, "cases": cases });
+    finish(&mut p, "transfer", &body, args.json.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }

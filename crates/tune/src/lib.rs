@@ -9,16 +9,20 @@
 //! * [`withdraw`]: train with a piece, remove it, continue, and compare with the run that
 //!   never had it (retention, drop);
 //! * [`team`]: every trainable piece alone, in pairs and together — gains, counterfactual
-//!   interaction, in-run alignment, interference.
+//!   interaction, in-run alignment, interference;
+//! * [`Artifact`] and [`transfer`]: a trained piece as a versioned, content-hashed document,
+//!   applied to a new seed, the other architecture, or another spec (a held-out family).
 //!
 //! Invariant: piece training is deterministic (keyed runs, fixed-order sums, a plain Adam),
 //! so a tuning run replays bit for bit like any other.
 #![warn(missing_docs)]
 
 mod adam;
+mod artifact;
 mod protocols;
 mod tuner;
 
 pub use adam::PieceAdam;
+pub use artifact::{transfer, Artifact, TrainedOn, TransferCase};
 pub use protocols::{metric_with_piece, team, withdraw, Interaction, TeamReport, TeamRun, WithdrawReport};
-pub use tuner::{rates, Learnable, TrainedPiece, TuneError, Tuner};
+pub use tuner::{apply_learnable, rates, Learnable, TrainedPiece, TuneError, Tuner};

@@ -121,8 +121,10 @@ pub struct TeamRun {
     pub metric: f64,
     /// Gain over the untrained environment.
     pub gain: f64,
-    /// Final parameters of the trained pieces.
+    /// Final parameters of the trained pieces, described.
     pub pieces: Vec<(String, String)>,
+    /// Final parameters of the trained pieces.
+    pub learned: Vec<(String, crate::tuner::Learnable)>,
 }
 
 /// A pair's interaction.
@@ -175,7 +177,8 @@ pub fn team(
     if n > 2 {
         sets.push(trainable.to_vec());
     }
-    type Out = (f64, Vec<(String, String)>, Vec<Vec<f64>>, Vec<String>);
+    type Out =
+        (f64, Vec<(String, String)>, Vec<Vec<f64>>, Vec<String>, Vec<(String, crate::tuner::Learnable)>);
     let results: Vec<Result<Out, TuneError>> = sets
         .par_iter()
         .map(|set| {
@@ -184,11 +187,13 @@ pub fn team(
                 t.step()?;
             }
             let rows = t.trainer.channels.iter().map(|c| c.id.clone()).collect();
+            let learned = t.pieces.iter().map(|p| (p.id.clone(), p.params.clone())).collect();
             Ok((
                 t.trainer.state.metric,
                 t.pieces.iter().map(|p| (p.id.clone(), p.describe())).collect(),
                 t.gram,
                 rows,
+                learned,
             ))
         })
         .collect();
@@ -201,6 +206,7 @@ pub fn team(
         metric: results[k].0,
         gain: results[k].0 - base,
         pieces: results[k].1.clone(),
+        learned: results[k].4.clone(),
     };
     let singles: Vec<TeamRun> = (1..=n).map(run).collect();
     let joint_k = if n > 2 {

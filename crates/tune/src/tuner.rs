@@ -123,29 +123,7 @@ impl TrainedPiece {
 
     /// The piece as configured by the current parameters.
     pub fn apply(&self, base: &EnvPiece) -> Result<EnvPiece, TuneError> {
-        let mut p = base.clone();
-        match (&self.params, &base.built) {
-            (Learnable::Curriculum { logits }, _) => {
-                p.built = BuiltPiece::Curriculum(Curriculum { weights: curriculum_from_logits(logits) });
-            }
-            (Learnable::Hint { logit }, _) => {
-                p.built = BuiltPiece::Hint(Hint { probability: sigmoid(*logit) })
-            }
-            (Learnable::Weight { log_weight }, _) => p.weight = log_weight.exp(),
-            (Learnable::RewardModel { weights }, BuiltPiece::RewardModel(m)) => {
-                let mut w = *m.weights();
-                w.copy_from_slice(weights);
-                let m = m
-                    .clone()
-                    .with_weights(w)
-                    .map_err(|e| TuneError::Piece(self.id.clone(), e.to_string()))?;
-                p.built = BuiltPiece::RewardModel(m);
-            }
-            _ => {
-                return Err(TuneError::Piece(self.id.clone(), "parameters do not fit the piece kind".into()))
-            }
-        }
-        Ok(p)
+        apply_learnable(&self.params, base)
     }
 
     /// A one-line description of the current value (for tables).
@@ -162,6 +140,35 @@ impl TrainedPiece {
             Learnable::Hint { logit } => format!("p = {:.4}", sigmoid(*logit)),
         }
     }
+}
+
+/// `base` reconfigured with learned parameters `params`.
+pub fn apply_learnable(params: &Learnable, base: &EnvPiece) -> Result<EnvPiece, TuneError> {
+    let mut p = base.clone();
+    match (params, &base.built) {
+        (Learnable::Curriculum { logits }, BuiltPiece::Curriculum(_)) => {
+            p.built = BuiltPiece::Curriculum(Curriculum { weights: curriculum_from_logits(logits) });
+        }
+        (Learnable::Hint { logit }, BuiltPiece::Hint(_)) => {
+            p.built = BuiltPiece::Hint(Hint { probability: sigmoid(*logit) })
+        }
+        (Learnable::Weight { log_weight }, BuiltPiece::Reward(_)) => p.weight = log_weight.exp(),
+        (Learnable::RewardModel { weights }, BuiltPiece::RewardModel(m)) => {
+            let mut w = *m.weights();
+            if weights.len() != w.len() {
+                return Err(TuneError::Piece(
+                    base.id.clone(),
+                    format!("{} reward-model weights given, the model has {}", weights.len(), w.len()),
+                ));
+            }
+            w.copy_from_slice(weights);
+            let m =
+                m.clone().with_weights(w).map_err(|e| TuneError::Piece(base.id.clone(), e.to_string()))?;
+            p.built = BuiltPiece::RewardModel(m);
+        }
+        _ => return Err(TuneError::Piece(base.id.clone(), "parameters do not fit the piece kind".into())),
+    }
+    Ok(p)
 }
 
 /// Errors of piece training.

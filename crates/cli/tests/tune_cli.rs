@@ -1,0 +1,68 @@
+//! `gristmill tune`, `transfer` and `withdraw` end to end, and their errors naming both sides.
+
+use std::process::Command;
+
+fn gm(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gristmill")).current_dir(dir).args(args).output().unwrap()
+}
+
+#[test]
+fn tune_exports_artifacts_that_transfer_and_refuse_a_mismatch() {
+    let dir = std::env::temp_dir().join(format!("gristmill-tune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"));
+    let tune = format!("{examples}/tune.toml");
+    let out = gm(&dir, &["tune", &tune, "--steps", "6", "--export", "art", "--json", "tune.json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tune.json")).unwrap()).unwrap();
+    assert_eq!(v["singles"].as_array().unwrap().len(), 3);
+    assert_eq!(v["pairs"].as_array().unwrap().len(), 3);
+    let curriculum = std::fs::read_dir(dir.join("art"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("curriculum-"))
+        .expect("curriculum artifact exported");
+    // The artifact's file name carries its content hash.
+    let body = std::fs::read(&curriculum).unwrap();
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("\"piece_kind\": \"curriculum\""));
+
+    let out = gm(
+        &dir,
+        &["transfer", curriculum.to_str().unwrap(), "--to", &tune, "--steps", "4", "--json", "t.json"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("t.json")).unwrap()).unwrap();
+    assert_eq!(t["cases"].as_array().unwrap().len(), 3);
+
+    // A spec whose sources differ: the error names both source lists.
+    let out =
+        gm(&dir, &["transfer", curriculum.to_str().unwrap(), "--to", &format!("{examples}/arith.toml")]);
+    let arith_err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // arith.toml's policy does not train: refused before any fit check, naming the policy.
+    assert!(arith_err.contains("trainable policy"), "{arith_err}");
+    let out = gm(
+        &dir,
+        &[
+            "transfer",
+            curriculum.to_str().unwrap(),
+            "--to",
+            &format!("{examples}/studies/redundant-verifiers.toml"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("add, count, cmp") || err.contains("no piece of that id"), "{err}");
+    assert!(err.contains("curriculum"), "{err}");
+
+    // Withdrawing a piece the spec does not have names both sides.
+    let out = gm(&dir, &["withdraw", &tune, "--piece", "nope"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("`nope`") && err.contains("gold, partial, rm, curriculum"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
