@@ -27,9 +27,13 @@
 //!    its per-dataset rates with our mixture weights (the rate of a stream with the same
 //!    share of items per dataset).
 //!
-//! Every case runs [`WARMUP_STEPS`](measure::WARMUP_STEPS) untimed steps first, then repeats
+//! Every case runs [`WARMUP_STEPS`] untimed steps first, then repeats
 //! whole steps until at least `--seconds` of wall time have passed; the time includes freeing
-//! each batch. Steps are keyed by step number, so every case is reproducible. Nothing here
+//! each batch. Steps are keyed by step number, so every case is reproducible. Each case also
+//! reports, from the kernel's scheduler statistics (Linux), the CPU its threads used and the
+//! time they sat runnable waiting for a CPU ("cpu waited", in cores): a wait above
+//! 0.05 cores, ours or the peer's, means other processes were competing and the run prints a
+//! warning. Wall-clock rates are only comparable on an otherwise idle machine. Nothing here
 //! runs under `cargo test` except the small unit tests of parsing and formatting.
 //!
 //! ```text
@@ -395,7 +399,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
             if let Some((min, at, geo)) = per_family_summary(&family_ratios) {
                 println!(
                     "per-family ratio per core: lowest {min:.1}x ({at}), geometric mean {geo:.1}x \
-                     (the mixture row leans on basic_arithmetic, the peer's slowest dataset)"
+                     (the harmonic mixture row is dominated by the peer's slowest dataset)"
                 );
             }
         }
