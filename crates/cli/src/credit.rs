@@ -225,12 +225,8 @@ fn report(
         "curve": inrun.as_ref().map(|c| &c.curve),
         "kendall_tau": taus,
         "coalitions": coalition_values.map(|v| v.into_iter().map(|(mask, m)| json!({ "mask": mask, "metric": m })).collect::<Vec<_>>()),
-        "shapley_efficiency_target": coalition_values_gap(&shapley_values),
+        "shapley_efficiency_target": shapley_values.as_ref().map(|v| v.iter().sum::<f64>()),
     }))
-}
-
-fn coalition_values_gap(shapley: &Option<Vec<f64>>) -> Option<f64> {
-    shapley.as_ref().map(|v| v.iter().sum())
 }
 
 fn print_report(body: &serde_json::Value) {

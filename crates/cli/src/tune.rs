@@ -288,21 +288,10 @@ fn load_artifact(store: &Store, given: &str) -> anyhow::Result<Artifact> {
     if let Some(rec) = store.artifact(given)? {
         return Ok(serde_json::from_value(rec.body)?);
     }
-    let kinds = [
-        "curriculum",
-        "hint",
-        "reward_model",
-        "partial_credit",
-        "format_shaping",
-        "length_shaping",
-        "exact_verifier",
-        "lenient_verifier",
-        "noisy_verifier",
-        "random_reward",
-    ];
-    let matches: Vec<_> = kinds
+    // Stored artifacts are listed by piece kind; a prefix may name any of them.
+    let matches: Vec<_> = gristmill_pieces::kinds()
         .iter()
-        .flat_map(|k| store.artifacts(k).unwrap_or_default())
+        .flat_map(|k| store.artifacts(k.name).unwrap_or_default())
         .filter(|a| a.hash.starts_with(given))
         .collect();
     match matches.as_slice() {

@@ -189,7 +189,8 @@ struct TaskRollout {
     p_0: Vec<f64>,
     picks: Vec<usize>,
     rewards: Vec<f64>,
-    key: String,
+    /// Advantages, centred rewards and normalisers of the group (see [`Trainer::advantages`]).
+    advantages: (Vec<f64>, Vec<f64>, Vec<f64>),
     values: Vec<i64>,
     gold: Vec<f64>,
     task: gristmill_core::task::Task,
@@ -292,6 +293,7 @@ impl Trainer {
         &self,
         q: &[f64],
         hint_p: Option<f64>,
+        weights: &[f64],
         step: u64,
         b: usize,
     ) -> Result<TaskRollout, LearnError> {
@@ -343,6 +345,7 @@ impl Trainer {
             values.push(value);
             gold.push(if value == task.gold() { 1.0 } else { 0.0 });
         }
+        let advantages = self.advantages(&rewards, weights, g_count);
         Ok(TaskRollout {
             source,
             hinted,
@@ -353,7 +356,7 @@ impl Trainer {
             p_0,
             picks,
             rewards,
-            key: task.key.to_string(),
+            advantages,
             values,
             gold,
             task,
@@ -439,14 +442,14 @@ impl Trainer {
         let clock = std::time::Instant::now();
         let rollouts: Vec<TaskRollout> = (0..b_count)
             .into_par_iter()
-            .map(|b| self.rollout_task(&q, hint_p, step, b))
+            .map(|b| self.rollout_task(&q, hint_p, &weights, step, b))
             .collect::<Result<_, _>>()?;
 
         let samples = if self.influence {
             let (_, metric_grad) = self.metric_and_grad(&self.state.theta).map_err(|e| e.at_step(step))?;
             let mut records = Vec::with_capacity(b_count * g_count);
             for (t, r) in rollouts.iter().enumerate() {
-                let (adv, centred, inv_sigma) = self.advantages(&r.rewards, &weights, g_count);
+                let (adv, centred, inv_sigma) = &r.advantages;
                 let dz = self.model.jvp(&self.state.theta, &r.hinted, &r.act_h, &metric_grad);
                 let mean_dz: f64 = r.p_h.iter().zip(&dz).map(|(p, d)| p * d).sum();
                 for g in 0..g_count {
@@ -490,7 +493,7 @@ impl Trainer {
                 // chunk are empty.
                 let mut grads = vec![Vec::<f64>::new(); n_cells];
                 for r in chunk {
-                    let (adv, _, _) = self.advantages(&r.rewards, &weights, g_count);
+                    let adv = &r.advantages.0;
                     let s = r.source;
                     let rho = if has_curriculum { p0[s] / q[s] } else { 1.0 };
                     // dz for Σ_g coef_g (e_{y_g} − π).
@@ -601,7 +604,7 @@ impl Trainer {
         d.str(&self.state.digest).u64(step);
         for r in &rollouts {
             samples_per_source[r.source] += g_count as u64;
-            d.str(&r.key);
+            d.str(&r.task.key.to_string());
             for (g, v) in r.values.iter().enumerate() {
                 d.i64(*v).f64(r.gold[g]);
                 gold_sum += r.gold[g];

@@ -705,6 +705,10 @@ mod tests {
     use gristmill_core::task::TaskSource;
 
     fn train(config: RewardModelConfig) -> RewardModel {
+        train_as("rm", config)
+    }
+
+    fn train_as(id: &str, config: RewardModelConfig) -> RewardModel {
         let (srcs, ids, weights) = ctx_parts();
         let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
         let ctx = BuildContext {
@@ -714,7 +718,7 @@ mod tests {
             source_weights: &weights,
             eval_fraction: 0.2,
         };
-        RewardModel::train(&ctx, "rm", config).unwrap()
+        RewardModel::train(&ctx, id, config).unwrap()
     }
 
     #[test]
@@ -787,16 +791,7 @@ mod tests {
         assert_eq!(bits(&a), bits(&b));
         assert_eq!(a.pairwise_accuracy().to_bits(), b.pairwise_accuracy().to_bits());
         // A different piece id draws different pairs, hence different weights.
-        let (srcs, ids, weights) = ctx_parts();
-        let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
-        let ctx = BuildContext {
-            seed: 5,
-            sources: &refs,
-            source_ids: &ids,
-            source_weights: &weights,
-            eval_fraction: 0.2,
-        };
-        let c = RewardModel::train(&ctx, "other", cfg).unwrap();
+        let c = train_as("other", cfg);
         assert_ne!(bits(&a), bits(&c));
     }
 
