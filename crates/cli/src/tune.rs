@@ -11,10 +11,12 @@ use gristmill_core::spec::ValidSpec;
 use gristmill_engine::Environment;
 use gristmill_learn::TrainConfig;
 use gristmill_store::{NewRun, RunId, Store};
-use gristmill_tune::{team, transfer, withdraw, Artifact, TrainedOn, TuneError};
+use gristmill_tune::{
+    study, study_runs, team, transfer, withdraw, Artifact, HintSignal, TrainedOn, TuneError,
+};
 use serde_json::json;
 
-use crate::output::{num, table, write_json};
+use crate::output::{num, progress, table, write_json};
 
 /// `gristmill withdraw`.
 #[derive(Args, Debug)]
@@ -39,6 +41,28 @@ pub struct WithdrawArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// What trains a hint marked `train = true`: the one-step lookahead on the hint-free
+    /// metric, or the earlier first-order signal (for comparison).
+    #[arg(long, value_enum, default_value_t = HintSignalArg::Lookahead)]
+    pub hint_signal: HintSignalArg,
+}
+
+/// `--hint-signal` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HintSignalArg {
+    /// Paired hint-free lookahead (default).
+    Lookahead,
+    /// First-order, hinted vs unhinted samples of the step.
+    FirstOrder,
+}
+
+impl From<HintSignalArg> for HintSignal {
+    fn from(a: HintSignalArg) -> HintSignal {
+        match a {
+            HintSignalArg::Lookahead => HintSignal::Lookahead,
+            HintSignalArg::FirstOrder => HintSignal::FirstOrder,
+        }
+    }
 }
 
 /// `gristmill tune`.
@@ -62,6 +86,14 @@ pub struct TuneArgs {
     /// are always kept in the run store).
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Instead of the team study, run the benchmark study: trained pieces against the pieces
+    /// as configured and against a grid search over static configurations given the same
+    /// rollout budget, on every seed of `--seeds` (see docs/trainable-pieces.md).
+    #[arg(long)]
+    pub study: bool,
+    /// Seeds of the study, comma-separated (default: the spec's seed and the next two).
+    #[arg(long, value_delimiter = ',', requires = "study")]
+    pub seeds: Vec<u64>,
 }
 
 /// `gristmill transfer`.
@@ -160,7 +192,9 @@ pub fn withdraw_cmd(db: &Path, args: WithdrawArgs) -> anyhow::Result<ExitCode> {
     };
     let after = args.after.unwrap_or(p.steps / 2);
     let cont = args.continue_steps.unwrap_or(p.steps - p.steps / 2);
-    let result = p.pool.install(|| withdraw(&p.env, &p.config, p.seed, index, after, cont, &p.train));
+    let result = p.pool.install(|| {
+        withdraw(&p.env, &p.config, p.seed, index, after, cont, &p.train, args.hint_signal.into())
+    });
     let r = match result {
         Ok(r) => r,
         Err(e) => {
@@ -168,24 +202,43 @@ pub fn withdraw_cmd(db: &Path, args: WithdrawArgs) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
     };
-    let mut t = table(&["piece", "M with piece", "M at removal", "drop", "M after", "M never", "retention"]);
+    let mut t = table(&[
+        "piece",
+        "M with piece (at removal)",
+        "M at removal",
+        "drop",
+        "M after withdrawal",
+        "M kept to the end",
+        "M never had it",
+        "retention",
+    ]);
     t.add_row(vec![
         Cell::new(&r.piece),
         num(Some(r.metric_with), 4),
         num(Some(r.metric_at_removal), 4),
         num(Some(r.drop), 4),
         num(Some(r.metric_after), 4),
+        num(Some(r.metric_kept), 4),
         num(Some(r.metric_never), 4),
         num(r.retention, 3),
     ]);
     println!(
-        "withdraw `{}` after {after} steps, continue {cont} steps (never-had-it baseline on the same seeds)",
-        r.piece
+        "withdraw `{}` after {after} steps, continue {cont} steps; the kept and never-had-it runs \
+         take {} steps on the same seeds",
+        r.piece,
+        after + cont
     );
     if let Some(d) = &r.piece_at_removal {
         println!("trained piece at removal: {d}");
     }
     println!("{t}");
+    println!(
+        "retention = (M after − M never) / (M kept − M never) = {:.4} / {:.4}",
+        r.gain_retained, r.gain_kept_piece
+    );
+    if let Some(note) = &r.retention_note {
+        println!("retention {note}");
+    }
     finish(&mut p, "withdraw", &serde_json::to_value(&r)?, args.json.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -199,6 +252,9 @@ pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
         let e = anyhow!("no piece is marked `train = true` in {}; nothing to tune", args.spec.display());
         p.store.fail_run(p.run_id, &e.to_string())?;
         return Err(e);
+    }
+    if args.study {
+        return study_cmd(p, &args);
     }
     let result = p.pool.install(|| team(&p.env, &p.config, p.seed, p.steps, &p.train));
     let r = match result {
@@ -276,6 +332,73 @@ pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
     let mut body = serde_json::to_value(&r)?;
     body["artifacts"] = json!(artifacts);
     finish(&mut p, "tune", &body, args.json.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn study_cmd(mut p: Prepared, args: &TuneArgs) -> anyhow::Result<ExitCode> {
+    let seeds = if args.seeds.is_empty() {
+        vec![p.seed, p.seed.wrapping_add(1), p.seed.wrapping_add(2)]
+    } else {
+        args.seeds.clone()
+    };
+    let pb = progress(study_runs(&p.env, seeds.len(), &p.train), "study runs");
+    let result = p.pool.install(|| study(&p.env, &p.config, &seeds, p.steps, &p.train, &|| pb.inc(1)));
+    pb.finish_and_clear();
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            p.store.fail_run(p.run_id, &e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    println!(
+        "{}: pieces [{}], {} steps per run, seeds {:?}; grid of {} static configurations \
+         (equal-compute search: {} steps each)",
+        args.spec.display(),
+        r.pieces.join(", "),
+        r.steps,
+        r.seeds,
+        r.grid_size,
+        r.grid_short_steps
+    );
+    let mut t = table(&[
+        "arm",
+        "mean final M",
+        "gain vs untrained (mean ± sd)",
+        "gain per seed",
+        "rollout batches",
+        "∇M evaluations",
+    ]);
+    let arms: Vec<_> = std::iter::once(&r.untrained)
+        .chain(std::iter::once(&r.trained))
+        .chain(&r.trained_alone)
+        .chain([&r.grid_equal_compute, &r.grid_full])
+        .collect();
+    for a in &arms {
+        let mean_m = a.metric.iter().sum::<f64>() / a.metric.len().max(1) as f64;
+        t.add_row(vec![
+            Cell::new(&a.name),
+            num(Some(mean_m), 4),
+            Cell::new(format!("{:+.4} ± {:.4}", a.mean_gain, a.sd_gain)),
+            Cell::new(a.gain.iter().map(|g| format!("{g:+.4}")).collect::<Vec<_>>().join(" ")),
+            num(Some(a.compute.rollout_batches as f64), 0),
+            num(Some(a.compute.metric_gradients as f64), 0),
+        ]);
+    }
+    println!("{t}");
+    let mut t = table(&["arm", "seed", "configuration it ended with"]);
+    for a in arms.iter().skip(1) {
+        for (seed, c) in r.seeds.iter().zip(&a.configuration) {
+            t.add_row(vec![Cell::new(&a.name), Cell::new(seed), Cell::new(c)]);
+        }
+    }
+    println!("{t}");
+    println!(
+        "compute: one rollout batch = {} tasks × {} responses sampled and scored; the \
+         equal-compute grid's winner is scored by its full-length run, which is not charged",
+        p.env.spec.spec.run.tasks_per_step, p.env.spec.spec.run.responses_per_task
+    );
+    finish(&mut p, "study", &serde_json::to_value(&r)?, args.json.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 

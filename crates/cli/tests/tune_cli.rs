@@ -66,3 +66,40 @@ fn tune_exports_artifacts_that_transfer_and_refuse_a_mismatch() {
     assert!(err.contains("`nope`") && err.contains("gold, partial, rm, curriculum"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn withdraw_and_study_report_their_numbers_in_json() {
+    let dir = std::env::temp_dir().join(format!("gristmill-withdraw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = format!("{}/../../examples/withdraw-hint-trained.toml", env!("CARGO_MANIFEST_DIR"));
+    let out = gm(
+        &dir,
+        &["withdraw", &spec, "--piece", "hint", "--after", "8", "--continue", "4", "--json", "w.json"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("trained piece at removal: p = "), "{stdout}");
+    let w: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("w.json")).unwrap()).unwrap();
+    let f = |k: &str| w[k].as_f64().unwrap_or_else(|| panic!("{k} in {w}"));
+    assert_eq!(f("gain_retained"), f("metric_after") - f("metric_never"));
+    assert_eq!(f("gain_kept_piece"), f("metric_kept") - f("metric_never"));
+    assert_eq!(f("drop"), f("metric_with") - f("metric_at_removal"));
+    // Either a ratio, or no ratio and the reason, never both.
+    assert_ne!(w["retention"].is_null(), w["retention_note"].is_null(), "{w}");
+
+    let out = gm(&dir, &["tune", &spec, "--study", "--steps", "5", "--seeds", "3,4", "--json", "s.json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    assert_eq!(s["seeds"], serde_json::json!([3, 4]));
+    assert_eq!(s["grid_size"], 5);
+    for arm in ["untrained", "trained", "grid_equal_compute", "grid_full"] {
+        assert_eq!(s[arm]["metric"].as_array().unwrap().len(), 2, "{arm}");
+    }
+    assert_eq!(s["trained"]["compute"]["rollout_batches"], 10);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("grid search, equal compute"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

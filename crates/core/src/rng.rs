@@ -5,6 +5,9 @@
 //! any thread, in any order, so results never depend on scheduling. There is no global or
 //! thread-local generator anywhere in the workspace.
 //!
+//! Streams are SplitMix64 counters keyed by a SplitMix-derived 64-bit key ([`KeyedRng`]):
+//! cheap enough to open one per sample, per piece, per decision.
+//!
 //! ```
 //! use gristmill_core::rng::{Purpose, stream};
 //! use rand::Rng;
@@ -13,12 +16,50 @@
 //! assert_eq!(a, b);
 //! ```
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand::RngCore;
 
-/// The generator every stream uses. Named explicitly (not `StdRng`) because its algorithm
-/// is part of the determinism contract: changing it changes every stored digest.
-pub type KeyedRng = ChaCha8Rng;
+/// The Weyl increment of SplitMix64 (the golden ratio in 64-bit fixed point).
+const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The generator every stream uses: SplitMix64 run as a counter-based generator. The `n`-th
+/// word (from 1) of the stream keyed `k` is `splitmix(k + n·γ)`, a pure function of the key
+/// and the counter.
+///
+/// Written by hand, not taken from a crate, because its algorithm *is* the determinism
+/// contract: every stored digest depends on it, so it must never change under us (rand's
+/// `StdRng` explicitly may). SplitMix64 (Steele, Lea & Flood, OOPSLA 2014) passes BigCrush;
+/// it is not cryptographic, which nothing here needs. It replaced ChaCha8 because streams here
+/// are short — most keys draw one to five words — and ChaCha8 spent more time setting up
+/// a stream and filling a 256-byte block than the rest of a rollout did (BENCHMARKS.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedRng {
+    counter: u64,
+}
+
+impl KeyedRng {
+    /// The stream whose key is `key` (normally derived by [`stream`] or [`StreamPrefix`]).
+    pub const fn from_key(key: u64) -> KeyedRng {
+        KeyedRng { counter: key }
+    }
+}
+
+impl RngCore for KeyedRng {
+    #[inline]
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
+        self.counter = self.counter.wrapping_add(GAMMA);
+        finalize(self.counter)
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for chunk in dst.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+}
 
 /// What a stream is used for. A purpose separates streams that share a step and index,
 /// e.g. task generation and response sampling for the same sample slot.
@@ -63,35 +104,65 @@ impl Purpose {
     }
 }
 
-/// SplitMix64 finaliser: a bijective avalanche on 64 bits. Written by hand because it is the
-/// key-derivation function of the determinism contract and must never change under us.
-const fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+/// The SplitMix64 output function (Stafford's "Mix13"): a bijective avalanche on 64 bits.
+#[inline]
+const fn finalize(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
+/// One SplitMix64 step from `z`: the key-derivation round of the determinism contract.
+#[inline]
+const fn splitmix(z: u64) -> u64 {
+    finalize(z.wrapping_add(GAMMA))
+}
+
 /// Combines two words into one, order-sensitively.
+#[inline]
 pub const fn mix(a: u64, b: u64) -> u64 {
     splitmix(splitmix(a) ^ b.rotate_left(17))
 }
 
 /// The stream for `(root_seed, purpose, step, index)`.
+#[inline]
 pub fn stream(root_seed: u64, purpose: Purpose, step: u64, index: u64) -> KeyedRng {
-    let k0 = mix(root_seed, purpose.0);
-    let k1 = mix(k0, step);
-    let k2 = mix(k1, index);
-    let mut seed = [0u8; 32];
-    for (i, word) in [k0, k1, k2, mix(k2, 0x5eed)].iter().enumerate() {
-        seed[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
-    }
-    ChaCha8Rng::from_seed(seed)
+    StreamPrefix::new(root_seed, purpose, step).at(index)
 }
 
 /// A seed derived from a key, for components that take a plain `u64` seed.
+#[inline]
 pub fn derive_seed(root_seed: u64, purpose: Purpose, step: u64, index: u64) -> u64 {
     mix(mix(mix(root_seed, purpose.0), step), index)
+}
+
+/// The streams `(root_seed, purpose, step, ·)` with the shared part of the key derived once.
+///
+/// `StreamPrefix::new(r, p, s).at(i)` is bit-identical to `stream(r, p, s, i)`; a hot loop
+/// over indices pays one SplitMix round per stream instead of six.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPrefix {
+    /// `splitmix(mix(mix(root, purpose), step))`: the index-independent half of the last mix.
+    pre: u64,
+}
+
+impl StreamPrefix {
+    /// The prefix of `(root_seed, purpose, step)`.
+    #[inline]
+    pub const fn new(root_seed: u64, purpose: Purpose, step: u64) -> StreamPrefix {
+        StreamPrefix { pre: splitmix(mix(mix(root_seed, purpose.0), step)) }
+    }
+    /// The stream at `index`.
+    #[inline]
+    pub const fn at(&self, index: u64) -> KeyedRng {
+        KeyedRng::from_key(splitmix(self.pre ^ index.rotate_left(17)))
+    }
+    /// The first uniform in `[0, 1)` of the stream at `index` (53 bits, as `rand` draws it).
+    #[inline]
+    pub fn uniform(&self, index: u64) -> f64 {
+        use rand::Rng;
+        self.at(index).random()
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +184,91 @@ mod tests {
         assert_ne!(base, draw(1, Purpose::TASK, 2, 4));
         // Swapping step and index must not collide.
         assert_ne!(draw(1, Purpose::TASK, 3, 2), base);
+    }
+
+    #[test]
+    fn splitmix64_reference_values() {
+        // SplitMix64 seeded with 1234567 (the reference sequence of Vigna's splitmix64.c):
+        // the generator must stay exactly this algorithm, or every stored digest changes.
+        let mut g = KeyedRng::from_key(1_234_567);
+        let want: [u64; 5] = [
+            6_457_827_717_110_365_317,
+            3_203_168_211_198_807_973,
+            9_817_491_932_198_370_423,
+            4_593_380_528_125_082_431,
+            16_408_922_859_458_223_821,
+        ];
+        for w in want {
+            assert_eq!(g.next_u64(), w);
+        }
+    }
+
+    #[test]
+    fn prefix_streams_equal_direct_streams() {
+        for (r, s) in [(0u64, 0u64), (7, 3), (u64::MAX, 1 << 40)] {
+            let prefix = StreamPrefix::new(r, Purpose::SAMPLE, s);
+            for i in [0u64, 1, 2, 1000, u64::MAX] {
+                assert_eq!(prefix.at(i), stream(r, Purpose::SAMPLE, s, i));
+                let u: f64 = stream(r, Purpose::SAMPLE, s, i).random();
+                assert_eq!(prefix.uniform(i).to_bits(), u.to_bits());
+            }
+        }
+        // The stream key is the derived seed: one derivation, two spellings.
+        let mut g = stream(5, Purpose::TASK, 6, 7);
+        assert_eq!(g.next_u64(), KeyedRng::from_key(derive_seed(5, Purpose::TASK, 6, 7)).next_u64());
+    }
+
+    #[test]
+    fn uniforms_of_neighbouring_streams_look_independent() {
+        // First draws of streams at consecutive indices (the pattern every rollout uses):
+        // bucket counts within 5 sigma of uniform, and no correlation between neighbours.
+        // Deterministic inputs, so these bounds either always hold or always fail.
+        let prefix = StreamPrefix::new(42, Purpose::SAMPLE, 0);
+        let n = 200_000u64;
+        let mut buckets = [0u64; 16];
+        let (mut sum_xy, mut sum_x, mut sum_x2) = (0.0, 0.0, 0.0);
+        let mut prev = prefix.uniform(0);
+        for i in 1..=n {
+            let u = prefix.uniform(i);
+            buckets[(u * 16.0) as usize] += 1;
+            sum_x += u;
+            sum_x2 += u * u;
+            sum_xy += u * prev;
+            prev = u;
+        }
+        let expected = n as f64 / 16.0;
+        let sd = (expected * (1.0 - 1.0 / 16.0)).sqrt();
+        for b in buckets {
+            assert!((b as f64 - expected).abs() < 5.0 * sd, "{buckets:?}");
+        }
+        let nf = n as f64;
+        let mean = sum_x / nf;
+        let var = sum_x2 / nf - mean * mean;
+        let corr = (sum_xy / nf - mean * mean) / var;
+        assert!(corr.abs() < 5.0 / nf.sqrt(), "lag-1 correlation {corr}");
+        // Every output bit is set about half the time.
+        let mut g = stream(1, Purpose::TASK, 0, 0);
+        let mut ones = [0u32; 64];
+        for _ in 0..20_000 {
+            let w = g.next_u64();
+            for (b, c) in ones.iter_mut().enumerate() {
+                *c += (w >> b & 1) as u32;
+            }
+        }
+        for c in ones {
+            assert!((f64::from(c) - 10_000.0).abs() < 5.0 * 70.72, "{ones:?}");
+        }
+    }
+
+    #[test]
+    fn fill_bytes_is_the_little_endian_word_stream() {
+        let mut a = stream(3, Purpose::BUILD, 1, 2);
+        let mut b = a.clone();
+        let mut buf = [0u8; 13];
+        a.fill_bytes(&mut buf);
+        let (w0, w1) = (b.next_u64().to_le_bytes(), b.next_u64().to_le_bytes());
+        assert_eq!(&buf[..8], &w0);
+        assert_eq!(&buf[8..], &w1[..5]);
     }
 
     #[test]

@@ -95,7 +95,8 @@ pub fn agreement(batch: &StepBatch, channel: usize) -> (f64, u64) {
 pub fn digest_batch(d: &mut Digest, batch: &StepBatch) {
     d.u64(batch.step);
     for t in &batch.tasks {
-        d.str(&t.key.to_string()).i64(t.gold()).u64(t.hint.map_or(u64::MAX, u64::from));
+        t.key.digest_into(d);
+        d.i64(t.gold()).u64(t.hint.map_or(u64::MAX, u64::from));
     }
     for (j, a) in batch.answers.iter().enumerate() {
         d.i64(a.unwrap_or(i64::MIN)).f64(batch.gold[j]).f64s(batch.reward_vector(j));

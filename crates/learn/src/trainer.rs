@@ -604,7 +604,7 @@ impl Trainer {
         d.str(&self.state.digest).u64(step);
         for r in &rollouts {
             samples_per_source[r.source] += g_count as u64;
-            d.str(&r.task.key.to_string());
+            r.task.key.digest_into(&mut d);
             for (g, v) in r.values.iter().enumerate() {
                 d.i64(*v).f64(r.gold[g]);
                 gold_sum += r.gold[g];

@@ -10,6 +10,8 @@
 //!   never had it (retention, drop);
 //! * [`team`]: every trainable piece alone, in pairs and together — gains, counterfactual
 //!   interaction, in-run alignment, interference;
+//! * [`study`]: trained pieces against the pieces as configured and against the best static
+//!   configuration of a grid search with the same rollout budget;
 //! * [`Artifact`] and [`transfer`]: a trained piece as a versioned, content-hashed document,
 //!   applied to a new seed, the other architecture, or another spec (a held-out family).
 //!
@@ -20,9 +22,16 @@
 mod adam;
 mod artifact;
 mod protocols;
+mod study;
 mod tuner;
 
 pub use adam::PieceAdam;
 pub use artifact::{transfer, Artifact, TrainedOn, TransferCase};
-pub use protocols::{metric_with_piece, team, withdraw, Interaction, TeamReport, TeamRun, WithdrawReport};
-pub use tuner::{apply_learnable, rates, Learnable, TrainedPiece, TuneError, Tuner};
+pub use protocols::{
+    metric_with_piece, team, withdraw, Interaction, TeamReport, TeamRun, WithdrawReport, MIN_RETAINABLE_GAIN,
+};
+pub use study::{
+    apply_static, grid_values, static_grid, study, study_runs, Arm, Compute, StaticConfig, StaticValue,
+    StudyReport,
+};
+pub use tuner::{apply_learnable, rates, HintSignal, Learnable, TrainedPiece, TuneError, Tuner};

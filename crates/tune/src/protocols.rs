@@ -7,7 +7,7 @@ use gristmill_pieces::BuiltPiece;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::tuner::{TuneError, Tuner};
+use crate::tuner::{HintSignal, TuneError, Tuner};
 
 /// The gold metric as the model meets it **with** piece `index` present. Pieces that only
 /// shape rewards or sampling do not change what the model sees at evaluation, so this is
@@ -33,7 +33,21 @@ pub fn metric_with_piece(trainer: &Trainer, index: usize) -> Result<f64, TuneErr
     Ok((1.0 - h.probability) * trainer.state.metric + h.probability * hinted)
 }
 
+/// Below this gain of the kept piece over never having it, retention is not reported: a
+/// ratio over one percentage point of expected gold accuracy or less is dominated by the
+/// seed-to-seed spread of these runs (several points on the example specs), and its sign
+/// flips with the seed.
+pub const MIN_RETAINABLE_GAIN: f64 = 0.01;
+
 /// What withdrawing a piece did.
+///
+/// Three runs on the same seeds and the same total steps `after + continued`: the piece kept
+/// throughout, the piece withdrawn after `after` steps, and the piece never present.
+/// Retention compares them at the same horizon,
+/// `retention = (metric_after − metric_never) / (metric_kept − metric_never)`:
+/// the share of what the piece gives, kept to the end, that stays with the model when the
+/// piece leaves early. With `continued = 0` the kept run *is* the withdrawn run at removal,
+/// and this is `(M at removal − M never) / (M with piece − M never)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WithdrawReport {
     /// Piece id.
@@ -42,25 +56,56 @@ pub struct WithdrawReport {
     pub after: u64,
     /// Steps continued without it.
     pub continued: u64,
-    /// `M` with the piece present, at the moment of removal.
+    /// `M` with the piece present, at the moment of removal (for a hint shown with
+    /// probability `p`: `(1 − p)·M + p·M_hinted`, see [`metric_with_piece`]).
     pub metric_with: f64,
     /// `M` right after removal (same parameters, piece gone).
     pub metric_at_removal: f64,
     /// `M` after continuing without the piece.
     pub metric_after: f64,
+    /// `M` with the piece present at the end of the run that kept it for all
+    /// `after + continued` steps (equal to `metric_with` when `continued = 0`).
+    pub metric_kept: f64,
     /// `M` of the run that never had the piece, same seeds, same total steps.
     pub metric_never: f64,
     /// `metric_with − metric_at_removal`: what vanished the moment the piece left.
     pub drop: f64,
-    /// `(metric_after − metric_never) / (metric_with − metric_never)`; `None` when the piece
-    /// made no difference to withdraw (|denominator| < 1e-9).
+    /// `metric_kept − metric_never`: what having the piece to the end gives.
+    pub gain_kept_piece: f64,
+    /// `metric_after − metric_never`: what stays with the model after withdrawal.
+    pub gain_retained: f64,
+    /// `gain_retained / gain_kept_piece`; `None` when `gain_kept_piece` is below
+    /// [`MIN_RETAINABLE_GAIN`] (nothing to retain, or the piece hurts), see `retention_note`.
     pub retention: Option<f64>,
+    /// Why `retention` is missing, when it is.
+    pub retention_note: Option<String>,
     /// The piece's parameters at removal (trained pieces), e.g. `p = 0.03`.
     pub piece_at_removal: Option<String>,
 }
 
-/// Trains with piece `index` for `after` steps, removes it, continues `continued` steps, and
-/// runs the never-had-it baseline on the same seeds; pieces in `train` learn as they go.
+/// Retention and, when it is undefined, why.
+fn retention(gain_retained: f64, gain_kept_piece: f64) -> (Option<f64>, Option<String>) {
+    if gain_kept_piece >= MIN_RETAINABLE_GAIN {
+        (Some(gain_retained / gain_kept_piece), None)
+    } else if gain_kept_piece <= -MIN_RETAINABLE_GAIN {
+        let note = format!(
+            "undefined: keeping the piece ends {:.4} below never having it, so there is no gain to retain",
+            -gain_kept_piece
+        );
+        (None, Some(note))
+    } else {
+        let note = format!(
+            "undefined: keeping the piece gains {gain_kept_piece:.4} over never having it \
+             (|gain| < {MIN_RETAINABLE_GAIN}), too little for a meaningful ratio"
+        );
+        (None, Some(note))
+    }
+}
+
+/// Trains with piece `index` for `after` steps, removes it, continues `continued` steps; runs
+/// the same with the piece kept throughout and without it ever, on the same seeds; pieces in
+/// `train` learn as they go (in every run that has them), a trained hint by `hint_signal`.
+#[allow(clippy::too_many_arguments)]
 pub fn withdraw(
     env: &Environment,
     config: &TrainConfig,
@@ -69,9 +114,25 @@ pub fn withdraw(
     after: u64,
     continued: u64,
     train: &[usize],
+    hint_signal: HintSignal,
 ) -> Result<WithdrawReport, TuneError> {
+    let tuner = |env: Environment, train: &[usize]| -> Result<Tuner, TuneError> {
+        let mut t = Tuner::new(env, config.clone(), seed, train)?;
+        t.hint_signal = hint_signal;
+        Ok(t)
+    };
+    if index >= env.pieces.len() {
+        let known = env.pieces.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(TuneError::UnknownPiece { id: format!("#{index}"), known });
+    }
+    if !env.coalition.on[index] {
+        return Err(TuneError::Piece(
+            env.pieces[index].id.clone(),
+            "the piece is already switched off in this environment; there is nothing to withdraw".into(),
+        ));
+    }
     let with = || -> Result<_, TuneError> {
-        let mut t = Tuner::new(env.clone(), config.clone(), seed, train)?;
+        let mut t = tuner(env.clone(), train)?;
         for _ in 0..after {
             t.step()?;
         }
@@ -84,20 +145,33 @@ pub fn withdraw(
         }
         Ok((metric_with, metric_at_removal, t.trainer.state.metric, described))
     };
+    let kept = || -> Result<Option<f64>, TuneError> {
+        if continued == 0 {
+            return Ok(None);
+        }
+        let mut t = tuner(env.clone(), train)?;
+        for _ in 0..after + continued {
+            t.step()?;
+        }
+        Ok(Some(metric_with_piece(&t.trainer, index)?))
+    };
     let never = || -> Result<f64, TuneError> {
         let mut on = env.coalition.on.clone();
         on[index] = false;
         let others: Vec<usize> = train.iter().copied().filter(|&i| i != index).collect();
-        let mut t = Tuner::new(env.with_coalition(Coalition { on }), config.clone(), seed, &others)?;
+        let mut t = tuner(env.with_coalition(Coalition { on }), &others)?;
         for _ in 0..after + continued {
             t.step()?;
         }
         Ok(t.trainer.state.metric)
     };
-    let (a, b) = rayon::join(with, never);
+    let (a, (k, b)) = rayon::join(with, || rayon::join(kept, never));
     let (metric_with, metric_at_removal, metric_after, piece_at_removal) = a?;
+    let metric_kept = k?.unwrap_or(metric_with);
     let metric_never = b?;
-    let den = metric_with - metric_never;
+    let gain_kept_piece = metric_kept - metric_never;
+    let gain_retained = metric_after - metric_never;
+    let (retention, retention_note) = retention(gain_retained, gain_kept_piece);
     Ok(WithdrawReport {
         piece: env.pieces[index].id.clone(),
         after,
@@ -105,9 +179,13 @@ pub fn withdraw(
         metric_with,
         metric_at_removal,
         metric_after,
+        metric_kept,
         metric_never,
         drop: metric_with - metric_at_removal,
-        retention: (den.abs() >= 1e-9).then(|| (metric_after - metric_never) / den),
+        gain_kept_piece,
+        gain_retained,
+        retention,
+        retention_note,
         piece_at_removal,
     })
 }

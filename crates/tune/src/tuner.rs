@@ -11,20 +11,35 @@
 //!   `∂A_j/∂w = (r_j − mean)/σ`;
 //! * **reward-model parameters** `φ` (score `scale·φ·f`) — the same meta-gradient with
 //!   `∂A_j/∂φ = w·scale·(f_j − mean_group f)/σ`;
-//! * **hint probability** `p = sigmoid(λ)` — the first-order gain of the hint-free metric
-//!   from hinted samples (`A_j s_j`) minus that from unhinted ones. `M` never shows hints.
-//!   (Known limitation: this short-horizon signal favours hints while they make samples
-//!   correct more often; it does not yet see the reliance that withdrawal exposes.)
+//! * **hint probability** `p = sigmoid(λ)` — a one-step lookahead on the metric *without*
+//!   hints ([`Tuner::hint_lookahead`]). The step's policy gradient is a mixture over the hint
+//!   coin, `E[g] = Σ_b p g_b^h + (1 − p) g_b^0`, so `∂E[M(θ_{t+1})]/∂p ∝ ∇M·Σ_b (g_b^h − g_b^0)`:
+//!   per task, what its group teaches `M` with the hint minus without it, the missing side
+//!   re-sampled on the same uniforms. `M` never shows hints, so only the hint's effect on
+//!   the hint-free policy counts. This is what sees reliance: while the policy still has to
+//!   find the answer, a hinted group holds more correct samples and teaches `M` more; once
+//!   the policy reads the answer off the hint, the hinted group is all correct, its
+//!   advantages are zero and it teaches nothing, while the unhinted counterfactual still
+//!   does — so `p` falls by itself, and what the hint taught was taught to the bare policy.
+//!   (The hint's own in-run credit cannot serve: under group-centred advantages its share on
+//!   shared parameters cancels, `Σ_g A_g = 0`, and `∇M` is zero on the hint features.) The
+//!   earlier first-order signal, hinted minus unhinted samples of the step, is kept as
+//!   [`HintSignal::FirstOrder`] for comparison: it estimates the same effect from different
+//!   tasks and cannot move at all when `p` is near 0 or 1 (no samples on one side).
 //!
 //! Each piece's parameters move by a [`PieceAdam`] step (signals have unknown scales). The
 //! updated pieces replace the old ones in the trainer's environment before the next step.
 
-use gristmill_core::piece::PieceKind;
+use gristmill_core::piece::{PieceKind, ScoreKey};
 use gristmill_core::policy::Response;
+use gristmill_core::rng::{stream, Purpose};
 use gristmill_engine::{Coalition, EnvPiece, Environment};
+use gristmill_learn::model::{inverse_cdf, softmax};
 use gristmill_learn::{LearnError, StepReport, TrainConfig, Trainer};
 use gristmill_measure::{InRunCredit, DEFAULT_NODES};
 use gristmill_pieces::{BuiltPiece, Curriculum, Hint};
+use rand::Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::adam::PieceAdam;
@@ -37,8 +52,11 @@ pub mod rates {
     pub const WEIGHT: f64 = 0.05;
     /// Reward-model parameters.
     pub const REWARD_MODEL: f64 = 0.05;
-    /// Hint logit.
-    pub const HINT: f64 = 0.1;
+    /// Hint logit. A hint that starts always on sits at the 0.99 clamp (`λ ≈ 4.6`); at 0.2
+    /// per step Adam can bring it below 0.1 within a few tens of steps once its lookahead
+    /// turns negative (at 0.1 it was still at p ≈ 0.4–0.8 after 60 steps on
+    /// examples/withdraw-hint-trained.toml).
+    pub const HINT: f64 = 0.2;
 }
 
 /// The learnable parameters of one piece.
@@ -200,6 +218,21 @@ pub struct Tuner {
     pub pieces: Vec<TrainedPiece>,
     /// `Σ_t Δθ_i·Δθ_j` over credit rows (for in-run alignment).
     pub gram: Vec<Vec<f64>>,
+    /// What trains the hint probability.
+    pub hint_signal: HintSignal,
+}
+
+/// The signal that trains a hint's probability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HintSignal {
+    /// One-step lookahead on the hint-free metric with a paired counterfactual per task
+    /// (the default; see the module documentation).
+    #[default]
+    Lookahead,
+    /// The earlier first-order signal: hinted minus unhinted samples of the step, compared
+    /// across different tasks. Kept only so studies can compare the two.
+    FirstOrder,
 }
 
 impl Tuner {
@@ -215,7 +248,13 @@ impl Tuner {
         trainer.influence = true;
         let credit = InRunCredit::new(&trainer, DEFAULT_NODES);
         let rows = trainer.channels.len();
-        Ok(Tuner { trainer, credit, pieces, gram: vec![vec![0.0; rows]; rows] })
+        Ok(Tuner {
+            trainer,
+            credit,
+            pieces,
+            gram: vec![vec![0.0; rows]; rows],
+            hint_signal: HintSignal::default(),
+        })
     }
 
     /// Switches piece `index` off for the rest of the run (withdrawal).
@@ -337,27 +376,107 @@ impl Tuner {
                 grad
             }
             Learnable::Hint { logit } => {
-                // The hint's own in-run credit is zero by construction under group-centred
-                // advantages (Σ_g A_g = 0 cancels the π terms of its share on shared
-                // parameters), so the signal is first-order instead: the mean gold gain
-                // `A_j s_j` of hinted samples minus that of unhinted ones.
-                let (mut sh, mut nh, mut su, mut nu) = (0.0, 0.0, 0.0, 0.0);
-                for s in &samples.samples {
-                    let gain = s.influence * s.advantages.iter().sum::<f64>();
-                    if s.hinted {
-                        sh += gain;
-                        nh += 1.0;
-                    } else {
-                        su += gain;
-                        nu += 1.0;
-                    }
-                }
-                if nh == 0.0 || nu == 0.0 {
-                    return vec![0.0];
-                }
                 let p = sigmoid(*logit);
-                vec![(sh / nh - su / nu) * p * (1.0 - p)]
+                let d = match self.hint_signal {
+                    HintSignal::Lookahead => self.hint_lookahead(report),
+                    HintSignal::FirstOrder => first_order_hint(samples),
+                };
+                d.map_or(vec![0.0], |d| vec![d * p * (1.0 - p)])
             }
         }
+    }
+}
+
+/// The previous hint signal, kept for comparison in studies: the mean gold gain `A_j s_j` of
+/// the step's hinted samples minus that of its unhinted ones. It estimates the same one-step
+/// effect as [`HintSignal::Lookahead`] but from *different* tasks, so at small or large `p`
+/// (few samples on one side) it is mostly noise.
+fn first_order_hint(samples: &gristmill_learn::StepSamples) -> Option<f64> {
+    let (mut sh, mut nh, mut su, mut nu) = (0.0, 0.0, 0.0, 0.0);
+    for s in &samples.samples {
+        let gain = s.influence * s.advantages.iter().sum::<f64>();
+        if s.hinted {
+            sh += gain;
+            nh += 1.0;
+        } else {
+            su += gain;
+            nu += 1.0;
+        }
+    }
+    (nh > 0.0 && nu > 0.0).then(|| sh / nh - su / nu)
+}
+
+impl Tuner {
+    /// The hint's one-step lookahead on the hint-free metric for the step `report` describes:
+    /// `∂E[M(θ_{t+1})]/∂p` up to the positive factor `η/G` (plain SGD; Adam's preconditioner is
+    /// left out). For every task of the step, what its group taught the hint-free metric
+    /// (`Σ_g A_g s_g`, the group's policy gradient projected on `∇M`) with the hint minus
+    /// without it, averaged over tasks. The side the step did not take is rolled out again on
+    /// the same task with the same sampling uniforms and score keys (common random numbers),
+    /// so each task gives a paired difference. `None` when the report carries no per-sample
+    /// records. Call it before the environment's pieces change (as [`Tuner::step`] does).
+    pub fn hint_lookahead(&self, report: &StepReport) -> Option<f64> {
+        let samples = report.samples.as_ref()?;
+        let t = &self.trainer;
+        let env = &t.env;
+        let g_count = env.spec.spec.run.responses_per_task as usize;
+        let weights = env.channel_weights();
+        let theta = &report.theta_before;
+        let total: Vec<f64> = samples
+            .tasks
+            .par_iter()
+            .enumerate()
+            .map(|(b, task)| {
+                let group = &samples.samples[b * g_count..(b + 1) * g_count];
+                let seen: f64 = group.iter().map(|s| s.influence * s.advantages.iter().sum::<f64>()).sum();
+                let mut other = task.clone();
+                other.hint = if task.hint.is_some() { None } else { Some(task.hint_digit()) };
+                let unseen =
+                    self.group_teaching(&other, b, report.step, theta, &samples.metric_grad, &weights);
+                if task.hint.is_some() {
+                    seen - unseen
+                } else {
+                    unseen - seen
+                }
+            })
+            .collect();
+        (!total.is_empty()).then(|| total.iter().sum::<f64>() / total.len() as f64)
+    }
+
+    /// `Σ_g A_g s_g` of the group the policy at `theta` would sample for `task` in slot `b`.
+    fn group_teaching(
+        &self,
+        task: &gristmill_core::task::Task,
+        b: usize,
+        step: u64,
+        theta: &[f64],
+        metric_grad: &[f64],
+        weights: &[f64],
+    ) -> f64 {
+        let t = &self.trainer;
+        let env = &t.env;
+        let g_count = env.spec.spec.run.responses_per_task as usize;
+        let seed = t.seed;
+        let src = env.sources[task.key.source as usize].as_ref();
+        let enc = t.model.encode(task);
+        let act = t.model.forward(theta, &enc);
+        let probs = softmax(&act.logits);
+        let dz = t.model.jvp(theta, &enc, &act, metric_grad);
+        let mean_dz: f64 = probs.iter().zip(&dz).map(|(p, d)| p * d).sum();
+        let mut rewards = Vec::with_capacity(g_count * weights.len());
+        let mut picks = Vec::with_capacity(g_count);
+        for g in 0..g_count {
+            let index = (b * g_count + g) as u64;
+            // The trainer's own key for this sample: the counterfactual group differs from the
+            // real one only through the observation.
+            let u: f64 = stream(seed, Purpose::SAMPLE, step, index).random();
+            let y = inverse_cdf(&probs, u);
+            let response = Response::from_answer(src, task.answers.value(y));
+            env.score_into(task, &response, ScoreKey { seed, step, index }, &mut rewards);
+            picks.push(y);
+        }
+        let c = weights.len();
+        let (adv, _, _) = t.advantages(&rewards, weights, g_count);
+        (0..g_count).map(|g| adv[g * c..(g + 1) * c].iter().sum::<f64>() * (dz[picks[g]] - mean_dz)).sum()
     }
 }
