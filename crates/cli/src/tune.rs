@@ -101,7 +101,8 @@ pub struct TuneArgs {
 pub struct TransferArgs {
     /// Artifact: a file written by `tune --export`, or a hash (or unique prefix) in the store.
     pub artifact: String,
-    /// Target spec (e.g. one with a held-out task family).
+    /// Target spec (e.g. one with a held-out task family, which a reward model, a channel
+    /// weight or a hint accepts; a curriculum needs the sources it was trained over).
     #[arg(long)]
     pub to: PathBuf,
     /// Steps per run (default: the target spec's).
@@ -297,25 +298,19 @@ pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("no interference: joint training is at least as good as every single trained piece");
     }
-    // The jointly trained pieces become versioned artifacts.
+    // The jointly trained pieces become versioned artifacts, each recording the piece's
+    // configuration and the sources it was trained over, which `transfer` checks.
     let spec_hash = p.env.spec.hash.clone();
-    let sources: Vec<String> = p.env.spec.spec.sources.iter().map(|s| s.id.clone()).collect();
     let mut artifacts = Vec::new();
     for (id, params) in &r.joint.learned {
         let Some(index) = p.env.piece_index(id) else { continue };
-        let a = Artifact {
-            format: 1,
-            piece_id: id.clone(),
-            piece_kind: p.env.pieces[index].kind_name.to_string(),
-            params: params.clone(),
-            sources: sources.clone(),
-            trained_on: TrainedOn {
-                spec_hash: spec_hash.clone(),
-                seed: p.seed,
-                policy: p.config.arch_name(),
-                steps: p.steps,
-            },
+        let trained_on = TrainedOn {
+            spec_hash: spec_hash.clone(),
+            seed: p.seed,
+            policy: p.config.arch_name(),
+            steps: p.steps,
         };
+        let a = Artifact::new(&p.env, index, params.clone(), trained_on);
         let hash = a.hash();
         let body = serde_json::to_value(&a)?;
         p.store.put_artifact(&hash, &a.piece_kind, id, &body, Some(p.run_id))?;
@@ -402,14 +397,18 @@ fn study_cmd(mut p: Prepared, args: &TuneArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The artifact `given` names: a file, a stored hash, or a unique stored-hash prefix. Every
+/// route goes through `Artifact::from_value`, so an old-format or malformed document is
+/// refused with the reason, wherever it comes from.
 fn load_artifact(store: &Store, given: &str) -> anyhow::Result<Artifact> {
+    let read = |body: serde_json::Value| Artifact::from_value(body).map_err(|e| anyhow!("{given}: {e}"));
     let path = Path::new(given);
     if path.exists() {
         let text = std::fs::read_to_string(path)?;
-        return serde_json::from_str(&text).map_err(|e| anyhow!("{given} is not a gristmill artifact: {e}"));
+        return Artifact::from_json(&text).map_err(|e| anyhow!("{given}: {e}"));
     }
     if let Some(rec) = store.artifact(given)? {
-        return Ok(serde_json::from_value(rec.body)?);
+        return read(rec.body);
     }
     // Stored artifacts are listed by piece kind; a prefix may name any of them.
     let matches: Vec<_> = gristmill_pieces::kinds()
@@ -418,7 +417,7 @@ fn load_artifact(store: &Store, given: &str) -> anyhow::Result<Artifact> {
         .filter(|a| a.hash.starts_with(given))
         .collect();
     match matches.as_slice() {
-        [one] => Ok(serde_json::from_value(one.body.clone())?),
+        [one] => read(one.body.clone()),
         [] => Err(anyhow!("no artifact file or stored artifact `{given}`")),
         _ => Err(anyhow!("`{given}` matches {} stored artifacts; give more of the hash", matches.len())),
     }
@@ -447,7 +446,8 @@ pub fn transfer_cmd(db: &Path, args: TransferArgs) -> anyhow::Result<ExitCode> {
         artifact.piece_kind,
         artifact.piece_id,
         artifact.trained_on.policy,
-        &artifact.trained_on.spec_hash[..12]
+        // A hand-edited file may carry a short hash; never slice past its end.
+        artifact.trained_on.spec_hash.chars().take(12).collect::<String>()
     );
     let mut t = table(&["setting", "policy", "seed", "M untrained piece", "M trained piece", "gain kept"]);
     for c in &cases {

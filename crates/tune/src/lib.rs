@@ -13,7 +13,9 @@
 //! * [`study`]: trained pieces against the pieces as configured and against the best static
 //!   configuration of a grid search with the same rollout budget;
 //! * [`Artifact`] and [`transfer`]: a trained piece as a versioned, content-hashed document,
-//!   applied to a new seed, the other architecture, or another spec (a held-out family).
+//!   applied to a new seed, the other architecture, or another spec (a held-out family, for
+//!   the kinds whose parameters do not depend on the family; [`Artifact::fit`] says which
+//!   and refuses every misfit by naming both sides).
 //!
 //! Invariant: piece training is deterministic (keyed runs, fixed-order sums, a plain Adam),
 //! so a tuning run replays bit for bit like any other.
@@ -26,7 +28,10 @@ mod study;
 mod tuner;
 
 pub use adam::PieceAdam;
-pub use artifact::{transfer, Artifact, TrainedOn, TransferCase};
+pub use artifact::{
+    source_records, transfer, Answers, Artifact, ArtifactError, Misfit, SourceMismatch, SourceRecord,
+    TrainedOn, TransferCase, ARTIFACT_FORMAT,
+};
 pub use protocols::{
     metric_with_piece, team, withdraw, Interaction, TeamReport, TeamRun, WithdrawReport, MIN_RETAINABLE_GAIN,
 };

@@ -198,6 +198,22 @@ pub enum TuneError {
     /// A piece could not take its new parameters.
     #[error("piece `{0}`: {1}")]
     Piece(String, String),
+    /// An artifact that does not fit the target environment; `reason` names both sides.
+    #[error("artifact {artifact} (piece `{piece}`) does not fit {target}: {reason}")]
+    Misfit {
+        /// The artifact's hash, shortened.
+        artifact: String,
+        /// The artifact's piece id.
+        piece: String,
+        /// The target, as the caller named it (e.g. a spec path).
+        target: String,
+        /// What differs (boxed: it carries both sides' records, and every `TuneError`
+        /// result would otherwise pay for its size).
+        reason: Box<crate::artifact::Misfit>,
+    },
+    /// An artifact document that cannot be used at all.
+    #[error(transparent)]
+    Artifact(#[from] crate::artifact::ArtifactError),
     /// A piece id the spec does not have.
     #[error("the spec has no piece `{id}`; its pieces are: {known}")]
     UnknownPiece {
