@@ -79,8 +79,49 @@ impl ScoreKey {
     }
 }
 
+/// A run of consecutive samples of one step, scored together: response `j` answers
+/// `tasks[j / group_size]` and has sample index `first_index + j`.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreBatch<'a> {
+    /// The tasks of the run.
+    pub tasks: &'a [Task],
+    /// `group_size` responses per task, task after task.
+    pub responses: &'a [Response],
+    /// Responses per task (G).
+    pub group_size: usize,
+    /// Run root seed.
+    pub seed: u64,
+    /// Training step (or batch number).
+    pub step: u64,
+    /// Sample index of `responses[0]`.
+    pub first_index: u64,
+}
+
+impl ScoreBatch<'_> {
+    /// The task response `j` answers.
+    #[inline]
+    pub fn task(&self, j: usize) -> &Task {
+        &self.tasks[j / self.group_size]
+    }
+    /// The score key of response `j`.
+    #[inline]
+    pub fn key(&self, j: usize) -> ScoreKey {
+        ScoreKey { seed: self.seed, step: self.step, index: self.first_index + j as u64 }
+    }
+}
+
 /// A piece that emits a reward channel.
 pub trait RewardPiece: Send + Sync {
     /// The reward of `response` to `task`. Must be finite.
     fn score(&self, task: &Task, response: &Response, key: ScoreKey) -> f64;
+
+    /// The rewards of every response of `batch`: `out[j]` for `batch.responses[j]`, equal bit
+    /// for bit to [`score`](RewardPiece::score) of that sample. Rollouts score one channel
+    /// over a run of samples at a time, so the default loop, compiled per piece, calls
+    /// `score` without dynamic dispatch; pieces override it to hoist per-step work.
+    fn score_batch(&self, batch: &ScoreBatch<'_>, out: &mut [f64]) {
+        for (j, (slot, response)) in out.iter_mut().zip(batch.responses).enumerate() {
+            *slot = self.score(batch.task(j), response, batch.key(j));
+        }
+    }
 }

@@ -14,6 +14,16 @@ pub struct Response {
 }
 
 impl Response {
+    /// An empty response (no text, no answer), a buffer for [`Policy::respond_into`].
+    pub fn empty() -> Response {
+        Response { text: String::new(), answer: Err(ParseError::Missing) }
+    }
+    /// Overwrites `self` with the canonical response for answer `value`, reusing the text
+    /// buffer.
+    pub fn set_answer(&mut self, source: &dyn TaskSource, value: i64) {
+        source.render_answer_into(value, &mut self.text);
+        self.answer = Ok(value);
+    }
     /// The canonical response for answer `value`: rendered and parsed by the family.
     pub fn from_answer(source: &dyn TaskSource, value: i64) -> Response {
         Response { text: source.render_answer(value), answer: Ok(value) }
@@ -34,4 +44,16 @@ pub trait Policy: Send + Sync {
     fn name(&self) -> String;
     /// Samples one response to `task` (whose answers come from `source`).
     fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response;
+    /// Whether the policy reads `task.body.features`. Rollouts skip the feature encoding
+    /// for policies that do not (reference policies, language models); the default is the
+    /// safe `true`.
+    fn reads_features(&self) -> bool {
+        true
+    }
+    /// [`respond`](Policy::respond) into an existing response, reusing its buffers; must
+    /// give the same response. Override it where allocation matters (rollout loops call
+    /// this one).
+    fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
+        *out = self.respond(task, source, rng);
+    }
 }

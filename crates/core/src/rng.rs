@@ -127,19 +127,20 @@ pub const fn mix(a: u64, b: u64) -> u64 {
 /// The stream for `(root_seed, purpose, step, index)`.
 #[inline]
 pub fn stream(root_seed: u64, purpose: Purpose, step: u64, index: u64) -> KeyedRng {
-    StreamPrefix::new(root_seed, purpose, step).at(index)
+    KeyedRng::from_key(derive_seed(root_seed, purpose, step, index))
 }
 
-/// A seed derived from a key, for components that take a plain `u64` seed.
+/// A seed derived from a key, for components that take a plain `u64` seed. It is also the
+/// key of [`stream`]`(root_seed, purpose, step, index)`.
 #[inline]
 pub fn derive_seed(root_seed: u64, purpose: Purpose, step: u64, index: u64) -> u64 {
-    mix(mix(mix(root_seed, purpose.0), step), index)
+    StreamPrefix::memoized(root_seed, purpose, step).key(index)
 }
 
 /// The streams `(root_seed, purpose, step, ·)` with the shared part of the key derived once.
 ///
-/// `StreamPrefix::new(r, p, s).at(i)` is bit-identical to `stream(r, p, s, i)`; a hot loop
-/// over indices pays one SplitMix round per stream instead of six.
+/// `StreamPrefix::new(r, p, s).at(i)` is bit-identical to `stream(r, p, s, i)`; a loop over
+/// indices pays one SplitMix round per stream instead of six.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamPrefix {
     /// `splitmix(mix(mix(root, purpose), step))`: the index-independent half of the last mix.
@@ -152,10 +153,37 @@ impl StreamPrefix {
     pub const fn new(root_seed: u64, purpose: Purpose, step: u64) -> StreamPrefix {
         StreamPrefix { pre: splitmix(mix(mix(root_seed, purpose.0), step)) }
     }
+    /// [`new`](StreamPrefix::new), looked up in a small per-thread memo first.
+    ///
+    /// Hot paths open streams for a handful of `(root, purpose, step)` triples millions of
+    /// times per step (one per sample, per piece), and deriving the prefix is five of the six
+    /// SplitMix rounds of a key. The memo is a direct-mapped table of exact
+    /// `(root, purpose, step) → prefix` entries: a cache of a pure function, holding no
+    /// random state, so no result can depend on it (tested against [`new`](StreamPrefix::new)).
+    #[inline(always)]
+    pub fn memoized(root_seed: u64, purpose: Purpose, step: u64) -> StreamPrefix {
+        let slot = (root_seed ^ purpose.0.rotate_left(21) ^ step.rotate_left(42)).wrapping_mul(GAMMA)
+            >> (64 - MEMO_BITS);
+        PREFIX_MEMO.with(|memo| {
+            let cell = &memo[slot as usize];
+            let (r, p, s, pre) = cell.get();
+            if (r, p, s) == (root_seed, purpose.0, step) {
+                return StreamPrefix { pre };
+            }
+            let fresh = StreamPrefix::new(root_seed, purpose, step);
+            cell.set((root_seed, purpose.0, step, fresh.pre));
+            fresh
+        })
+    }
+    /// The key of the stream at `index` (its [`derive_seed`]).
+    #[inline]
+    pub const fn key(&self, index: u64) -> u64 {
+        splitmix(self.pre ^ index.rotate_left(17))
+    }
     /// The stream at `index`.
     #[inline]
     pub const fn at(&self, index: u64) -> KeyedRng {
-        KeyedRng::from_key(splitmix(self.pre ^ index.rotate_left(17)))
+        KeyedRng::from_key(self.key(index))
     }
     /// The first uniform in `[0, 1)` of the stream at `index` (53 bits, as `rand` draws it).
     #[inline]
@@ -163,6 +191,17 @@ impl StreamPrefix {
         use rand::Rng;
         self.at(index).random()
     }
+}
+
+/// log2 of the memo's slots: room for the dozen or so triples a rollout step uses.
+const MEMO_BITS: u32 = 5;
+
+/// A valid entry to start every slot with, so a lookup never sees an invalid one.
+const MEMO_SEED: (u64, u64, u64, u64) = (0, 0, 0, StreamPrefix::new(0, Purpose(0), 0).pre);
+
+thread_local! {
+    static PREFIX_MEMO: [std::cell::Cell<(u64, u64, u64, u64)>; 1 << MEMO_BITS] =
+        const { [const { std::cell::Cell::new(MEMO_SEED) }; 1 << MEMO_BITS] };
 }
 
 #[cfg(test)]
@@ -213,6 +252,20 @@ mod tests {
                 assert_eq!(prefix.uniform(i).to_bits(), u.to_bits());
             }
         }
+        // The memo returns what the derivation does, for triples that share and evict slots.
+        for r in 0..50u64 {
+            for s in 0..50u64 {
+                let p = Purpose(r.wrapping_mul(0x1234_5678_9abc_def1) ^ s);
+                assert_eq!(StreamPrefix::memoized(r, p, s), StreamPrefix::new(r, p, s));
+                assert_eq!(StreamPrefix::memoized(r, p, s), StreamPrefix::new(r, p, s));
+            }
+        }
+        assert_eq!(StreamPrefix::memoized(0, Purpose(0), 0), StreamPrefix::new(0, Purpose(0), 0));
+        assert_eq!(
+            derive_seed(9, Purpose::HINT, 4, 2),
+            mix(mix(mix(9, Purpose::HINT.0), 4), 2),
+            "the key of a stream is the triple mix of DESIGN.md's (root, purpose, step, index)"
+        );
         // The stream key is the derived seed: one derivation, two spellings.
         let mut g = stream(5, Purpose::TASK, 6, 7);
         assert_eq!(g.next_u64(), KeyedRng::from_key(derive_seed(5, Purpose::TASK, 6, 7)).next_u64());

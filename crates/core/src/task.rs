@@ -125,7 +125,7 @@ impl serde::Serialize for TaskKey {
 }
 
 /// What a family generates: the visible prompt, the feature encoding, and the gold answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TaskBody {
     /// Plain-text prompt, ending with the family's answer-format instruction.
     pub prompt: String,
@@ -150,6 +150,16 @@ pub struct Task {
 }
 
 impl Task {
+    /// A placeholder task with empty buffers (and an empty answer space), to be filled by
+    /// [`generate_task_into`].
+    pub fn empty() -> Task {
+        Task {
+            key: TaskKey { seed: 0, source: 0, index: 0, split: Split::Train },
+            body: TaskBody::default(),
+            answers: AnswerSpace { lo: 0, size: 0 },
+            hint: None,
+        }
+    }
     /// The gold answer.
     pub fn gold(&self) -> i64 {
         self.body.gold
@@ -167,6 +177,17 @@ impl Task {
     }
 }
 
+/// Whether a generated task body carries its feature encoding. Only learned policies read
+/// features; skipping them leaves `TaskBody::features` empty and changes nothing else (the
+/// encoding never draws randomness).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Features {
+    /// Compute the feature vector.
+    Encode,
+    /// Leave it empty.
+    Skip,
+}
+
 /// A configured, seeded procedural generator of tasks.
 pub trait TaskSource: Send + Sync {
     /// The family name (e.g. `addition`).
@@ -175,10 +196,26 @@ pub trait TaskSource: Send + Sync {
     fn answers(&self) -> AnswerSpace;
     /// Length of every task's feature vector.
     fn feature_dim(&self) -> usize;
-    /// Draws one task body. All randomness comes from `rng`.
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody;
+    /// Draws one task body into `body`, overwriting all of it and reusing its buffers (a
+    /// rollout loop regenerates thousands of tasks into the same allocations); with
+    /// [`Features::Skip`] the feature vector is left empty. All randomness comes from `rng`,
+    /// and the draws do not depend on `features`.
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features);
+    /// Draws one task body, with features. All randomness comes from `rng`.
+    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+        let mut body = TaskBody::default();
+        self.generate_into(rng, &mut body, Features::Encode);
+        body
+    }
+    /// Writes the canonical text of an answer, as a well-behaved response would write it,
+    /// into `out` (cleared first).
+    fn render_answer_into(&self, value: i64, out: &mut String);
     /// The canonical text of an answer, as a well-behaved response would write it.
-    fn render_answer(&self, value: i64) -> String;
+    fn render_answer(&self, value: i64) -> String {
+        let mut out = String::new();
+        self.render_answer_into(value, &mut out);
+        out
+    }
     /// Parses an answer from free response text, by the family's documented rule.
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError>;
 }
@@ -232,12 +269,31 @@ pub fn generate_task(
     key: TaskKey,
     eval_fraction: f64,
 ) -> Result<Task, TaskError> {
+    let mut task = Task::empty();
+    generate_task_into(source, source_id, key, eval_fraction, Features::Encode, &mut task)?;
+    Ok(task)
+}
+
+/// [`generate_task`] into an existing task, reusing its buffers, with or without features.
+/// On success every field of `task` is overwritten (the hint is cleared); on error its body
+/// is unspecified.
+pub fn generate_task_into(
+    source: &dyn TaskSource,
+    source_id: &str,
+    key: TaskKey,
+    eval_fraction: f64,
+    features: Features,
+    task: &mut Task,
+) -> Result<(), TaskError> {
     let mut rng = stream(key.seed, Purpose::TASK, key.source as u64, key.index);
     let want_eval = key.split == Split::Eval;
     for _ in 0..SPLIT_ATTEMPTS {
-        let body = source.generate(&mut rng);
-        if is_eval_content(&body, eval_fraction) == want_eval {
-            return Ok(Task { key, answers: source.answers(), body, hint: None });
+        source.generate_into(&mut rng, &mut task.body, features);
+        if is_eval_content(&task.body, eval_fraction) == want_eval {
+            task.key = key;
+            task.answers = source.answers();
+            task.hint = None;
+            return Ok(());
         }
     }
     Err(TaskError::SplitExhausted {
@@ -250,8 +306,14 @@ pub fn generate_task(
 /// Parses the text after the last `Answer:` marker (case-insensitive), trimmed and with a
 /// trailing period removed. Families share this rule; each then reads its own format.
 pub fn answer_text(text: &str) -> Result<&str, ParseError> {
-    let lower = text.to_ascii_lowercase();
-    let pos = lower.rfind("answer:").ok_or(ParseError::Missing)?;
+    // The last `answer:`, ignoring ASCII case, found without lowercasing a copy: the marker
+    // is ASCII, so a match always starts on a character boundary.
+    const MARKER: &[u8] = b"answer:";
+    let pos = text
+        .as_bytes()
+        .windows(MARKER.len())
+        .rposition(|w| w.eq_ignore_ascii_case(MARKER))
+        .ok_or(ParseError::Missing)?;
     let rest = &text[pos + "answer:".len()..];
     let line = rest.lines().next().unwrap_or("").trim();
     let line = line.strip_suffix('.').unwrap_or(line).trim();
@@ -295,6 +357,10 @@ mod tests {
         assert_eq!(parse_integer_answer("42", space), Err(ParseError::Missing));
         assert_eq!(parse_integer_answer("Answer: x", space), Err(ParseError::Malformed("x".into())));
         assert_eq!(parse_integer_answer("Answer: 100", space), Err(ParseError::OutOfSpace("100".into())));
+        // Any ASCII case, the last marker wins, and text around it may be non-ASCII.
+        assert_eq!(parse_integer_answer("ANSWER: 5 — änswer: 6, AnSwEr: 8", space), Ok(8));
+        assert_eq!(parse_integer_answer("é answer:9é", space), Err(ParseError::Malformed("9é".into())));
+        assert_eq!(parse_integer_answer("answer", space), Err(ParseError::Missing));
     }
 
     #[test]

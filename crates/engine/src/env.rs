@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use gristmill_core::piece::{PieceKind, RewardPiece, ScoreKey};
+use gristmill_core::piece::{PieceKind, RewardPiece, ScoreBatch, ScoreKey};
 use gristmill_core::policy::Response;
 use gristmill_core::rng::{derive_seed, stream, Purpose};
 use gristmill_core::spec::{Catalog, PolicyKindInfo, ValidSpec};
-use gristmill_core::task::{generate_task, Split, Task, TaskKey, TaskSource};
+use gristmill_core::task::{generate_task, generate_task_into, Features, Split, Task, TaskKey, TaskSource};
 use gristmill_pieces::{BuildContext, BuiltPiece, Curriculum, Hint};
 use rand::Rng;
 use rayon::prelude::*;
@@ -58,6 +58,22 @@ impl Coalition {
     pub fn from_mask(n: usize, mask: u64) -> Self {
         Coalition { on: (0..n).map(|i| mask >> i & 1 == 1).collect() }
     }
+}
+
+/// Where a training task is drawn: the slot `index` of `step` under root `seed`, from the
+/// sampling distribution `weights`, with the hint shown with `hint_probability`.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskSlot<'a> {
+    /// Sampling weights over sources.
+    pub weights: &'a [f64],
+    /// Probability that the hint is shown (`None`: no hint piece on).
+    pub hint_probability: Option<f64>,
+    /// Run root seed.
+    pub seed: u64,
+    /// Training step.
+    pub step: u64,
+    /// Task slot within the step.
+    pub index: u64,
 }
 
 /// An environment ready to roll out.
@@ -230,16 +246,31 @@ impl Environment {
         step: u64,
         index: u64,
     ) -> Result<Task, EngineError> {
+        let mut task = Task::empty();
+        let slot = TaskSlot { weights, hint_probability, seed, step, index };
+        self.training_task_into(slot, Features::Encode, &mut task)?;
+        Ok(task)
+    }
+
+    /// [`training_task`](Environment::training_task) into an existing task, reusing its
+    /// buffers, with or without the feature encoding.
+    pub fn training_task_into(
+        &self,
+        slot: TaskSlot<'_>,
+        features: Features,
+        task: &mut Task,
+    ) -> Result<(), EngineError> {
+        let TaskSlot { weights, hint_probability, seed, step, index } = slot;
         let source = self.draw_source(weights, seed, step, index);
         let key =
             TaskKey { seed: derive_seed(seed, Purpose::TASK, step, 0), source, index, split: Split::Train };
-        let mut task = self.task(key)?;
+        self.task_into(key, features, task)?;
         if let Some(probability) = hint_probability {
             if (Hint { probability }).shows(seed, step, index) {
                 task.hint = Some(task.hint_digit());
             }
         }
-        Ok(task)
+        Ok(())
     }
 
     /// Regenerates the task named by `key`.
@@ -247,6 +278,15 @@ impl Environment {
         let s = key.source as usize;
         let source = self.sources.get(s).ok_or(EngineError::UnknownSource { index: key.source })?;
         Ok(generate_task(source.as_ref(), &self.spec.spec.sources[s].id, key, self.spec.spec.eval.fraction)?)
+    }
+
+    /// [`task`](Environment::task) into an existing task, reusing its buffers, with or
+    /// without the feature encoding.
+    pub fn task_into(&self, key: TaskKey, features: Features, task: &mut Task) -> Result<(), EngineError> {
+        let s = key.source as usize;
+        let source = self.sources.get(s).ok_or(EngineError::UnknownSource { index: key.source })?;
+        let id = &self.spec.spec.sources[s].id;
+        Ok(generate_task_into(source.as_ref(), id, key, self.spec.spec.eval.fraction, features, task)?)
     }
 
     /// The gold eval suite: `eval.size` tasks round-robin over the eval sources, from the
@@ -266,13 +306,39 @@ impl Environment {
     /// The reward vector of `response` to `task`: one entry per channel (0 for switched-off
     /// channels).
     pub fn score_into(&self, task: &Task, response: &Response, key: ScoreKey, out: &mut Vec<f64>) {
-        for &i in &self.channels {
+        let start = out.len();
+        out.resize(start + self.channels.len(), 0.0);
+        self.score_to(task, response, key, &mut out[start..]);
+    }
+
+    /// The reward vector of `response` to `task`, written to `out` (one slot per channel).
+    pub fn score_to(&self, task: &Task, response: &Response, key: ScoreKey, out: &mut [f64]) {
+        debug_assert_eq!(out.len(), self.channels.len());
+        for (slot, &i) in out.iter_mut().zip(&self.channels) {
             let p = &self.pieces[i];
-            let r = match (self.coalition.on[i], p.scorer()) {
+            *slot = match (self.coalition.on[i], p.scorer()) {
                 (true, Some(s)) => s.score(task, response, key),
                 _ => 0.0,
             };
-            out.push(r);
+        }
+    }
+
+    /// The reward vectors of every response of `batch`, channel by channel: `out` is
+    /// `[sample][channel]` (length `responses × channels`), and `column` is scratch. Equal
+    /// bit for bit to [`score_to`](Environment::score_to) per sample.
+    pub fn score_batch_to(&self, batch: &ScoreBatch<'_>, out: &mut [f64], column: &mut Vec<f64>) {
+        let (n, c) = (batch.responses.len(), self.channels.len());
+        debug_assert_eq!(out.len(), n * c);
+        column.clear();
+        column.resize(n, 0.0);
+        for (ch, &i) in self.channels.iter().enumerate() {
+            match (self.coalition.on[i], self.pieces[i].scorer()) {
+                (true, Some(scorer)) => scorer.score_batch(batch, column),
+                _ => column.fill(0.0),
+            }
+            for (j, &r) in column.iter().enumerate() {
+                out[j * c + ch] = r;
+            }
         }
     }
 

@@ -29,9 +29,9 @@ mod policy;
 mod rollout;
 mod run;
 
-pub use env::{catalog, Coalition, EnvPiece, Environment};
+pub use env::{catalog, Coalition, EnvPiece, Environment, TaskSlot};
 pub use episodes::{episode_step, reference_action, EpisodeBatch};
 pub use error::EngineError;
 pub use policy::{reference_policy, OraclePolicy, UniformPolicy, REFERENCE_POLICIES};
-pub use rollout::{rollout_step, sample_index, StepBatch};
+pub use rollout::{rollout_step, rollout_step_into, sample_index, StepBatch};
 pub use run::{agreement, digest_batch, run_rollouts, EpisodeSummary, PieceSummary, RunOutcome, StepMetrics};

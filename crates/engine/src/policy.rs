@@ -15,9 +15,17 @@ impl Policy for UniformPolicy {
     fn name(&self) -> String {
         "uniform".into()
     }
+    fn reads_features(&self) -> bool {
+        false
+    }
     fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
+        let mut out = Response::empty();
+        self.respond_into(task, source, rng, &mut out);
+        out
+    }
+    fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
         let i = rng.random_range(0..task.answers.size as usize);
-        Response::from_answer(source, task.answers.value(i))
+        out.set_answer(source, task.answers.value(i));
     }
 }
 
@@ -32,12 +40,20 @@ impl Policy for OraclePolicy {
     fn name(&self) -> String {
         format!("oracle(error_rate={})", self.error_rate)
     }
+    fn reads_features(&self) -> bool {
+        false
+    }
     fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
+        let mut out = Response::empty();
+        self.respond_into(task, source, rng, &mut out);
+        out
+    }
+    fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
         let gold = task.gold();
         let size = task.answers.size as usize;
         let u: f64 = rng.random();
         if u >= self.error_rate || size < 2 {
-            return Response::from_answer(source, gold);
+            return out.set_answer(source, gold);
         }
         // A uniform wrong answer: draw among the size − 1 others and skip over gold.
         let g = task.answers.index_of(gold).unwrap_or(0);
@@ -45,7 +61,7 @@ impl Policy for OraclePolicy {
         if i >= g {
             i += 1;
         }
-        Response::from_answer(source, task.answers.value(i))
+        out.set_answer(source, task.answers.value(i));
     }
 }
 

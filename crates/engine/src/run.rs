@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::env::Environment;
 use crate::episodes::episode_step;
 use crate::error::EngineError;
-use crate::rollout::{rollout_step, StepBatch};
+use crate::rollout::{rollout_step_into, StepBatch};
 
 /// Named numbers of one step, in a fixed order (the order they are digested and stored).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,9 +123,11 @@ pub fn run_rollouts<P: Policy + ?Sized>(
     let n_ep = env.spec.spec.episodes.len();
     let (mut ep_returns, mut ep_forks, mut ep_steps) = (vec![0.0; n_ep], vec![0u64; n_ep], vec![0u64; n_ep]);
     let mut per_step = Vec::with_capacity(steps as usize);
+    let mut batch = StepBatch::default();
     for step in 0..steps {
-        let batch = rollout_step(env, policy, seed, step)?;
-        digest_batch(&mut digest, &batch);
+        rollout_step_into(env, policy, seed, step, &mut batch)?;
+        let batch = &batch;
+        digest_batch(&mut digest, batch);
         let n = batch.len() as f64;
         let gold: f64 = batch.gold.iter().sum();
         gold_sum += gold;
@@ -135,7 +137,7 @@ pub fn run_rollouts<P: Policy + ?Sized>(
             let sum: f64 = (0..batch.len()).map(|j| batch.reward_vector(j)[ch]).sum();
             reward_sums[ch] += sum;
             values.push((format!("reward.{}", ids[ch]), sum / n));
-            let (agree, pairs) = agreement(&batch, ch);
+            let (agree, pairs) = agreement(batch, ch);
             agree_sums[ch] += agree;
             pair_sums[ch] += pairs;
             if pairs > 0 {

@@ -44,6 +44,11 @@ impl Policy for LmPolicy {
         format!("{}(T={}, top_p={})", self.model.describe(), self.params.temperature, self.params.top_p)
     }
 
+    /// A language model reads the prompt text, never the feature encoding.
+    fn reads_features(&self) -> bool {
+        false
+    }
+
     /// The trait has no error channel: a failed generation becomes a response whose text
     /// names the error (so it appears in rollouts) and which parses as no answer.
     fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {

@@ -3,13 +3,8 @@
 
 /// Number of decimal digits of `v` (`0` has one digit).
 #[inline]
-pub fn decimal_len(mut v: u64) -> u32 {
-    let mut n = 1;
-    while v >= 10 {
-        v /= 10;
-        n += 1;
-    }
-    n
+pub fn decimal_len(v: u64) -> u32 {
+    v.checked_ilog10().map_or(1, |l| l + 1)
 }
 
 /// Per-position digit agreement of `answer` with `gold`, as a fraction in `[0, 1]`.

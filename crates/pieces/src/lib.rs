@@ -434,6 +434,49 @@ mod tests {
     }
 
     #[test]
+    fn batch_scores_equal_single_scores_bit_for_bit() {
+        use gristmill_core::piece::ScoreBatch;
+        // Three tasks × four responses (parsed, out of space, unparsed), at a step and an
+        // offset of sample indices other than zero, for every reward kind including the
+        // ones whose randomness is keyed per sample.
+        let tasks = [task(7, 0, 18), task(-3, -9, 9), task(12, 0, 18)];
+        let responses: Vec<Response> =
+            [parsed(7), parsed(8), unparsed("Answer: x"), parsed(40)].into_iter().cycle().take(12).collect();
+        let batch = ScoreBatch {
+            tasks: &tasks,
+            responses: &responses,
+            group_size: 4,
+            seed: 9,
+            step: 5,
+            first_index: 100,
+        };
+        let mut tried = 0;
+        for info in kinds() {
+            let variants: Vec<Vec<(&str, ParamValue)>> = match info.name {
+                "noisy_verifier" => vec![
+                    vec![("flip_rate", ParamValue::Float(0.0))],
+                    vec![("flip_rate", ParamValue::Float(0.5))],
+                    vec![("flip_rate", ParamValue::Float(1.0))],
+                ],
+                _ => vec![vec![]],
+            };
+            for set in variants {
+                let built = build_with(info.name, &set).unwrap();
+                let Some(scorer) = built.as_reward() else { continue };
+                let mut out = vec![f64::NAN; responses.len()];
+                scorer.score_batch(&batch, &mut out);
+                for (j, r) in responses.iter().enumerate() {
+                    let one =
+                        scorer.score(batch.task(j), r, ScoreKey { seed: 9, step: 5, index: 100 + j as u64 });
+                    assert_eq!(out[j].to_bits(), one.to_bits(), "{} {set:?} sample {j}", info.name);
+                }
+                tried += 1;
+            }
+        }
+        assert_eq!(tried, 10, "every reward kind (noisy three times) was compared");
+    }
+
+    #[test]
     fn every_kind_builds_with_defaults_and_matches_its_piece_kind() {
         let names: Vec<&str> = kinds().iter().map(|k| k.name).collect();
         assert_eq!(

@@ -139,8 +139,12 @@ pub fn position(space: AnswerSpace, y: i64) -> f64 {
     if space.size <= 1 {
         return 0.0;
     }
-    // i128: `y − lo` can overflow i64 for answers outside the space.
-    let off = (i128::from(y) - i128::from(space.lo)) as f64;
+    // `y − lo` can overflow i64 for answers outside the space; then go through i128. Both
+    // conversions round the same integer to the nearest f64, so they agree bit for bit.
+    let off = match y.checked_sub(space.lo) {
+        Some(d) => d as f64,
+        None => (i128::from(y) - i128::from(space.lo)) as f64,
+    };
     (off / f64::from(space.size - 1)).clamp(0.0, 1.0)
 }
 

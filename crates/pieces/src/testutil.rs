@@ -4,7 +4,9 @@
 use gristmill_core::piece::ScoreKey;
 use gristmill_core::policy::Response;
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{parse_integer_answer, AnswerSpace, Split, Task, TaskBody, TaskKey, TaskSource};
+use gristmill_core::task::{
+    parse_integer_answer, AnswerSpace, Features, Split, Task, TaskBody, TaskKey, TaskSource,
+};
 use gristmill_core::ParseError;
 use rand::Rng;
 
@@ -21,12 +23,14 @@ impl TaskSource for AddSource {
     fn feature_dim(&self) -> usize {
         2
     }
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let (a, b) = (rng.random_range(0..10i64), rng.random_range(0..10i64));
-        TaskBody { prompt: format!("What is {a} + {b}?"), features: vec![a as f64, b as f64], gold: a + b }
+        body.prompt = format!("What is {a} + {b}?");
+        body.features = if features == Features::Encode { vec![a as f64, b as f64] } else { vec![] };
+        body.gold = a + b;
     }
-    fn render_answer(&self, value: i64) -> String {
-        format!("Answer: {value}")
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        *out = format!("Answer: {value}");
     }
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
         parse_integer_answer(text, self.answers())
@@ -46,12 +50,14 @@ impl TaskSource for SubSource {
     fn feature_dim(&self) -> usize {
         2
     }
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let (a, b) = (rng.random_range(0..10i64), rng.random_range(0..10i64));
-        TaskBody { prompt: format!("What is {a} - {b}?"), features: vec![a as f64, b as f64], gold: a - b }
+        body.prompt = format!("What is {a} - {b}?");
+        body.features = if features == Features::Encode { vec![a as f64, b as f64] } else { vec![] };
+        body.gold = a - b;
     }
-    fn render_answer(&self, value: i64) -> String {
-        format!("Answer: {value}")
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        *out = format!("Answer: {value}");
     }
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
         parse_integer_answer(text, self.answers())

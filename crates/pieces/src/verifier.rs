@@ -3,9 +3,9 @@
 //! Every verifier scores an unparsed response (`answer: Err(_)`) as `0`: with no answer
 //! there is nothing to judge, and no verifier may pay for malformed output.
 
-use gristmill_core::piece::{RewardPiece, ScoreKey};
+use gristmill_core::piece::{RewardPiece, ScoreBatch, ScoreKey};
 use gristmill_core::policy::Response;
-use gristmill_core::rng::{stream, Purpose};
+use gristmill_core::rng::{stream, Purpose, StreamPrefix};
 use gristmill_core::task::Task;
 use rand::Rng;
 
@@ -125,16 +125,34 @@ impl NoisyVerifier {
     }
 }
 
-impl RewardPiece for NoisyVerifier {
-    fn score(&self, task: &Task, response: &Response, key: ScoreKey) -> f64 {
+impl NoisyVerifier {
+    /// The verdict given whether this sample flips.
+    #[inline]
+    fn verdict(task: &Task, response: &Response, flips: bool) -> f64 {
         if response.answer.is_err() {
             return 0.0;
         }
         let v = exact_verdict(task, response);
-        if self.flips(key) {
+        if flips {
             1.0 - v
         } else {
             v
+        }
+    }
+}
+
+impl RewardPiece for NoisyVerifier {
+    fn score(&self, task: &Task, response: &Response, key: ScoreKey) -> f64 {
+        Self::verdict(task, response, self.flips(key))
+    }
+
+    fn score_batch(&self, batch: &ScoreBatch<'_>, out: &mut [f64]) {
+        // The same draws as `flips`, with the step's part of every key derived once.
+        let prefix = StreamPrefix::new(batch.seed, self.purpose, batch.step);
+        let rate = self.flip_rate;
+        for (j, (slot, response)) in out.iter_mut().zip(batch.responses).enumerate() {
+            let flips = rate >= 1.0 || (rate > 0.0 && prefix.uniform(batch.first_index + j as u64) < rate);
+            *slot = Self::verdict(batch.task(j), response, flips);
         }
     }
 }
@@ -156,6 +174,13 @@ impl RandomReward {
 impl RewardPiece for RandomReward {
     fn score(&self, _task: &Task, _response: &Response, key: ScoreKey) -> f64 {
         stream(key.seed, self.purpose, key.step, key.index).random()
+    }
+
+    fn score_batch(&self, batch: &ScoreBatch<'_>, out: &mut [f64]) {
+        let prefix = StreamPrefix::new(batch.seed, self.purpose, batch.step);
+        for (j, slot) in out.iter_mut().enumerate().take(batch.responses.len()) {
+            *slot = prefix.uniform(batch.first_index + j as u64);
+        }
     }
 }
 

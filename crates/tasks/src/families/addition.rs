@@ -13,15 +13,15 @@
 //! (`logit_y = s(y·(a + b) − y²/2)`), while the digit one-hots let richer policies learn
 //! column-wise addition with carries.
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{digit, one_hot, parse_integer, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    digit, one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("digits", 1, 3, 2, "decimal digits per operand (operands are 0 ..= 10^digits - 1)"),
@@ -134,24 +134,29 @@ impl TaskSource for AdditionSource {
         1 + 20 * self.digits as usize + 2
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let (a, b) = self.draw(rng);
-        let mut prompt = String::with_capacity(96);
-        let _ = write!(prompt, "What is {a} + {b}?\n{INTEGER_INSTRUCTION}");
-        let mut f = Vec::with_capacity(self.feature_dim());
+        let prompt = &mut body.prompt;
+        prompt.clear();
+        prompt!(prompt; "What is ", a, " + ", b, "?\n", INTEGER_INSTRUCTION);
+        body.gold = (a + b) as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.push(1.0);
         for v in [a, b] {
             for p in 0..self.digits {
-                one_hot(&mut f, 10, digit(v, p));
+                one_hot(f, 10, digit(v, p));
             }
         }
         f.push(a as f64 / self.max as f64);
         f.push(b as f64 / self.max as f64);
-        TaskBody { prompt, features: f, gold: (a + b) as i64 }
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        render_integer(value)
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer(value, out);
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {

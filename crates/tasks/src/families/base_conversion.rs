@@ -16,15 +16,13 @@
 //! [`render_answer`]: gristmill_core::task::TaskSource::render_answer
 //! [`parse_answer`]: gristmill_core::task::TaskSource::parse_answer
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{answer_text, AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{answer_text, AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{decimal_len, digit, one_hot, strip_wrapping};
+use crate::common::{decimal_len, digit, one_hot, prompt, strip_wrapping};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("base", 2, 16, 2, "the target base"),
@@ -70,6 +68,27 @@ pub struct BaseConversionSource {
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// How the prompt names the digits of base `b` (index `b`; bases 0 and 1 do not exist).
+const DIGIT_RANGES: [&str; 17] = [
+    "",
+    "",
+    "digits 0-1",
+    "digits 0-2",
+    "digits 0-3",
+    "digits 0-4",
+    "digits 0-5",
+    "digits 0-6",
+    "digits 0-7",
+    "digits 0-8",
+    "digits 0-9",
+    "digits 0-9 and a",
+    "digits 0-9 and a-b",
+    "digits 0-9 and a-c",
+    "digits 0-9 and a-d",
+    "digits 0-9 and a-e",
+    "digits 0-9 and a-f",
+];
+
 impl BaseConversionSource {
     /// Writes `v`'s magnitude in the source's base into `out`.
     fn write_digits(&self, out: &mut String, v: u64) {
@@ -88,12 +107,8 @@ impl BaseConversionSource {
         out.extend(buf[i..].iter().map(|&b| b as char));
     }
 
-    fn digit_range(&self) -> String {
-        match self.base {
-            2..=10 => format!("digits 0-{}", self.base - 1),
-            11 => "digits 0-9 and a".to_string(),
-            b => format!("digits 0-9 and a-{}", DIGITS[b as usize - 1] as char),
-        }
+    fn digit_range(&self) -> &'static str {
+        DIGIT_RANGES[self.base as usize]
     }
 }
 
@@ -110,33 +125,37 @@ impl TaskSource for BaseConversionSource {
         2 + 10 * self.places as usize
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let n = rng.random_range(0..=self.max);
         let b = self.base;
-        let mut prompt = String::with_capacity(192);
-        let _ = write!(
-            prompt,
-            "Write the decimal number {n} in base {b}.\nEnd your response with a line of the form \
-`Answer: <the number in base {b}>`, using {} and no prefix.",
-            self.digit_range()
+        let prompt = &mut body.prompt;
+        prompt.clear();
+        prompt!(
+            prompt;
+            "Write the decimal number ", n, " in base ", b,
+            ".\nEnd your response with a line of the form `Answer: <the number in base ", b, ">`, using ",
+            self.digit_range(), " and no prefix.",
         );
-        let mut f = Vec::with_capacity(self.feature_dim());
+        body.gold = n as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.push(1.0);
         f.push(n as f64 / self.max as f64);
         for p in 0..self.places {
-            one_hot(&mut f, 10, digit(n, p));
+            one_hot(f, 10, digit(n, p));
         }
-        TaskBody { prompt, features: f, gold: n as i64 }
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        let mut s = String::with_capacity(24);
-        s.push_str("Answer: ");
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        out.clear();
+        out.push_str("Answer: ");
         if value < 0 {
-            s.push('-');
+            out.push('-');
         }
-        self.write_digits(&mut s, value.unsigned_abs());
-        s
+        self.write_digits(out, value.unsigned_abs());
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {

@@ -11,15 +11,13 @@
 //! features, so a log-linear policy can represent it exactly; the parity is their XOR,
 //! which no log-linear policy can represent beyond chance — it needs a hidden layer.
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{parse_integer, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("bits", 4, 16, 8, "n is uniform in 0 ..= 2^bits - 1"),
@@ -71,34 +69,36 @@ impl TaskSource for BitCountSource {
         2 + self.bits as usize
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let max = (1u32 << self.bits) - 1;
         let n = rng.random_range(0..=max);
         let ones = n.count_ones() as i64;
-        let mut prompt = String::with_capacity(192);
+        let prompt = &mut body.prompt;
+        prompt.clear();
         let gold = if self.parity {
-            let _ = write!(
-                prompt,
-                "Is the number of 1s in the binary representation of {n} even or odd? \
-Answer 0 if it is even and 1 if it is odd.\n{INTEGER_INSTRUCTION}"
+            prompt!(
+                prompt;
+                "Is the number of 1s in the binary representation of ", n,
+                " even or odd? Answer 0 if it is even and 1 if it is odd.\n", INTEGER_INSTRUCTION,
             );
             ones % 2
         } else {
-            let _ = write!(
-                prompt,
-                "How many 1s are there in the binary representation of {n}?\n{INTEGER_INSTRUCTION}"
-            );
+            prompt!(prompt; "How many 1s are there in the binary representation of ", n, "?\n", INTEGER_INSTRUCTION);
             ones
         };
-        let mut f = Vec::with_capacity(self.feature_dim());
+        body.gold = gold;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.push(1.0);
         f.push(n as f64 / max as f64);
         f.extend((0..self.bits).map(|i| ((n >> i) & 1) as f64));
-        TaskBody { prompt, features: f, gold }
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        render_integer(value)
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer(value, out);
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {

@@ -14,15 +14,13 @@
 //! so a log-linear policy can represent the answer exactly (`logit_y = s·y·(a − b)` up to a
 //! margin for `=`).
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{answer_text, AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{answer_text, AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{digit, one_hot, strip_wrapping};
+use crate::common::{digit, one_hot, prompt, render_integer, strip_wrapping};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("digits", 1, 6, 3, "decimal digits of both numbers (exactly that many)"),
@@ -144,31 +142,36 @@ impl TaskSource for ComparisonSource {
         3 + 19 * self.digits as usize
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let (a, b) = self.draw(rng);
-        let mut prompt = String::with_capacity(192);
-        let _ = write!(
-            prompt,
-            "Compare {a} and {b}: is {a} less than, equal to, or greater than {b}?\n\
-End your response with a line of the form `Answer: <symbol>`, where the symbol is `<`, `=` or `>`."
+        let prompt = &mut body.prompt;
+        prompt.clear();
+        prompt!(
+            prompt;
+            "Compare ", a, " and ", b, ": is ", a, " less than, equal to, or greater than ", b,
+            "?\nEnd your response with a line of the form `Answer: <symbol>`, where the symbol is `<`, `=` or `>`.",
         );
-        let mut f = Vec::with_capacity(self.feature_dim());
+        body.gold = a.cmp(&b) as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.push(1.0);
         for p in (0..self.digits).rev() {
-            one_hot(&mut f, 19, digit(a, p) + 9 - digit(b, p));
+            one_hot(f, 19, digit(a, p) + 9 - digit(b, p));
         }
         f.push(a as f64 / self.hi as f64);
         f.push(b as f64 / self.hi as f64);
-        TaskBody { prompt, features: f, gold: a.cmp(&b) as i64 }
     }
 
-    fn render_answer(&self, value: i64) -> String {
+    fn render_answer_into(&self, value: i64, out: &mut String) {
         match value {
-            -1 => "Answer: <".to_string(),
-            0 => "Answer: =".to_string(),
-            1 => "Answer: >".to_string(),
+            -1 => out.replace_range(.., "Answer: <"),
+            0 => out.replace_range(.., "Answer: ="),
+            1 => out.replace_range(.., "Answer: >"),
             // Out of space: render the integer, which parses back as out of space.
-            v => format!("Answer: {v}"),
+            v => render_integer(v, out),
         }
     }
 

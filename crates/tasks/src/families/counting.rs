@@ -21,15 +21,13 @@
 //! is linear in the start and the signed amounts, so a log-linear policy can represent it
 //! exactly.
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{parse_integer, render_integer, surface_hash, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{parse_integer, prompt, render_integer, surface_hash, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("steps", 1, 4, 2, "number of gains or losses after the starting count"),
@@ -103,7 +101,7 @@ impl TaskSource for CountingSource {
         2 + 4 * self.steps
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let amax = self.max_amount;
         let start = rng.random_range(1..=2 * amax);
         // Signed changes; unused slots stay 0.
@@ -131,8 +129,9 @@ impl TaskSource for CountingSource {
         ]);
         let name = NAMES[(h % 8) as usize];
         let (one, many) = ITEMS[((h >> 8) % 8) as usize];
-        let mut prompt = String::with_capacity(256);
-        let _ = write!(prompt, "{name} has {start} {}.", if start == 1 { one } else { many });
+        let prompt = &mut body.prompt;
+        prompt.clear();
+        prompt!(prompt; name, " has ", start, " ", if start == 1 { one } else { many }, ".");
         for (i, &c) in changes.iter().take(self.steps).enumerate() {
             let lead = match i {
                 0 => "Then",
@@ -141,12 +140,17 @@ impl TaskSource for CountingSource {
             };
             let pick = ((h >> (16 + 4 * i)) % 4) as usize;
             let (pre, post) = if c > 0 { GAINS[pick] } else { LOSSES[pick] };
-            let _ = write!(prompt, " {lead} {name} {pre}{}{post}.", c.unsigned_abs());
+            prompt!(prompt; " ", lead, " ", name, " ", pre, c.unsigned_abs(), post, ".");
         }
         let (q0, q1, q2) = QUESTIONS[((h >> 40) % 3) as usize];
-        let _ = write!(prompt, " {q0}{many}{q1}{name}{q2}\n{INTEGER_INSTRUCTION}");
+        prompt!(prompt; " ", q0, many, q1, name, q2, "\n", INTEGER_INSTRUCTION);
 
-        let mut f = Vec::with_capacity(self.feature_dim());
+        body.gold = count as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.push(1.0);
         f.push(start as f64 / (2 * amax) as f64);
         let scale = amax as f64;
@@ -154,11 +158,10 @@ impl TaskSource for CountingSource {
             let (gain, loss) = if c > 0 { (1.0, 0.0) } else { (0.0, 1.0) };
             f.extend_from_slice(&[gain, loss, c.unsigned_abs() as f64 / scale, c as f64 / scale]);
         }
-        TaskBody { prompt, features: f, gold: count as i64 }
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        render_integer(value)
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer(value, out);
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {

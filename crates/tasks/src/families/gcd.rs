@@ -15,15 +15,13 @@
 //! them whenever the gcd is 13-smooth, and the divides indicator with `min / max` covers
 //! the case `gcd = min(a, b)`.
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{parse_integer, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("max_value", 10, 2000, 60, "largest number (both numbers are 1 ..= max_value)"),
@@ -102,7 +100,7 @@ impl TaskSource for GcdSource {
         6 + 2 * PRIMES.len() + self.powers.len()
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let (a, b) = if rng.random::<f64>() < self.shared_rate {
             let g = rng.random_range(2..=self.max / 2);
             let top = self.max / g;
@@ -110,12 +108,18 @@ impl TaskSource for GcdSource {
         } else {
             (rng.random_range(1..=self.max), rng.random_range(1..=self.max))
         };
-        let mut prompt = String::with_capacity(128);
-        let _ = write!(prompt, "What is the greatest common divisor of {a} and {b}?\n{INTEGER_INSTRUCTION}");
+        let prompt = &mut body.prompt;
+        prompt.clear();
+        prompt!(prompt; "What is the greatest common divisor of ", a, " and ", b, "?\n", INTEGER_INSTRUCTION);
         let (lo, hi) = (a.min(b), a.max(b));
         let flag = |c: bool| if c { 1.0 } else { 0.0 };
         let scale = self.max as f64;
-        let mut f = Vec::with_capacity(self.feature_dim());
+        body.gold = gcd(a, b) as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.extend_from_slice(&[1.0, a as f64 / scale, b as f64 / scale, lo as f64 / scale]);
         f.push(flag(a == b));
         f.push(flag(hi % lo == 0));
@@ -126,11 +130,10 @@ impl TaskSource for GcdSource {
         for &q in &self.powers {
             f.push(flag(a % q == 0 && b % q == 0));
         }
-        TaskBody { prompt, features: f, gold: gcd(a, b) as i64 }
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        render_integer(value)
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer(value, out);
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {

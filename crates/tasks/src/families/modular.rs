@@ -16,15 +16,13 @@
 //! (`logit_y = s·cos(2π(y − (a ± b))/m)`). Modular multiplication is not linear in any of
 //! these; the residue one-hots leave it learnable by a small MLP.
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{one_hot, parse_integer, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
 use crate::detmath;
 
 const KNOBS: &[ParamSpec] = &[
@@ -102,7 +100,7 @@ impl TaskSource for ModularSource {
         14 + 2 * self.modulus as usize
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let op =
             if self.ops.len() == 1 { self.ops[0] } else { self.ops[rng.random_range(0..self.ops.len())] };
         let a = rng.random_range(0..=self.max);
@@ -113,29 +111,33 @@ impl TaskSource for ModularSource {
             Op::Sub => ("-", (a as i64 - b as i64).rem_euclid(m as i64) as u64),
             Op::Mul => ("×", (a * b) % m),
         };
-        let mut prompt = String::with_capacity(192);
-        let _ = write!(
-            prompt,
-            "What is ({a} {sym} {b}) mod {m}?\nHere `x mod {m}` is the remainder of x divided by {m}, \
-a whole number from 0 to {}{}.\n{INTEGER_INSTRUCTION}",
-            m - 1,
-            if op == Op::Sub { ", also when x is negative" } else { "" }
+        let prompt = &mut body.prompt;
+        prompt.clear();
+        prompt!(
+            prompt;
+            "What is (", a, " ", sym, " ", b, ") mod ", m, "?\nHere `x mod ", m,
+            "` is the remainder of x divided by ", m, ", a whole number from 0 to ", m - 1,
+            if op == Op::Sub { ", also when x is negative" } else { "" }, ".\n", INTEGER_INSTRUCTION,
         );
         let (ra, rb) = ((a % m) as usize, (b % m) as usize);
         let ((ca, sa), (cb, sb)) = (self.turns[ra], self.turns[rb]);
-        let mut f = Vec::with_capacity(self.feature_dim());
+        body.gold = gold as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.push(1.0);
-        one_hot(&mut f, 3, op as usize);
-        one_hot(&mut f, m as usize, ra);
-        one_hot(&mut f, m as usize, rb);
+        one_hot(f, 3, op as usize);
+        one_hot(f, m as usize, ra);
+        one_hot(f, m as usize, rb);
         f.extend_from_slice(&[ca, sa, cb, sb, ca * cb, sa * sb, sa * cb, ca * sb]);
         f.push(a as f64 / self.max as f64);
         f.push(b as f64 / self.max as f64);
-        TaskBody { prompt, features: f, gold: gold as i64 }
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        render_integer(value)
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer(value, out);
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {

@@ -13,15 +13,15 @@
 //! product exactly representable by a log-linear policy, since `ln(ab) = ln a + ln b`
 //! and `logit_y = s(ln y · (ln a + ln b) − (ln y)²/2)` peaks at `y = ab`.
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{digit, one_hot, parse_integer, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    digit, one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 use crate::detmath;
 
 const KNOBS: &[ParamSpec] = &[
@@ -84,26 +84,31 @@ impl TaskSource for MultiplicationSource {
         1 + 10 * self.digits as usize + (self.max_factor as usize + 1) + 4
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let a = rng.random_range(self.a_min..=self.a_max);
         let b = rng.random_range(1..=self.max_factor);
-        let mut prompt = String::with_capacity(96);
-        let _ = write!(prompt, "What is {a} × {b}?\n{INTEGER_INSTRUCTION}");
-        let mut f = Vec::with_capacity(self.feature_dim());
+        let prompt = &mut body.prompt;
+        prompt.clear();
+        prompt!(prompt; "What is ", a, " × ", b, "?\n", INTEGER_INSTRUCTION);
+        body.gold = (a * b) as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.push(1.0);
         for p in 0..self.digits {
-            one_hot(&mut f, 10, digit(a, p));
+            one_hot(f, 10, digit(a, p));
         }
-        one_hot(&mut f, self.max_factor as usize + 1, b as usize);
+        one_hot(f, self.max_factor as usize + 1, b as usize);
         f.push(a as f64 / self.a_max as f64);
         f.push(b as f64 / self.max_factor as f64);
         f.push(self.ln_scaled[a as usize]);
         f.push(self.ln_scaled[b as usize]);
-        TaskBody { prompt, features: f, gold: (a * b) as i64 }
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        render_integer(value)
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer(value, out);
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {

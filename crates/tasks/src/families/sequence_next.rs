@@ -19,15 +19,13 @@
 //! answer is linear in the features (in `y` or in `ln y`), which a log-linear policy with
 //! a quadratic-in-`y` (or `ln y`) weight profile can represent.
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{one_hot, parse_integer, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
 use crate::detmath;
 
 const KNOBS: &[ParamSpec] = &[
@@ -161,22 +159,28 @@ impl TaskSource for SequenceNextSource {
         19
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let mut shown = [0u64; 6];
         let (kind, ratio, step, next) = self.draw(rng, &mut shown);
         let shown = &shown[..self.terms as usize];
 
-        let mut prompt = String::with_capacity(160);
+        let prompt = &mut body.prompt;
+        prompt.clear();
         prompt.push_str("What number comes next in the sequence ");
         for t in shown {
-            let _ = write!(prompt, "{t}, ");
+            prompt!(prompt; *t, ", ");
         }
-        let _ = write!(prompt, "...?\n{INTEGER_INSTRUCTION}");
+        prompt!(prompt; "...?\n", INTEGER_INSTRUCTION);
 
         let (last, prev) = (shown[shown.len() - 1], shown[shown.len() - 2]);
-        let mut f = Vec::with_capacity(self.feature_dim());
+        body.gold = next as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.push(1.0);
-        one_hot(&mut f, 3, kind as usize);
+        one_hot(f, 3, kind as usize);
         for (i, &(s, ln_s)) in self.scale.iter().enumerate() {
             if i == kind as usize {
                 let ln = |v: u64| detmath::ln(v as f64) / ln_s;
@@ -188,11 +192,10 @@ impl TaskSource for SequenceNextSource {
         f.push(if ratio == 2 { 1.0 } else { 0.0 });
         f.push(if ratio == 3 { 1.0 } else { 0.0 });
         f.push(step as f64 / self.max_diff as f64);
-        TaskBody { prompt, features: f, gold: next as i64 }
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        render_integer(value)
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer(value, out);
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {

@@ -13,15 +13,13 @@
 //! `1 + (length − 1 + Σ before/after)/2`, linear in the features, so a log-linear policy can
 //! represent it; the raw values let an MLP learn the comparisons itself.
 
-use std::fmt::Write;
-
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::task::{AnswerSpace, FamilyInfo, TaskBody, TaskSource};
+use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{one_hot, parse_integer, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const MAX_LEN: usize = 20;
 
@@ -90,7 +88,7 @@ impl TaskSource for SortPositionSource {
         3 + 3 * self.length
     }
 
-    fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
+    fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let n = self.length;
         // Distinct values by rejection; max_value >= 20 >= length keeps this short (at worst
         // a coupon collector over 20 values, ~72 draws).
@@ -114,21 +112,27 @@ impl TaskSource for SortPositionSource {
         let before = |v: u32| if ascending { v < marked } else { v > marked };
         let position = 1 + values.iter().filter(|&&v| before(v)).count();
 
-        let mut prompt = String::with_capacity(96 + 5 * n);
+        let prompt = &mut body.prompt;
+        prompt.clear();
         prompt.push_str("Consider the list: ");
         for (i, v) in values.iter().enumerate() {
-            let _ = write!(prompt, "{}{v}", if i == 0 { "" } else { ", " });
+            prompt!(prompt; if i == 0 { "" } else { ", " }, *v);
         }
-        let _ = write!(
-            prompt,
-            ".\nIf the list is sorted in {} order ({} first), at which position does {marked} appear? \
-Positions are counted from 1.\n{INTEGER_INSTRUCTION}",
-            if ascending { "ascending" } else { "descending" },
-            if ascending { "smallest" } else { "largest" },
+        prompt!(
+            prompt;
+            ".\nIf the list is sorted in ", if ascending { "ascending" } else { "descending" },
+            " order (", if ascending { "smallest" } else { "largest" },
+            " first), at which position does ", marked, " appear? Positions are counted from 1.\n",
+            INTEGER_INSTRUCTION,
         );
 
         let scale = self.max_value as f64;
-        let mut f = Vec::with_capacity(self.feature_dim());
+        body.gold = position as i64;
+        let f = &mut body.features;
+        f.clear();
+        if features == Features::Skip {
+            return;
+        }
         f.extend_from_slice(&[1.0, if ascending { 1.0 } else { -1.0 }, marked as f64 / scale]);
         f.extend(values.iter().map(|&v| v as f64 / scale));
         f.extend(values.iter().map(|&v| {
@@ -140,12 +144,11 @@ Positions are counted from 1.\n{INTEGER_INSTRUCTION}",
                 -1.0
             }
         }));
-        one_hot(&mut f, n, marked_slot);
-        TaskBody { prompt, features: f, gold: position as i64 }
+        one_hot(f, n, marked_slot);
     }
 
-    fn render_answer(&self, value: i64) -> String {
-        render_integer(value)
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer(value, out);
     }
 
     fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
