@@ -28,8 +28,8 @@
 //!    share of items per dataset).
 //!
 //! Every case runs [`WARMUP_STEPS`] untimed steps first, then repeats
-//! whole steps until at least `--seconds` of wall time have passed; the time includes freeing
-//! each batch. Steps are keyed by step number, so every case is reproducible. Each case also
+//! whole steps until at least `--seconds` of wall time have passed, into one batch whose
+//! buffers are reused from step to step (as a training loop holds its batch). Steps are keyed by step number, so every case is reproducible. Each case also
 //! reports, from the kernel's scheduler statistics (Linux), the CPU its threads used and the
 //! time they sat runnable waiting for a CPU ("cpu waited", in cores): a wait above
 //! 0.05 cores, ours or the peer's, means other processes were competing and the run prints a
@@ -55,6 +55,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use gristmill_engine::Environment;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::measure::{EpisodeCase, RolloutCase, WARMUP_STEPS};
@@ -116,10 +117,20 @@ const CONTENDED_CORES: f64 = 0.05;
 struct ItemsRow {
     label: String,
     peer_label: String,
+    /// Matched work (the peer's item): 1 thread and all threads; rates are tasks/s.
+    matched_one: RolloutCase,
+    matched_all: RolloutCase,
+    /// The full pipeline (all pieces, one response per task): 1 thread and all threads.
     one: RolloutCase,
     all: RolloutCase,
     /// Per source of the row: (mixture weight, paired peer dataset).
     parts: Vec<(f64, Option<&'static str>)>,
+}
+
+/// Items (tasks) per second of a matched-work case, whose steps hold
+/// [`spec::MATCHED_RESPONSES`] rollouts per item.
+fn matched_items_per_s(case: &RolloutCase) -> f64 {
+    case.rollouts_per_s / f64::from(spec::MATCHED_RESPONSES)
 }
 
 fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
@@ -195,17 +206,26 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
         groups.push((source_label(s), peer, vec![i]));
     }
     let mut items = Vec::with_capacity(groups.len());
+    let matched_policy = spec::ParsedOracle::new();
     for (label, peer_label, members) in groups {
+        let v = spec::matched_variant(&bench, &members, &label)?;
+        let items_per_step = v.spec.run.tasks_per_step;
+        let env =
+            pool_all.install(|| Environment::build(v)).with_context(|| format!("building `{label}`"))?;
+        eprintln!("items (matched work): {label}, {items_per_step} per step, 1 and {all} threads ...");
+        let matched_one = measure::rollouts(&pool1, 1, &env, &matched_policy, budget)?;
+        let matched_all = measure::rollouts(&pool_all, all, &env, &matched_policy, budget)?;
+
         let v = spec::items_variant(&bench, &members, &label)?;
         let items_per_step = v.spec.run.tasks_per_step;
         let env =
             pool_all.install(|| Environment::build(v)).with_context(|| format!("building `{label}`"))?;
-        eprintln!("items: {label}, {items_per_step} per step, 1 and {all} threads ...");
+        eprintln!("items (all pieces): {label}, {items_per_step} per step, 1 and {all} threads ...");
         let one = measure::rollouts(&pool1, 1, &env, policy.as_ref(), budget)?;
         let all_case = measure::rollouts(&pool_all, all, &env, policy.as_ref(), budget)?;
         let parts =
             members.iter().map(|&i| (sources[i].weight, spec::peer_dataset(&sources[i].family))).collect();
-        items.push(ItemsRow { label, peer_label, one, all: all_case, parts });
+        items.push(ItemsRow { label, peer_label, matched_one, matched_all, one, all: all_case, parts });
     }
 
     // The peer, last, so it never shares the cores with our cases.
@@ -312,25 +332,36 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     }
 
     println!("Items/s against reasoning-gym");
+    println!("  peer: 1 item = {} (one Python process = 1 core)", peer::ITEM);
     println!(
-        "  ours: 1 item = generate a task + sample 1 response (oracle) + score it with all {} pieces",
+        "  matched: 1 item = generate a task + sample {} answers (oracle, error rate 1/2: gold or a \
+         uniform wrong one) written as text, parsed back by the family's rule and scored by the \
+         exact verifier",
+        spec::MATCHED_RESPONSES
+    );
+    println!(
+        "  all pieces: 1 item = generate a task + sample 1 response (oracle) + score it with all {} pieces",
         channels.len()
     );
-    println!("  peer: 1 item = {} (one Python process = 1 core)", peer::ITEM);
-    let ours_header = format!("ours {all} threads");
+    println!("  x = ours / peer; per core: ours on 1 thread; total: ours on {all} threads vs the peer's one process");
+    let matched_header = format!("matched {all}t");
+    let all_header = format!("all pieces {all}t");
     let mut t = table(&[
         "ours",
         "peer dataset",
-        "ours 1 thread",
-        ours_header.as_str(),
         "peer",
-        "ratio per core",
-        "ratio total",
+        "matched 1t",
+        "x per core",
+        matched_header.as_str(),
+        "x total",
+        "all pieces 1t",
+        "x per core",
+        all_header.as_str(),
         "cpu waited",
     ]);
     let mut item_json = Vec::new();
-    let mut headline: Option<f64> = None;
-    let mut family_ratios: Vec<(f64, String)> = Vec::new();
+    // (label, single family?, matched per core, all-pieces per core)
+    let mut ratios: Vec<(String, bool, f64, f64)> = Vec::new();
     for row in &items {
         let peer_rate = peer_ok.and_then(|p| {
             let weights: Vec<f64> = row.parts.iter().map(|(w, _)| *w).collect();
@@ -338,44 +369,68 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
                 row.parts.iter().map(|(_, d)| d.and_then(|d| p.rates.get(d).copied())).collect();
             report::mixture_rate(&weights, &rates)
         });
+        let (m1, m_all) = (matched_items_per_s(&row.matched_one), matched_items_per_s(&row.matched_all));
+        let matched_per_core = peer_rate.map(|p| m1 / p);
+        let matched_total = peer_rate.map(|p| m_all / p);
         let per_core = peer_rate.map(|p| row.one.rollouts_per_s / p);
         let total = peer_rate.map(|p| row.all.rollouts_per_s / p);
-        if row.parts.len() > 1 || items.len() == 1 {
-            headline = per_core;
+        if let (Some(m), Some(a)) = (matched_per_core, per_core) {
+            ratios.push((row.label.clone(), row.parts.len() == 1, m, a));
         }
-        if let (1, Some(r)) = (row.parts.len(), per_core) {
-            family_ratios.push((r, row.label.clone()));
-        }
+        let waited = [&row.matched_one, &row.matched_all, &row.one, &row.all]
+            .iter()
+            .filter_map(|c| c.cpu.map(|u| u.cores_waited))
+            .fold(None, |m: Option<f64>, w| Some(m.map_or(w, |m| m.max(w))));
         t.add_row(vec![
             comfy_table::Cell::new(&row.label),
             comfy_table::Cell::new(&row.peer_label),
-            rate(Some(row.one.rollouts_per_s)),
-            rate(Some(row.all.rollouts_per_s)),
             rate(peer_rate),
+            rate(Some(m1)),
+            ratio(matched_per_core),
+            rate(Some(m_all)),
+            ratio(matched_total),
+            rate(Some(row.one.rollouts_per_s)),
             ratio(per_core),
-            ratio(total),
-            right(match (row.one.cpu, row.all.cpu) {
-                (Some(a), Some(b)) => format!("{:.2} / {:.2}", a.cores_waited, b.cores_waited),
-                _ => "-".to_string(),
-            }),
+            rate(Some(row.all.rollouts_per_s)),
+            report::cores(waited),
         ]);
         item_json.push(json!({
             "ours": row.label,
             "peer_dataset": row.peer_label,
-            "one_thread": row.one,
-            "all_threads": row.all,
             "peer_items_per_s": peer_rate,
-            "ratio_per_core": per_core,
-            "ratio_total": total,
-            "warmup_digests_equal": row.one.warmup_digests == row.all.warmup_digests,
+            "matched": {
+                "items_per_s_one_thread": m1,
+                "items_per_s_all_threads": m_all,
+                "ratio_per_core": matched_per_core,
+                "ratio_total": matched_total,
+                "one_thread": row.matched_one,
+                "all_threads": row.matched_all,
+                "warmup_digests_equal": row.matched_one.warmup_digests == row.matched_all.warmup_digests,
+            },
+            "all_pieces": {
+                "items_per_s_one_thread": row.one.rollouts_per_s,
+                "items_per_s_all_threads": row.all.rollouts_per_s,
+                "ratio_per_core": per_core,
+                "ratio_total": total,
+                "one_thread": row.one,
+                "all_threads": row.all,
+                "warmup_digests_equal": row.one.warmup_digests == row.all.warmup_digests,
+            },
         }));
     }
     println!("{t}");
-    let items_equal = items.iter().filter(|r| r.one.warmup_digests == r.all.warmup_digests).count();
+    let items_equal = items
+        .iter()
+        .filter(|r| {
+            r.one.warmup_digests == r.all.warmup_digests
+                && r.matched_one.warmup_digests == r.matched_all.warmup_digests
+        })
+        .count();
     println!(
         "determinism: warm-up digests, 1 thread vs {all} threads: {items_equal} of {} rows EQUAL",
         items.len()
     );
+    let goal = goal_summary(&ratios);
     match &peer {
         None => println!("peer: not measured (pass --peer-python PATH, or run bench/rollouts.sh)"),
         Some(Err(e)) => println!("peer: FAILED: {e:#}"),
@@ -390,17 +445,8 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
                 report::group_thousands(p.overall.round() as u64),
                 report::group_thousands(p.overall_total.round() as u64),
             );
-            if let Some(h) = headline {
-                println!(
-                    "goal (>= 100x the peer's items/s per core, mixture row): {h:.1}x — {}",
-                    if h >= 100.0 { "MET" } else { "NOT MET" }
-                );
-            }
-            if let Some((min, at, geo)) = per_family_summary(&family_ratios) {
-                println!(
-                    "per-family ratio per core: lowest {min:.1}x ({at}), geometric mean {geo:.1}x \
-                     (the harmonic mixture row is dominated by the peer's slowest dataset)"
-                );
+            for line in goal_lines(&goal) {
+                println!("{line}");
             }
         }
     }
@@ -414,7 +460,10 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
         waits.extend([one.cpu, many.cpu].map(|c| c.map(|u| u.cores_waited)));
     }
     for row in &items {
-        waits.extend([row.one.cpu, row.all.cpu].map(|c| c.map(|u| u.cores_waited)));
+        waits.extend(
+            [row.matched_one.cpu, row.matched_all.cpu, row.one.cpu, row.all.cpu]
+                .map(|c| c.map(|u| u.cores_waited)),
+        );
     }
     if let Some(Ok(p)) = &peer {
         if let Some(sets) = p.raw.pointer("/_detail/datasets").and_then(|v| v.as_object()) {
@@ -468,11 +517,14 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
                 "warmup_digests_equal": one.warmup_digest == many.warmup_digest,
             })).collect::<Vec<_>>(),
             "items": {
-                "ours_item": format!("generate a task + sample 1 response + score it with all {} pieces", channels.len()),
+                "matched_item": format!(
+                    "generate a task + {} answers (oracle, error rate 1/2) rendered, parsed and scored by the exact verifier",
+                    spec::MATCHED_RESPONSES
+                ),
+                "all_pieces_item": format!("generate a task + sample 1 response + score it with all {} pieces", channels.len()),
                 "peer_item": peer::ITEM,
-                "goal_ratio_per_core": headline,
-                "per_family_ratio_per_core": per_family_summary(&family_ratios)
-                    .map(|(min, at, geo)| json!({ "lowest": min, "lowest_at": at, "geometric_mean": geo })),
+                "goal_ratio_per_core": GOAL_RATIO,
+                "goal": goal,
                 "rows": item_json,
             },
             "peer": match &peer {
@@ -491,12 +543,62 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Over the single-source item rows that have a peer figure: the lowest ratio per core, its
-/// row, and the geometric mean of the ratios.
-fn per_family_summary(ratios: &[(f64, String)]) -> Option<(f64, String, f64)> {
-    let (min, at) = ratios.iter().min_by(|a, b| a.0.total_cmp(&b.0))?;
-    let geo = (ratios.iter().map(|(r, _)| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-    Some((*min, at.clone(), geo))
+/// The issue's goal: ours at least this many times the peer's items/s per core.
+const GOAL_RATIO: f64 = 100.0;
+
+/// How the goal fares, for matched work and for the full pipeline: the mixture row's ratio
+/// per core, and the lowest and geometric-mean single-family ratios.
+#[derive(Debug, Clone, Serialize)]
+struct GoalSummary {
+    matched: Option<RatioSummary>,
+    all_pieces: Option<RatioSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct RatioSummary {
+    mixture: Option<f64>,
+    lowest_family: f64,
+    lowest_family_at: String,
+    geometric_mean_families: f64,
+    families_meeting_goal: usize,
+    families: usize,
+}
+
+fn goal_summary(ratios: &[(String, bool, f64, f64)]) -> GoalSummary {
+    let summarize = |pick: fn(&(String, bool, f64, f64)) -> f64| -> Option<RatioSummary> {
+        let families: Vec<(f64, &str)> =
+            ratios.iter().filter(|r| r.1).map(|r| (pick(r), r.0.as_str())).collect();
+        let (lowest, at) = families.iter().min_by(|a, b| a.0.total_cmp(&b.0))?;
+        let geo = (families.iter().map(|(r, _)| r.ln()).sum::<f64>() / families.len() as f64).exp();
+        Some(RatioSummary {
+            mixture: ratios.iter().find(|r| !r.1).map(pick),
+            lowest_family: *lowest,
+            lowest_family_at: at.to_string(),
+            geometric_mean_families: geo,
+            families_meeting_goal: families.iter().filter(|(r, _)| *r >= GOAL_RATIO).count(),
+            families: families.len(),
+        })
+    };
+    GoalSummary { matched: summarize(|r| r.2), all_pieces: summarize(|r| r.3) }
+}
+
+fn goal_lines(goal: &GoalSummary) -> Vec<String> {
+    let verdict = |x: f64| if x >= GOAL_RATIO { "MET" } else { "NOT MET" };
+    let mut lines = Vec::new();
+    for (name, s) in [("matched work", &goal.matched), ("all pieces", &goal.all_pieces)] {
+        let Some(s) = s else { continue };
+        let mixture = s.mixture.map_or("-".to_string(), |m| format!("{m:.1}x ({})", verdict(m)));
+        lines.push(format!(
+            "goal (>= {GOAL_RATIO:.0}x the peer's items/s per core), {name}: mixture {mixture}; per family \
+             {} of {} met, lowest {:.1}x ({}), geometric mean {:.1}x",
+            s.families_meeting_goal,
+            s.families,
+            s.lowest_family,
+            s.lowest_family_at,
+            s.geometric_mean_families
+        ));
+    }
+    lines
 }
 
 /// `id (family) knob=value ...`, without the family when the id repeats it.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use gristmill_core::digest::Digest;
 use gristmill_core::policy::Policy;
-use gristmill_engine::{digest_batch, episode_step, rollout_step, Environment};
+use gristmill_engine::{digest_batch, episode_step, rollout_step, rollout_step_into, Environment, StepBatch};
 use rayon::ThreadPool;
 use serde::Serialize;
 
@@ -45,8 +45,8 @@ pub struct RolloutCase {
 }
 
 /// Rolls out steps `0..WARMUP_STEPS` untimed (digesting each), then steps
-/// `WARMUP_STEPS..` until `budget` has passed; the time covers `rollout_step` and
-/// freeing its batch.
+/// `WARMUP_STEPS..` until `budget` has passed, into one reused batch; the time covers
+/// `rollout_step_into` (task generation, sampling, scoring, writing the batch).
 pub fn rollouts(
     pool: &ThreadPool,
     threads: usize,
@@ -64,12 +64,13 @@ pub fn rollouts(
             warmup_digests.push(d.hex());
         }
         let (mut step, mut rollouts) = (WARMUP_STEPS, 0u64);
+        // One batch reused step after step, as a training loop would hold it.
+        let mut batch = StepBatch::default();
         let sched = SchedTotals::read();
         let start = Instant::now();
         let elapsed = loop {
-            let batch = rollout_step(env, policy, seed, step)?;
+            rollout_step_into(env, policy, seed, step, &mut batch)?;
             rollouts += batch.len() as u64;
-            drop(batch);
             step += 1;
             let elapsed = start.elapsed();
             if elapsed >= budget {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 use gristmill_core::policy::Policy;
-use gristmill_core::spec::{limits, EnvSpec, ValidSpec};
+use gristmill_core::spec::{limits, EnvSpec, PieceSpec, ValidSpec};
 use gristmill_engine::{catalog, reference_policy};
 
 /// `bench/rollouts.toml`, compiled in so the binary runs from any directory.
@@ -92,6 +92,71 @@ pub fn items_variant(bench: &BenchSpec, sources: &[usize], label: &str) -> anyho
     Ok(spec.validate(&catalog(&[]), &origin)?)
 }
 
+/// Responses per task in the matched-work comparison: the peer scores two answers per item.
+pub const MATCHED_RESPONSES: u32 = 2;
+
+/// The spec cut down to the peer's own work per item: only the sources at `sources`, only
+/// the exact verifier (a family's gold check, as `score_answer` is the dataset's), and
+/// [`MATCHED_RESPONSES`] responses per task, so one item = generate a task + score two
+/// answers. Samples per step as in [`items_variant`].
+pub fn matched_variant(bench: &BenchSpec, sources: &[usize], label: &str) -> anyhow::Result<ValidSpec> {
+    let items = items_variant(bench, sources, label)?;
+    let mut spec = items.spec;
+    spec.pieces = vec![PieceSpec {
+        id: "exact".into(),
+        kind: "exact_verifier".into(),
+        weight: 1.0,
+        params: Default::default(),
+        train: false,
+    }];
+    spec.run.responses_per_task = MATCHED_RESPONSES;
+    spec.run.tasks_per_step = (spec.run.tasks_per_step / MATCHED_RESPONSES).max(1);
+    let origin = format!("{} [matched: {label}]", bench.origin);
+    Ok(spec.validate(&catalog(&[]), &origin)?)
+}
+
+/// The matched-work policy: the oracle at error rate 1/2 (so on average one of the two
+/// answers per task is gold and one is wrong, as the peer scores gold and gold + 1), whose
+/// answer is then read back from its text by the family's parsing rule, as the peer's
+/// `score_answer` parses the answer string it is given.
+pub struct ParsedOracle(pub gristmill_engine::OraclePolicy);
+
+impl ParsedOracle {
+    /// The oracle at error rate 1/2.
+    pub fn new() -> Self {
+        ParsedOracle(gristmill_engine::OraclePolicy { error_rate: 0.5 })
+    }
+}
+
+impl Policy for ParsedOracle {
+    fn name(&self) -> String {
+        format!("parsed {}", self.0.name())
+    }
+    fn reads_features(&self) -> bool {
+        false
+    }
+    fn respond(
+        &self,
+        task: &gristmill_core::task::Task,
+        source: &dyn gristmill_core::task::TaskSource,
+        rng: &mut gristmill_core::rng::KeyedRng,
+    ) -> gristmill_core::policy::Response {
+        let mut out = gristmill_core::policy::Response::empty();
+        self.respond_into(task, source, rng, &mut out);
+        out
+    }
+    fn respond_into(
+        &self,
+        task: &gristmill_core::task::Task,
+        source: &dyn gristmill_core::task::TaskSource,
+        rng: &mut gristmill_core::rng::KeyedRng,
+        out: &mut gristmill_core::policy::Response,
+    ) {
+        self.0.respond_into(task, source, rng, out);
+        out.answer = source.parse_answer(&out.text);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +179,36 @@ mod tests {
             u64::from(spec.run.tasks_per_step) * u64::from(spec.run.responses_per_task)
         );
         assert!(items_variant(&bench, &[9], "none").is_err());
+        let matched = matched_variant(&bench, &[0, 3], "two").unwrap();
+        assert_eq!(matched.spec.sources.len(), 2);
+        assert_eq!(matched.spec.pieces.len(), 1);
+        assert_eq!(matched.spec.pieces[0].kind, "exact_verifier");
+        assert_eq!(matched.spec.run.responses_per_task, MATCHED_RESPONSES);
+    }
+
+    #[test]
+    fn parsed_oracle_reads_back_what_it_wrote() {
+        use gristmill_core::rng::{stream, Purpose};
+        let bench = load(None).unwrap();
+        let env =
+            gristmill_engine::Environment::build(matched_variant(&bench, &[0], "add").unwrap()).unwrap();
+        let policy = ParsedOracle::new();
+        let (mut gold, n) = (0, 2000);
+        for i in 0..n {
+            let task = env.task(gristmill_core::task::TaskKey {
+                seed: 1,
+                source: 0,
+                index: i,
+                split: gristmill_core::task::Split::Train,
+            });
+            let task = task.unwrap();
+            let source = env.sources[0].as_ref();
+            let r = policy.respond(&task, source, &mut stream(1, Purpose::SAMPLE, 0, i));
+            assert_eq!(r.answer, source.parse_answer(&r.text));
+            assert!(r.answer.is_ok(), "{}", r.text);
+            gold += u32::from(r.answer == Ok(task.gold()));
+        }
+        // Half gold (binomial sd ~22 of 2000): the mix of the peer's gold and wrong answers.
+        assert!((f64::from(gold) - 1000.0).abs() < 5.0 * 22.4, "{gold} gold of {n}");
     }
 }
