@@ -39,6 +39,13 @@ impl PromptPart for &str {
     }
 }
 
+impl PromptPart for &String {
+    #[inline]
+    fn push_to(self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
 macro_rules! integer_parts {
     ($($t:ty),*) => {$(
         impl PromptPart for $t {

@@ -50,10 +50,10 @@ with the numbers. Features: bias, the scaled start, and per change its kind and 
 };
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
-    Box::new(CountingSource {
-        steps: params.int("steps").clamp(1, MAX_STEPS as i64) as usize,
-        max_amount: params.int("max_amount").clamp(2, 20) as u64,
-    })
+    Box::new(CountingSource::new(
+        params.int("steps").clamp(1, MAX_STEPS as i64) as usize,
+        params.int("max_amount").clamp(2, 20) as u64,
+    ))
 }
 
 /// A configured `counting` source.
@@ -61,6 +61,66 @@ fn build(params: &Params) -> Box<dyn TaskSource> {
 pub struct CountingSource {
     steps: usize,
     max_amount: u64,
+    /// The prompt's fixed phrases joined ahead of time, so a prompt is written from about
+    /// a third as many pieces (word problems are the longest prompts a rollout writes).
+    phrases: Phrases,
+}
+
+/// Pre-joined phrases of [`CountingSource`] prompts; each is exactly the text the pieces it
+/// replaces would write.
+#[derive(Debug, Clone)]
+struct Phrases {
+    /// `"{name} has "`, per name.
+    intro: Vec<String>,
+    /// `" {item}."`, per item: (singular, plural).
+    item: Vec<(String, String)>,
+    /// `" {lead} {name} {pre}"`, per (lead, name, gain or loss, pick).
+    step: Vec<String>,
+    /// `"{post}."`, per (gain or loss, pick).
+    post: Vec<String>,
+    /// `" {q0}{many}{q1}{name}{q2}\n{instruction}"`, per (question, item, name).
+    question: Vec<String>,
+}
+
+/// Step leads: the first step, middle steps, the last step.
+const LEADS: [&str; 3] = ["Then", "After that,", "Finally,"];
+
+impl Phrases {
+    fn new() -> Phrases {
+        let mut step = Vec::with_capacity(LEADS.len() * NAMES.len() * 2 * 4);
+        for lead in LEADS {
+            for name in NAMES {
+                for table in [GAINS, LOSSES] {
+                    for (pre, _) in table {
+                        step.push(format!(" {lead} {name} {pre}"));
+                    }
+                }
+            }
+        }
+        let post =
+            [GAINS, LOSSES].iter().flat_map(|t| t.iter().map(|(_, post)| format!("{post}."))).collect();
+        let mut question = Vec::with_capacity(QUESTIONS.len() * ITEMS.len() * NAMES.len());
+        for (q0, q1, q2) in QUESTIONS {
+            for (_, many) in ITEMS {
+                for name in NAMES {
+                    question.push(format!(" {q0}{many}{q1}{name}{q2}\n{INTEGER_INSTRUCTION}"));
+                }
+            }
+        }
+        Phrases {
+            intro: NAMES.iter().map(|name| format!("{name} has ")).collect(),
+            item: ITEMS.iter().map(|(one, many)| (format!(" {one}."), format!(" {many}."))).collect(),
+            step,
+            post,
+            question,
+        }
+    }
+}
+
+impl CountingSource {
+    fn new(steps: usize, max_amount: u64) -> Self {
+        CountingSource { steps, max_amount, phrases: Phrases::new() }
+    }
 }
 
 const NAMES: [&str; 8] = ["Ann", "Ben", "Carla", "Dev", "Emma", "Farid", "Gita", "Hugo"];
@@ -127,23 +187,26 @@ impl TaskSource for CountingSource {
             changes[2] as u64,
             changes[3] as u64,
         ]);
-        let name = NAMES[(h % 8) as usize];
-        let (one, many) = ITEMS[((h >> 8) % 8) as usize];
+        let name = (h % 8) as usize;
+        let item = ((h >> 8) % 8) as usize;
+        let phrases = &self.phrases;
+        let (one, many) = &phrases.item[item];
         let prompt = &mut body.prompt;
         prompt.clear();
-        prompt!(prompt; name, " has ", start, " ", if start == 1 { one } else { many }, ".");
+        prompt!(prompt; &phrases.intro[name], start, if start == 1 { one } else { many });
         for (i, &c) in changes.iter().take(self.steps).enumerate() {
             let lead = match i {
-                0 => "Then",
-                _ if i + 1 == self.steps => "Finally,",
-                _ => "After that,",
+                0 => 0,
+                _ if i + 1 == self.steps => 2,
+                _ => 1,
             };
             let pick = ((h >> (16 + 4 * i)) % 4) as usize;
-            let (pre, post) = if c > 0 { GAINS[pick] } else { LOSSES[pick] };
-            prompt!(prompt; " ", lead, " ", name, " ", pre, c.unsigned_abs(), post, ".");
+            let side = usize::from(c <= 0);
+            let step = ((lead * NAMES.len() + name) * 2 + side) * 4 + pick;
+            prompt!(prompt; &phrases.step[step], c.unsigned_abs(), &phrases.post[side * 4 + pick]);
         }
-        let (q0, q1, q2) = QUESTIONS[((h >> 40) % 3) as usize];
-        prompt!(prompt; " ", q0, many, q1, name, q2, "\n", INTEGER_INSTRUCTION);
+        let question = ((h >> 40) % 3) as usize;
+        prompt!(prompt; &phrases.question[(question * ITEMS.len() + item) * NAMES.len() + name]);
 
         body.gold = count as i64;
         let f = &mut body.features;
@@ -176,7 +239,7 @@ mod tests {
 
     #[test]
     fn gold_is_start_plus_changes_and_wording_follows_numbers() {
-        let src = CountingSource { steps: 3, max_amount: 5 };
+        let src = CountingSource::new(3, 5);
         for i in 0..300 {
             let body = src.generate(&mut stream(4, Purpose::TASK, 0, i));
             let start = body.features[1] * 10.0;

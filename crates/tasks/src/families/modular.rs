@@ -78,12 +78,24 @@ pub struct ModularSource {
     ops: &'static [Op],
     /// `(cos, sin)(2π r / m)` per residue `r`, computed once.
     turns: Vec<(f64, f64)>,
+    /// The prompt after the second operand, per operation: it depends only on the modulus
+    /// and the operation, so it is written once here rather than in pieces per task.
+    tails: [String; 3],
 }
 
 impl ModularSource {
     fn new(modulus: u64, digits: u32, ops: &'static [Op]) -> Self {
         let turns = (0..modulus).map(|r| detmath::cos_sin_turn(r, modulus)).collect();
-        ModularSource { modulus, max: 10u64.pow(digits) - 1, ops, turns }
+        let m = modulus;
+        let tail = |op: Op| {
+            format!(
+                ") mod {m}?\nHere `x mod {m}` is the remainder of x divided by {m}, a whole number from 0 to {}{}.\n{INTEGER_INSTRUCTION}",
+                m - 1,
+                if op == Op::Sub { ", also when x is negative" } else { "" }
+            )
+        };
+        let tails = [tail(Op::Add), tail(Op::Sub), tail(Op::Mul)];
+        ModularSource { modulus, max: 10u64.pow(digits) - 1, ops, turns, tails }
     }
 }
 
@@ -107,18 +119,13 @@ impl TaskSource for ModularSource {
         let b = rng.random_range(0..=self.max);
         let m = self.modulus;
         let (sym, gold) = match op {
-            Op::Add => ("+", (a + b) % m),
-            Op::Sub => ("-", (a as i64 - b as i64).rem_euclid(m as i64) as u64),
-            Op::Mul => ("×", (a * b) % m),
+            Op::Add => (" + ", (a + b) % m),
+            Op::Sub => (" - ", (a as i64 - b as i64).rem_euclid(m as i64) as u64),
+            Op::Mul => (" × ", (a * b) % m),
         };
         let prompt = &mut body.prompt;
         prompt.clear();
-        prompt!(
-            prompt;
-            "What is (", a, " ", sym, " ", b, ") mod ", m, "?\nHere `x mod ", m,
-            "` is the remainder of x divided by ", m, ", a whole number from 0 to ", m - 1,
-            if op == Op::Sub { ", also when x is negative" } else { "" }, ".\n", INTEGER_INSTRUCTION,
-        );
+        prompt!(prompt; "What is (", a, sym, b, &self.tails[op as usize]);
         let (ra, rb) = ((a % m) as usize, (b % m) as usize);
         let ((ca, sa), (cb, sb)) = (self.turns[ra], self.turns[rb]);
         body.gold = gold as i64;
