@@ -1,5 +1,7 @@
 //! Golden renderings: the first three tasks of every family at default knobs, and the first
-//! observation of three mazes, compared with `tests/golden/<family>.txt`.
+//! observation of three mazes, compared with `tests/golden/<family>.txt`; and a digest of 40
+//! tasks (prompt, gold, features, canonical answer) per family at every knob's extremes, its
+//! midpoint and every choice, compared with `tests/golden/knob-sweep.txt`.
 //!
 //! A change here changes every stored run that uses the family, so it must be deliberate:
 //! regenerate with `GRISTMILL_BLESS=1 cargo test -p gristmill-tasks --test golden` and
@@ -9,8 +11,9 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 use gristmill_core::digest::Digest;
-use gristmill_core::params::Params;
-use gristmill_core::task::{generate_task, Split, TaskKey};
+use gristmill_core::params::{ParamKind, ParamValue, Params};
+use gristmill_core::rng::{stream, Purpose};
+use gristmill_core::task::{generate_task, Features, Split, TaskBody, TaskKey};
 use gristmill_tasks::{episode_families, families};
 
 const SEED: u64 = 0x6015_7e11;
@@ -57,12 +60,67 @@ fn render_episode(name: &str) -> String {
     out
 }
 
+/// One line per (family, knob setting): defaults, then one knob at a time at its minimum,
+/// maximum and midpoint (numbers) or at each choice, with a digest of 40 generated tasks.
+/// Also checks that skipping the feature encoding changes nothing else.
+fn render_knob_sweep() -> String {
+    let mut out =
+        String::from("# family knob=value: digest of 40 tasks (prompt, gold, features, answer text)\n");
+    for fam in families() {
+        let mut settings = vec![("defaults".to_string(), Params::defaults(fam.knobs))];
+        for k in fam.knobs {
+            let values = match k.kind {
+                ParamKind::Int { min, max, .. } => {
+                    vec![ParamValue::Int(min), ParamValue::Int(max), ParamValue::Int((min + max) / 2)]
+                }
+                ParamKind::Float { min, max, .. } => {
+                    vec![ParamValue::Float(min), ParamValue::Float(max), ParamValue::Float((min + max) / 2.0)]
+                }
+                ParamKind::Choice { options, .. } => {
+                    options.iter().map(|o| ParamValue::Choice(o.to_string())).collect()
+                }
+                _ => vec![],
+            };
+            for v in values {
+                let mut p = Params::defaults(fam.knobs);
+                let label = format!("{}={v:?}", k.name);
+                p.set(k.name, v);
+                settings.push((label, p));
+            }
+        }
+        for (i, (label, params)) in settings.iter().enumerate() {
+            let src = (fam.build)(params);
+            let mut d = Digest::new();
+            let mut skipped = TaskBody::default();
+            for index in 0..40 {
+                let body = src.generate(&mut stream(SEED, Purpose::TASK, i as u64, index));
+                src.generate_into(
+                    &mut stream(SEED, Purpose::TASK, i as u64, index),
+                    &mut skipped,
+                    Features::Skip,
+                );
+                assert_eq!(
+                    (&skipped.prompt, skipped.gold),
+                    (&body.prompt, body.gold),
+                    "{} {label}",
+                    fam.name
+                );
+                assert!(skipped.features.is_empty());
+                d.str(&body.prompt).i64(body.gold).f64s(&body.features).str(&src.render_answer(body.gold));
+            }
+            let _ = writeln!(out, "{} {label}: {}", fam.name, &d.hex()[..16]);
+        }
+    }
+    out
+}
+
 #[test]
 fn golden_renderings_match() {
     let bless = std::env::var("GRISTMILL_BLESS").is_ok_and(|v| v == "1");
     let mut cases: Vec<(String, String)> =
         families().iter().map(|f| (f.name.to_string(), render_family(f.name))).collect();
     cases.extend(episode_families().iter().map(|f| (f.name.to_string(), render_episode(f.name))));
+    cases.push(("knob-sweep".to_string(), render_knob_sweep()));
     let mut mismatched = Vec::new();
     for (name, text) in cases {
         let path = golden_dir().join(format!("{name}.txt"));
