@@ -8,6 +8,12 @@
 //! many steps and digests every number, so `gristmill replay` can prove a run bit for bit.
 //! Multi-turn sources are stepped by [`episode_step`]: snapshot, fork `N`, step in parallel.
 //!
+//! A loop that rolls out step after step should hold one [`StepBatch`] and call
+//! [`rollout_step_into`]: every buffer (prompts, features, reward vectors) is reused, and the
+//! result is bit-identical to a fresh [`rollout_step`]. Policies that never read features
+//! say so ([`Policy::reads_features`](gristmill_core::policy::Policy::reads_features)) and
+//! the encoding is skipped.
+//!
 //! ```no_run
 //! use gristmill_core::spec::EnvSpec;
 //! use gristmill_engine::{catalog, run_rollouts, Environment, OraclePolicy};
