@@ -1,17 +1,10 @@
 //! The determinism contract, end to end: same spec and seed give the same bits whatever the
 //! thread count; a different seed gives different bits.
 
-use gristmill_core::spec::EnvSpec;
-use gristmill_engine::{catalog, run_rollouts, Environment, OraclePolicy, RunOutcome};
+use gristmill_engine::{run_rollouts, Environment, OraclePolicy, RunOutcome};
 
-fn example(name: &str) -> Environment {
-    let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("example spec exists");
-    let spec = EnvSpec::parse(&text, &path)
-        .and_then(|s| s.validate(&catalog(&[]), &path))
-        .expect("example is valid");
-    Environment::build(spec).expect("example builds")
-}
+mod common;
+use common::example;
 
 fn run(env: &Environment, seed: u64, threads: usize) -> RunOutcome {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

@@ -4,26 +4,18 @@
 
 use std::sync::Arc;
 
+mod common;
+use common::example;
+
 use gristmill_core::digest::Digest;
 use gristmill_core::piece::{RewardPiece, ScoreKey};
 use gristmill_core::policy::{Policy, Response};
 use gristmill_core::rng::KeyedRng;
-use gristmill_core::spec::EnvSpec;
 use gristmill_core::task::{Task, TaskSource};
 use gristmill_engine::{
-    catalog, digest_batch, rollout_step, rollout_step_into, EngineError, EnvPiece, Environment, OraclePolicy,
-    StepBatch,
+    digest_batch, rollout_step, rollout_step_into, EngineError, EnvPiece, OraclePolicy, StepBatch,
 };
 use gristmill_pieces::BuiltPiece;
-
-fn example(name: &str) -> Environment {
-    let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("example spec exists");
-    let spec = EnvSpec::parse(&text, &path)
-        .and_then(|s| s.validate(&catalog(&[]), &path))
-        .expect("example is valid");
-    Environment::build(spec).expect("example builds")
-}
 
 /// Every number of a batch, bit for bit (the digest sees `-0.0` and NaN payloads), plus the
 /// task bodies, which the digest leaves out.
