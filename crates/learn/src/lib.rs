@@ -34,7 +34,8 @@ pub mod trainer;
 
 pub use config::{Normalization, TrainConfig, TRAINABLE_POLICIES};
 pub use trainer::{
-    ChannelKind, CreditChannel, SampleRecord, StepReport, StepSamples, StepTimings, TrainState, Trainer,
+    ChannelKind, CreditChannel, SampleRecord, SampledGroup, StepReport, StepSamples, StepTimings, TrainState,
+    Trainer,
 };
 
 use gristmill_engine::EngineError;

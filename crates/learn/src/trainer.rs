@@ -24,6 +24,7 @@ use gristmill_core::digest::Digest;
 use gristmill_core::piece::{PieceKind, ScoreKey};
 use gristmill_core::policy::Response;
 use gristmill_core::rng::{stream, Purpose};
+use gristmill_core::task::Task;
 use gristmill_engine::Environment;
 use rand::Rng;
 use rayon::prelude::*;
@@ -179,6 +180,17 @@ pub struct Trainer {
     pub influence: bool,
 }
 
+/// The responses [`Trainer::sample_group`] drew for one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampledGroup {
+    /// Answer index of each response, in the task's answer space.
+    pub picks: Vec<usize>,
+    /// Reward vectors, flat `[response][channel]`.
+    pub rewards: Vec<f64>,
+    /// Wall seconds spent scoring (for the step's phase timings).
+    pub score_secs: f64,
+}
+
 struct TaskRollout {
     source: usize,
     hinted: Encoded,
@@ -303,7 +315,6 @@ impl Trainer {
         let theta = &self.state.theta;
         let task = env.training_task(q, hint_p, seed, step, b as u64)?;
         let source = task.key.source as usize;
-        let src = env.sources[source].as_ref();
         let hinted = self.model.encode(&task);
         let act_h = self.model.forward(theta, &hinted);
         check(&act_h.logits, step, "logits")?;
@@ -317,34 +328,9 @@ impl Trainer {
         } else {
             (hinted.clone(), act_h.clone(), p_h.clone())
         };
-        let mut score_secs = 0.0;
-        let mut picks = Vec::with_capacity(g_count);
-        let mut values = Vec::with_capacity(g_count);
-        let mut gold = Vec::with_capacity(g_count);
-        let mut rewards = Vec::with_capacity(g_count * env.channels.len());
-        for g in 0..g_count {
-            let index = (b * g_count + g) as u64;
-            let u: f64 = stream(seed, Purpose::SAMPLE, step, index).random();
-            let y = inverse_cdf(&p_h, u);
-            let value = task.answers.value(y);
-            let response = Response::from_answer(src, value);
-            let start = rewards.len();
-            let scoring = std::time::Instant::now();
-            env.score_into(&task, &response, ScoreKey { seed, step, index }, &mut rewards);
-            score_secs += scoring.elapsed().as_secs_f64();
-            for (c, r) in rewards[start..].iter().enumerate() {
-                if !r.is_finite() {
-                    return Err(LearnError::NonFinite {
-                        step: Some(step),
-                        channel: env.pieces[env.channels[c]].id.clone(),
-                        value: *r,
-                    });
-                }
-            }
-            picks.push(y);
-            values.push(value);
-            gold.push(if value == task.gold() { 1.0 } else { 0.0 });
-        }
+        let SampledGroup { picks, rewards, score_secs } = self.sample_group(&task, &p_h, step, b)?;
+        let values: Vec<i64> = picks.iter().map(|&y| task.answers.value(y)).collect();
+        let gold = values.iter().map(|&v| if v == task.gold() { 1.0 } else { 0.0 }).collect();
         let advantages = self.advantages(&rewards, weights, g_count);
         Ok(TaskRollout {
             source,
@@ -362,6 +348,50 @@ impl Trainer {
             task,
             score_secs,
         })
+    }
+
+    /// The `G` responses of training slot `b` at `step` for `task` under answer
+    /// probabilities `probs`: each drawn by inverse CDF of the slot's keyed sampling uniform
+    /// and scored by every channel under its keyed score key. A caller that re-samples a
+    /// changed task (a counterfactual observation) with the same `step` and `b` gets common
+    /// random numbers with the real step. Non-finite rewards are an error naming the channel.
+    pub fn sample_group(
+        &self,
+        task: &Task,
+        probs: &[f64],
+        step: u64,
+        b: usize,
+    ) -> Result<SampledGroup, LearnError> {
+        let env = &self.env;
+        let g_count = env.spec.spec.run.responses_per_task as usize;
+        let seed = self.seed;
+        let src = env.sources[task.key.source as usize].as_ref();
+        let mut group = SampledGroup {
+            picks: Vec::with_capacity(g_count),
+            rewards: Vec::with_capacity(g_count * env.channels.len()),
+            score_secs: 0.0,
+        };
+        for g in 0..g_count {
+            let index = (b * g_count + g) as u64;
+            let u: f64 = stream(seed, Purpose::SAMPLE, step, index).random();
+            let y = inverse_cdf(probs, u);
+            let response = Response::from_answer(src, task.answers.value(y));
+            let start = group.rewards.len();
+            let scoring = std::time::Instant::now();
+            env.score_into(task, &response, ScoreKey { seed, step, index }, &mut group.rewards);
+            group.score_secs += scoring.elapsed().as_secs_f64();
+            for (c, r) in group.rewards[start..].iter().enumerate() {
+                if !r.is_finite() {
+                    return Err(LearnError::NonFinite {
+                        step: Some(step),
+                        channel: env.pieces[env.channels[c]].id.clone(),
+                        value: *r,
+                    });
+                }
+            }
+            group.picks.push(y);
+        }
+        Ok(group)
     }
 
     /// Per-sample, per-channel advantages of one group (flat `[g][c]`), with the centred

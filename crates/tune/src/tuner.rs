@@ -30,15 +30,13 @@
 //! Each piece's parameters move by a [`PieceAdam`] step (signals have unknown scales). The
 //! updated pieces replace the old ones in the trainer's environment before the next step.
 
-use gristmill_core::piece::{PieceKind, ScoreKey};
+use gristmill_core::piece::PieceKind;
 use gristmill_core::policy::Response;
-use gristmill_core::rng::{stream, Purpose};
 use gristmill_engine::{Coalition, EnvPiece, Environment};
-use gristmill_learn::model::{inverse_cdf, softmax};
+use gristmill_learn::model::softmax;
 use gristmill_learn::{LearnError, StepReport, TrainConfig, Trainer};
 use gristmill_measure::{InRunCredit, DEFAULT_NODES};
 use gristmill_pieces::{BuiltPiece, Curriculum, Hint};
-use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -286,7 +284,8 @@ impl Tuner {
         let report = self.trainer.step()?;
         let sc = self.credit.observe(&self.trainer, &report)?;
         self.accumulate_alignment(&report);
-        let signals: Vec<Vec<f64>> = self.pieces.iter().map(|p| self.signal(p, &report, &sc.cells)).collect();
+        let signals: Vec<Vec<f64>> =
+            self.pieces.iter().map(|p| self.signal(p, &report, &sc.cells)).collect::<Result<_, _>>()?;
         let mut env = self.trainer.env.clone();
         for (p, g) in self.pieces.iter_mut().zip(signals) {
             if g.iter().all(|x| *x == 0.0) {
@@ -334,12 +333,12 @@ impl Tuner {
     }
 
     /// The ascent direction for one piece's parameters from one step.
-    fn signal(&self, p: &TrainedPiece, report: &StepReport, cells: &[f64]) -> Vec<f64> {
+    fn signal(&self, p: &TrainedPiece, report: &StepReport, cells: &[f64]) -> Result<Vec<f64>, TuneError> {
         let t = &self.trainer;
         let env = &t.env;
-        let Some(samples) = &report.samples else { return vec![] };
+        let Some(samples) = &report.samples else { return Ok(vec![]) };
         let n = samples.samples.len().max(1) as f64;
-        match &p.params {
+        Ok(match &p.params {
             Learnable::Curriculum { logits } => {
                 let cols = t.columns();
                 let rows = t.channels.len();
@@ -354,7 +353,7 @@ impl Tuner {
                 q.iter().zip(&per_sample).map(|(q, c)| c.map_or(0.0, |c| q * (c - mean))).collect()
             }
             Learnable::Weight { log_weight } => {
-                let Some(ch) = env.channels.iter().position(|&i| i == p.index) else { return vec![0.0] };
+                let Some(ch) = env.channels.iter().position(|&i| i == p.index) else { return Ok(vec![0.0]) };
                 let g: f64 = samples
                     .samples
                     .iter()
@@ -365,10 +364,10 @@ impl Tuner {
             }
             Learnable::RewardModel { weights } => {
                 let Some(ch) = env.channels.iter().position(|&i| i == p.index) else {
-                    return vec![0.0; weights.len()];
+                    return Ok(vec![0.0; weights.len()]);
                 };
                 let BuiltPiece::RewardModel(m) = &env.pieces[p.index].built else {
-                    return vec![0.0; weights.len()];
+                    return Ok(vec![0.0; weights.len()]);
                 };
                 let w = env.pieces[p.index].weight * m.scale();
                 let g_count = env.spec.spec.run.responses_per_task as usize;
@@ -394,12 +393,12 @@ impl Tuner {
             Learnable::Hint { logit } => {
                 let p = sigmoid(*logit);
                 let d = match self.hint_signal {
-                    HintSignal::Lookahead => self.hint_lookahead(report),
+                    HintSignal::Lookahead => self.hint_lookahead(report)?,
                     HintSignal::FirstOrder => first_order_hint(samples),
                 };
                 d.map_or(vec![0.0], |d| vec![d * p * (1.0 - p)])
             }
-        }
+        })
     }
 }
 
@@ -431,12 +430,10 @@ impl Tuner {
     /// the same task with the same sampling uniforms and score keys (common random numbers),
     /// so each task gives a paired difference. `None` when the report carries no per-sample
     /// records. Call it before the environment's pieces change (as [`Tuner::step`] does).
-    pub fn hint_lookahead(&self, report: &StepReport) -> Option<f64> {
-        let samples = report.samples.as_ref()?;
-        let t = &self.trainer;
-        let env = &t.env;
-        let g_count = env.spec.spec.run.responses_per_task as usize;
-        let weights = env.channel_weights();
+    pub fn hint_lookahead(&self, report: &StepReport) -> Result<Option<f64>, TuneError> {
+        let Some(samples) = report.samples.as_ref() else { return Ok(None) };
+        let g_count = self.trainer.env.spec.spec.run.responses_per_task as usize;
+        let weights = self.trainer.env.channel_weights();
         let theta = &report.theta_before;
         let total: Vec<f64> = samples
             .tasks
@@ -448,18 +445,16 @@ impl Tuner {
                 let mut other = task.clone();
                 other.hint = if task.hint.is_some() { None } else { Some(task.hint_digit()) };
                 let unseen =
-                    self.group_teaching(&other, b, report.step, theta, &samples.metric_grad, &weights);
-                if task.hint.is_some() {
-                    seen - unseen
-                } else {
-                    unseen - seen
-                }
+                    self.group_teaching(&other, b, report.step, theta, &samples.metric_grad, &weights)?;
+                Ok(if task.hint.is_some() { seen - unseen } else { unseen - seen })
             })
-            .collect();
-        (!total.is_empty()).then(|| total.iter().sum::<f64>() / total.len() as f64)
+            .collect::<Result<_, LearnError>>()?;
+        Ok((!total.is_empty()).then(|| total.iter().sum::<f64>() / total.len() as f64))
     }
 
-    /// `Σ_g A_g s_g` of the group the policy at `theta` would sample for `task` in slot `b`.
+    /// `Σ_g A_g s_g` of the group the policy at `theta` would sample for `task` in slot `b`:
+    /// the trainer's own sampling (same uniforms and score keys), so the counterfactual group
+    /// differs from the real one only through the observation.
     fn group_teaching(
         &self,
         task: &gristmill_core::task::Task,
@@ -468,31 +463,19 @@ impl Tuner {
         theta: &[f64],
         metric_grad: &[f64],
         weights: &[f64],
-    ) -> f64 {
+    ) -> Result<f64, LearnError> {
         let t = &self.trainer;
-        let env = &t.env;
-        let g_count = env.spec.spec.run.responses_per_task as usize;
-        let seed = t.seed;
-        let src = env.sources[task.key.source as usize].as_ref();
+        let g_count = t.env.spec.spec.run.responses_per_task as usize;
         let enc = t.model.encode(task);
         let act = t.model.forward(theta, &enc);
         let probs = softmax(&act.logits);
         let dz = t.model.jvp(theta, &enc, &act, metric_grad);
         let mean_dz: f64 = probs.iter().zip(&dz).map(|(p, d)| p * d).sum();
-        let mut rewards = Vec::with_capacity(g_count * weights.len());
-        let mut picks = Vec::with_capacity(g_count);
-        for g in 0..g_count {
-            let index = (b * g_count + g) as u64;
-            // The trainer's own key for this sample: the counterfactual group differs from the
-            // real one only through the observation.
-            let u: f64 = stream(seed, Purpose::SAMPLE, step, index).random();
-            let y = inverse_cdf(&probs, u);
-            let response = Response::from_answer(src, task.answers.value(y));
-            env.score_into(task, &response, ScoreKey { seed, step, index }, &mut rewards);
-            picks.push(y);
-        }
+        let group = t.sample_group(task, &probs, step, b)?;
         let c = weights.len();
-        let (adv, _, _) = t.advantages(&rewards, weights, g_count);
-        (0..g_count).map(|g| adv[g * c..(g + 1) * c].iter().sum::<f64>() * (dz[picks[g]] - mean_dz)).sum()
+        let (adv, _, _) = t.advantages(&group.rewards, weights, g_count);
+        Ok((0..g_count)
+            .map(|g| adv[g * c..(g + 1) * c].iter().sum::<f64>() * (dz[group.picks[g]] - mean_dz))
+            .sum())
     }
 }

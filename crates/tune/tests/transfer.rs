@@ -5,17 +5,13 @@
 use std::sync::LazyLock;
 
 use gristmill_engine::Environment;
-use gristmill_learn::TrainConfig;
 use gristmill_pieces::BuiltPiece;
 use gristmill_tune::{
     transfer, Artifact, ArtifactError, Learnable, Misfit, TrainedOn, TuneError, Tuner, ARTIFACT_FORMAT,
 };
 
-fn build(text: &str) -> (Environment, TrainConfig, u64) {
-    let (env, config, seed) =
-        gristmill_learn::environment_from_toml(text, "test").unwrap_or_else(|e| panic!("{e}"));
-    (env, config.expect("trainable policy"), seed)
-}
+mod common;
+use common::build;
 
 /// The training spec: three sources and one trainable piece of every artifact kind
 /// (curriculum, two channel weights, reward-model parameters, hint probability).

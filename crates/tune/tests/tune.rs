@@ -8,11 +8,8 @@ use gristmill_tune::{
     Tuner, WithdrawReport,
 };
 
-fn build(text: &str) -> (Environment, TrainConfig, u64) {
-    let (env, config, seed) =
-        gristmill_learn::environment_from_toml(text, "test").unwrap_or_else(|e| panic!("{e}"));
-    (env, config.expect("trainable policy"), seed)
-}
+mod common;
+use common::build;
 
 const SPEC: &str = r#"
 name = "tune-test"
@@ -164,13 +161,13 @@ fn hint_lookahead_is_paired_and_sees_reliance() {
     // group draws the same answers on the same uniforms and teaches M exactly as much: the
     // paired difference is exactly zero, not merely small.
     let first = t.step().unwrap();
-    assert_eq!(t.hint_lookahead(&first), Some(0.0));
+    assert_eq!(t.hint_lookahead(&first).unwrap(), Some(0.0));
     // While the policy still has to find the answer (steps 1–12, hinted training accuracy
     // below ~0.7), a hinted group holds more correct samples and teaches M more...
     let mut early = 0.0;
     for _ in 1..=12 {
         let r = t.step().unwrap();
-        early += t.hint_lookahead(&r).unwrap();
+        early += t.hint_lookahead(&r).unwrap().unwrap();
     }
     assert!(early > 0.0, "early lookahead {early}");
     // ...once it reads the answer off the hint (hinted M ≈ 0.99 by step 30), hinted groups
@@ -184,7 +181,7 @@ fn hint_lookahead_is_paired_and_sees_reliance() {
     let mut late = 0.0;
     for _ in 30..50 {
         let r = t.step().unwrap();
-        late += t.hint_lookahead(&r).unwrap();
+        late += t.hint_lookahead(&r).unwrap().unwrap();
     }
     assert!(late < 0.0, "late lookahead {late}");
 }
