@@ -56,6 +56,17 @@ pub enum LearnError {
     /// The environment failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The credit layout has more cells than the split optimizer can track.
+    #[error(
+        "{cells} credit cells (credit rows × (sources + 1)) exceed the split optimizer's limit of {max}; \
+         use fewer pieces or sources"
+    )]
+    TooManyCells {
+        /// Cells the spec needs.
+        cells: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A checkpoint does not fit.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

@@ -7,13 +7,15 @@
 //! channel (std of `r_c`), or none (`σ = 1`, as in Dr. GRPO). The policy gradient `g = (1/BG) Σ_j A_j ∇log π(y_j|x_j)` then
 //! splits into **cells** (credit channel × source):
 //!
-//! * reward channel `c`, source `s`: `(1/BG) Σ_{j∈s} A_{j,c} ρ_j ∇log π(y_j|x_j)`, where
-//!   `ρ_j = p₀(s)/q(s)` is the importance weight of reference sampling and `x_j` is the
-//!   observation **without** hint;
-//! * curriculum: `(1/BG) Σ_j A_j (1 − ρ_j) ∇log π(y_j|x_j)` — what sampling from `q` instead
+//! * reward channel `c`, source `s`: `(1/BG) Σ_{j∈s} A_{j,c} ρ_j ρʰ_j ∇log π(y_j|x_j)`, where
+//!   `ρ_j = p₀(s)/q(s)` is the importance weight of reference sampling, `x_j` the observation
+//!   **without** hint and `ρʰ_j = π(y_j|x_j)/π(y_j|xʰ_j)` (1 for unhinted samples): what
+//!   unhinted sampling from the mixture would have contributed;
+//! * curriculum: `(1/BG) Σ_j A_j (1 − ρ_j) ∇log π(y_j|xʰ_j)` — what sampling from `q` instead
 //!   of `p₀` added;
-//! * hint: `(1/BG) Σ_j A_j (∇log π(y_j|x^h_j) − ∇log π(y_j|x_j))` — what showing the hint
-//!   added;
+//! * hint: `(1/BG) Σ_j A_j ρ_j (∇log π(y_j|xʰ_j) − ρʰ_j ∇log π(y_j|x_j))` — what sampling
+//!   from the hinted observation added (the old convention, without `ρʰ`, was identically
+//!   zero on every parameter the unhinted gold metric reads; docs/credit-split.md);
 //! * `kl` (when β > 0): `−β ∇ (1/B) Σ_t KL(π_θ(·|x^h_t) ‖ π_θ₀(·|x^h_t))`, exact over answers;
 //! * `weight_decay` (when λ > 0): `−λθ`, in a `(global)` source column.
 //!
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Normalization, TrainConfig, SIGMA_EPS};
 use crate::metric::{metric, metric_and_grad};
 use crate::model::{inverse_cdf, log_softmax, softmax, Activations, Encoded, Model};
+use crate::optim::owen::MAX_CELLS;
 use crate::optim::SplitOptimizer;
 use crate::LearnError;
 
@@ -103,6 +106,8 @@ pub struct StepTimings {
     pub scoring: f64,
     /// Wall time of the split gradient pass, including the optimizer.
     pub gradient: f64,
+    /// Wall time of the split optimizer (part of `gradient`).
+    pub optimizer: f64,
     /// Wall time of evaluating `M(θ_{t+1})` for the learning curve.
     pub metric: f64,
 }
@@ -201,6 +206,8 @@ struct TaskRollout {
     p_0: Vec<f64>,
     picks: Vec<usize>,
     rewards: Vec<f64>,
+    /// `π(y_g|x)/π(y_g|xʰ)` per response when the task showed its hint.
+    hint_weights: Option<Vec<f64>>,
     /// Advantages, centred rewards and normalisers of the group (see [`Trainer::advantages`]).
     advantages: (Vec<f64>, Vec<f64>, Vec<f64>),
     values: Vec<i64>,
@@ -242,7 +249,16 @@ impl Trainer {
             channels.push(CreditChannel { id: "weight_decay".into(), kind: ChannelKind::WeightDecay });
         }
         let cells = channels.len() * (env.sources.len() + 1);
-        let optimizer = SplitOptimizer::new(config.optimizer, config.learning_rate, cells, model.len());
+        if cells > MAX_CELLS {
+            return Err(LearnError::TooManyCells { cells, max: MAX_CELLS });
+        }
+        let optimizer = SplitOptimizer::new(
+            config.optimizer,
+            config.learning_rate,
+            channels.len(),
+            env.sources.len() + 1,
+            model.len(),
+        );
         let metric = metric(&model, &theta0, &suite)?;
         let mut d = Digest::new();
         d.str(&env.spec.hash).u64(seed).f64(metric);
@@ -297,6 +313,17 @@ impl Trainer {
                 self.model.len()
             )));
         }
+        if state.optimizer.layout() != self.state.optimizer.layout()
+            || state.optimizer.kind != self.config.optimizer
+        {
+            return Err(LearnError::Checkpoint(format!(
+                "checkpoint's optimizer ({:?}, cells {:?}) does not match the spec's ({:?}, cells {:?})",
+                state.optimizer.kind,
+                state.optimizer.layout(),
+                self.config.optimizer,
+                self.state.optimizer.layout()
+            )));
+        }
         self.state = state;
         Ok(())
     }
@@ -332,7 +359,18 @@ impl Trainer {
         let values: Vec<i64> = picks.iter().map(|&y| task.answers.value(y)).collect();
         let gold = values.iter().map(|&v| if v == task.gold() { 1.0 } else { 0.0 }).collect();
         let advantages = self.advantages(&rewards, weights, g_count);
+        let hint_weights = match task.hint {
+            Some(_) => {
+                // In log space: a probability that underflows must not give 0/0.
+                let (lp_h, lp_0) = (log_softmax(&act_h.logits), log_softmax(&act_0.logits));
+                let w: Vec<f64> = picks.iter().map(|&y| (lp_0[y] - lp_h[y]).exp()).collect();
+                check(&w, step, "hint importance weights")?;
+                Some(w)
+            }
+            None => None,
+        };
         Ok(TaskRollout {
+            hint_weights,
             source,
             hinted,
             plain,
@@ -535,23 +573,27 @@ impl Trainer {
                         }
                         dz
                     };
+                    // ρʰ = π(y|x)/π(y|xʰ): what unhinted sampling would have contributed.
+                    let rho_h = |g: usize| r.hint_weights.as_ref().map_or(1.0, |w| w[g]);
                     for c in 0..c_rew {
-                        let dz = dz_of(&|g| adv[g * c_rew + c] * rho * inv_bg, &r.p_0);
+                        let dz = dz_of(&|g| adv[g * c_rew + c] * rho * rho_h(g) * inv_bg, &r.p_0);
                         let g = slot(&mut grads, c * cols + s, p_len);
                         self.model.backward(&self.state.theta, &r.plain, &r.act_0, &dz, g);
                     }
                     let a_total = |g: usize| (0..c_rew).map(|c| adv[g * c_rew + c]).sum::<f64>();
                     if let Some(row) = curriculum_on {
-                        let dz = dz_of(&|g| a_total(g) * (1.0 - rho) * inv_bg, &r.p_0);
+                        let dz = dz_of(&|g| a_total(g) * (1.0 - rho) * inv_bg, &r.p_h);
                         let g = slot(&mut grads, row * cols + s, p_len);
-                        self.model.backward(&self.state.theta, &r.plain, &r.act_0, &dz, g);
+                        self.model.backward(&self.state.theta, &r.hinted, &r.act_h, &dz, g);
                     }
-                    if let (Some(row), true) = (hint_on, r.hinted.x != r.plain.x) {
+                    if let (Some(row), true) = (hint_on, r.hint_weights.is_some()) {
                         let g = slot(&mut grads, row * cols + s, p_len);
-                        let dz_h = dz_of(&|g| a_total(g) * inv_bg, &r.p_h);
+                        let dz_h = dz_of(&|g| a_total(g) * rho * inv_bg, &r.p_h);
                         self.model.backward(&self.state.theta, &r.hinted, &r.act_h, &dz_h, g);
-                        let dz_0: Vec<f64> =
-                            dz_of(&|g| a_total(g) * inv_bg, &r.p_0).iter().map(|v| -v).collect();
+                        let dz_0: Vec<f64> = dz_of(&|g| a_total(g) * rho * rho_h(g) * inv_bg, &r.p_0)
+                            .iter()
+                            .map(|v| -v)
+                            .collect();
                         self.model.backward(&self.state.theta, &r.plain, &r.act_0, &dz_0, g);
                     }
                     if let Some(row) = kl_row {
@@ -608,14 +650,21 @@ impl Trainer {
                 *a += b;
             }
         }
-        let mut optimizer = self.state.optimizer.clone();
-        let deltas = optimizer.step(&grads);
+        let optimizer_clock = std::time::Instant::now();
+        let split = self.state.optimizer.propose(&grads);
+        let optimizer_secs = optimizer_clock.elapsed().as_secs_f64();
         let mut theta = self.state.theta.clone();
-        for d in &deltas {
-            for (t, x) in theta.iter_mut().zip(d) {
-                *t += x;
+        match &split.real {
+            // Adam: the real update, of which the cells are the Owen split.
+            Some(real) => theta.iter_mut().zip(real).for_each(|(t, x)| *t += x),
+            // SGD: the cells are the step, applied in cell order.
+            None => {
+                for d in &split.cells {
+                    theta.iter_mut().zip(d).for_each(|(t, x)| *t += x);
+                }
             }
         }
+        let deltas = split.cells;
         if let Some(v) = theta.iter().find(|v| !v.is_finite()) {
             return Err(LearnError::NonFinite { step: Some(step), channel: "parameters".into(), value: *v });
         }
@@ -625,7 +674,7 @@ impl Trainer {
         let metric_after = self.metric(&theta).map_err(|e| e.at_step(step))?;
         let metric_secs = clock.elapsed().as_secs_f64();
         let theta_before = std::mem::replace(&mut self.state.theta, theta);
-        self.state.optimizer = optimizer;
+        self.state.optimizer.commit();
 
         let mut train_reward = vec![0.0; c_rew];
         let mut samples_per_source = vec![0u64; cols];
@@ -668,6 +717,7 @@ impl Trainer {
                 rollout: rollout_secs,
                 scoring: rollouts.iter().map(|r| r.score_secs).sum(),
                 gradient: gradient_secs,
+                optimizer: optimizer_secs,
                 metric: metric_secs,
             },
         })

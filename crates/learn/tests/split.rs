@@ -1,7 +1,8 @@
 //! The channel split is exact: at every step of a run, the per-cell steps sum to the real
 //! step, and the real step equals what an ordinary, unsplit GRPO implementation computes.
 //!
-//! For Adam the comparison is made in two exact halves: the split gradient equals the
+//! For Adam the shares are also checked against their bound, twice the largest step Adam
+//! can take on a coordinate. The comparison is made in two exact halves: the split gradient equals the
 //! unsplit GRPO gradient, and the split optimizer's step equals ordinary Adam's step on that
 //! gradient. (Composing them end to end is not a fair 1e-12 test: Adam divides each
 //! coordinate by `√v + ε`, so a coordinate whose gradient cancels to ~1e-17 turns a
@@ -12,7 +13,7 @@ mod common;
 use gristmill_core::piece::ScoreKey;
 use gristmill_core::policy::Response;
 use gristmill_core::rng::{stream, Purpose};
-use gristmill_learn::model::{inverse_cdf, log_softmax, softmax};
+use gristmill_learn::model::{inverse_cdf, log_softmax, softmax, Arch, HINT_FEATURES};
 use gristmill_learn::optim::ReferenceOptimizer;
 use gristmill_learn::{Normalization, Trainer};
 use rand::Rng;
@@ -109,9 +110,23 @@ fn check_every_step(policy: &str) {
     let mut trainer = Trainer::new(env, config.clone(), seed).unwrap();
     let mut reference = ReferenceOptimizer::new(config.optimizer, config.learning_rate, trainer.model.len());
     let mut hinted_steps = 0;
+    let mut hint_off_features_steps = 0;
     for _ in 0..6 {
         let g = reference_gradient(&trainer);
+        let bound = trainer.state.optimizer.step_bound();
         let report = trainer.step().unwrap();
+        if let Some(bound) = bound {
+            // Every cell's share of every coordinate's step is within twice the largest
+            // step Adam can take there (the Owen split's bound; the old linear split with
+            // a shared second moment exceeded it by orders of magnitude on this spec).
+            let worst = report.deltas.iter().flatten().fold(0.0f64, |a, d| a.max(d.abs()));
+            assert!(
+                worst <= 2.0 * bound * (1.0 + 1e-12),
+                "{policy}: step {}: share {worst} > 2·B = {}",
+                report.step,
+                2.0 * bound
+            );
+        }
         assert!(
             rel_err(&report.gradient, &g) <= REL,
             "{policy}: step {}: split gradient vs unsplit GRPO gradient {}",
@@ -141,11 +156,28 @@ fn check_every_step(policy: &str) {
         );
         let hint_row = trainer.channels.iter().position(|c| c.id == "hint").unwrap();
         let cols = trainer.columns();
-        if (0..cols).any(|s| report.deltas[trainer.cell(hint_row, s)].iter().any(|v| *v != 0.0)) {
+        let hint_moved =
+            (0..cols).any(|s| report.deltas[trainer.cell(hint_row, s)].iter().any(|v| *v != 0.0));
+        if hint_moved {
             hinted_steps += 1;
+        }
+        // Once the policy reads the hint (π(y|xʰ) ≠ π(y|x); not at step 0, where hint
+        // weights are zero), the hint's share reaches parameters the unhinted gold suite
+        // reads. The old split (∇log π(y|xʰ) − ∇log π(y|x)) lived on the hint features only,
+        // so `∇M` never saw it.
+        if trainer.model.arch == Arch::LogLinear && hint_moved {
+            let (d, k) = (trainer.model.input, trainer.model.answers());
+            let off_hint = (0..cols).any(|s| {
+                let delta = &report.deltas[trainer.cell(hint_row, s)];
+                (0..d - HINT_FEATURES).any(|i| delta[i * k..(i + 1) * k].iter().any(|v| *v != 0.0))
+            });
+            hint_off_features_steps += off_hint as usize;
         }
     }
     assert!(hinted_steps > 0, "the hint cell never moved: the test would not see a wrong hint split");
+    if trainer.model.arch == Arch::LogLinear {
+        assert!(hint_off_features_steps > 0, "{policy}: the hint's share never left the hint features");
+    }
 }
 
 #[test]
