@@ -44,6 +44,10 @@
 //! `bench/rollouts.sh` installs reasoning-gym into a throwaway venv, builds this binary in
 //! release mode and runs it with the peer.
 
+/// The same allocator as the `gristmill` binary (see its `main.rs`), so figures match.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod measure;
 mod peer;
 mod report;

@@ -223,6 +223,8 @@ fn report(
         "sources": inrun.as_ref().map(|c| json!({ "columns": c.columns, "credit": c.column_totals() })),
         "cells": inrun.as_ref().map(|c| json!({ "rows": c.rows, "columns": c.columns, "values": c.cells })),
         "curve": inrun.as_ref().map(|c| &c.curve),
+        "conflict_index": inrun.as_ref().and_then(|c| c.conflict_index()),
+        "conflict": inrun.as_ref().map(crate::train::conflict_pairs),
         "kendall_tau": taus,
         "coalitions": coalition_values.map(|v| v.into_iter().map(|(mask, m)| json!({ "mask": mask, "metric": m })).collect::<Vec<_>>()),
         "shapley_efficiency_target": shapley_values.as_ref().map(|v| v.iter().sum::<f64>()),
@@ -282,6 +284,25 @@ fn print_report(body: &serde_json::Value) {
             body["quadrature_nodes"]
         ),
         _ => println!("M before {:.4}", f(&body["metric_before"]).unwrap_or(f64::NAN)),
+    }
+    if let Some(index) = f(&body["conflict_index"]) {
+        println!("conflict index Σ|in-run credit|/|ΔM| = {index:.2} (1.00: no piece works against the gain)");
+    }
+    if let Some(pairs) = body["conflict"].as_array().filter(|p| !p.is_empty()) {
+        let text: Vec<String> = pairs
+            .iter()
+            .take(3)
+            .map(|p| {
+                format!(
+                    "{} ↔ {} {:.4} (most on {})",
+                    p["a"].as_str().unwrap_or(""),
+                    p["b"].as_str().unwrap_or(""),
+                    p["opposition"].as_f64().unwrap_or(f64::NAN),
+                    p["worst_source"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        println!("pulling against each other (credit each cancelled of the other): {}", text.join("; "));
     }
     if let Some(s) = f(&body["shapley_efficiency_target"]) {
         println!("Σ Shapley = {s:+.6e} (= M_T(all pieces) − M_T(no pieces))");

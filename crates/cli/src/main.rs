@@ -12,6 +12,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Training allocates and frees per-step buffers of a few hundred kilobytes; glibc's
+/// allocator hands them back to the kernel and faults them in again every step (about a
+/// third of a README-example step was page faults). mimalloc keeps them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// gristmill: deterministic, measurable, trainable RL environments.
 #[derive(Parser, Debug)]
 #[command(name = "gristmill", version, about, long_about = None)]

@@ -199,18 +199,31 @@ fn checkpoint(
 
 /// Prints the closing tables of a training run.
 pub fn print_train(trainer: &Trainer, o: &TrainOutcome) {
+    let delta = o.gold_after - o.gold_before;
     println!(
-        "gold metric M (expected gold score on {} held-out tasks): before {:.4} → after {:.4} (Δ {:+.4})",
+        "gold metric M (expected gold score on {} held-out tasks): before {:.4} → after {:.4} (ΔM {:+.4})",
         trainer.suite.len(),
         o.gold_before,
         o.gold_after,
-        o.gold_after - o.gold_before
+        delta
     );
-    let mut t = table(&["piece", "kind", "weight", "mean train reward", "in-run credit"]);
     let credit_rows = o.credit.as_ref().map(|c| (c.rows.clone(), c.row_totals()));
     let credit_of = |id: &str| {
         credit_rows.as_ref().and_then(|(rows, totals)| rows.iter().position(|r| r == id).map(|i| totals[i]))
     };
+    let share = |v: Option<f64>| match (v, o.credit.as_ref()) {
+        (Some(v), Some(c)) if c.delta_metric != 0.0 => {
+            comfy_table::Cell::new(format!("{:+.0}%", 100.0 * v / c.delta_metric))
+                .set_alignment(comfy_table::CellAlignment::Right)
+        }
+        _ => num(None, 0),
+    };
+    if o.credit.is_some() {
+        println!(
+            "in-run credit: how much of ΔM each piece's share of the updates produced; the column sums to ΔM"
+        );
+    }
+    let mut t = table(&["piece", "kind", "weight", "mean train reward", "in-run credit", "of ΔM"]);
     for p in trainer.env.pieces.iter() {
         let ch = trainer.env.channels.iter().position(|&i| trainer.env.pieces[i].id == p.id);
         t.add_row(vec![
@@ -219,6 +232,7 @@ pub fn print_train(trainer: &Trainer, o: &TrainOutcome) {
             num(Some(p.weight), 2),
             num(ch.map(|c| o.mean_reward[c]), 4),
             num(credit_of(&p.id), 5),
+            share(credit_of(&p.id)),
         ]);
     }
     for pseudo in ["kl", "weight_decay"] {
@@ -229,18 +243,93 @@ pub fn print_train(trainer: &Trainer, o: &TrainOutcome) {
                 num(None, 2),
                 num(None, 4),
                 num(Some(v), 5),
+                share(Some(v)),
             ]);
         }
     }
     println!("{t}");
-    if let Some(c) = &o.credit {
-        println!(
-            "ΔM = {:+.6e}, Σ credit = {:+.6e}, residual = {:+.3e}",
-            c.delta_metric,
-            c.delta_metric - c.residual(),
-            c.residual()
-        );
+    let Some(c) = &o.credit else { return };
+    println!(
+        "ΔM = {:+.6e}, Σ credit = {:+.6e}, residual = {:+.3e} (quadrature and rounding; a check, not a fit)",
+        c.delta_metric,
+        c.delta_metric - c.residual(),
+        c.residual()
+    );
+    let sources = c.column_totals();
+    let by_source: Vec<String> = c
+        .columns
+        .iter()
+        .zip(&sources)
+        .filter(|(id, v)| id.as_str() != "(global)" || **v != 0.0)
+        .map(|(id, v)| format!("{id} {v:+.4}"))
+        .collect();
+    println!("credit by source: {}", by_source.join(", "));
+    print_conflict(c);
+}
+
+/// The conflict index and the pairs of pieces that pull against each other most.
+pub fn print_conflict(c: &InRunCredit) {
+    if let Some(index) = c.conflict_index() {
+        println!("conflict index Σ|credit|/|ΔM| = {index:.2} (1.00: no piece works against the gain)");
     }
+    let pairs = conflict_pairs(c);
+    if pairs.is_empty() {
+        return;
+    }
+    let text: Vec<String> = pairs
+        .iter()
+        .take(3)
+        .map(|p| format!("{} ↔ {} {:.4} (most on {})", p.a, p.b, p.opposition, p.worst_source))
+        .collect();
+    println!("pulling against each other (credit each cancelled of the other): {}", text.join("; "));
+}
+
+/// One pair of credit rows and how much they cancelled each other.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConflictPair {
+    /// First row.
+    pub a: String,
+    /// Second row.
+    pub b: String,
+    /// Row-level opposition (see `gristmill_measure::Conflict`).
+    pub opposition: f64,
+    /// Opposition per source column.
+    pub by_source: Vec<(String, f64)>,
+    /// The source with the most opposition.
+    pub worst_source: String,
+}
+
+/// Pairs with non-zero opposition, largest first.
+pub fn conflict_pairs(c: &InRunCredit) -> Vec<ConflictPair> {
+    let (n, cols) = (c.rows.len(), c.columns.len());
+    let mut out = Vec::new();
+    for a in 0..n {
+        for b in a + 1..n {
+            let opposition = c.conflict.rows.get(a * n + b).copied().unwrap_or(0.0);
+            if opposition <= 0.0 {
+                continue;
+            }
+            let by_source: Vec<(String, f64)> = (0..cols)
+                .map(|s| {
+                    (
+                        c.columns[s].clone(),
+                        c.conflict.cells.get((a * n + b) * cols + s).copied().unwrap_or(0.0),
+                    )
+                })
+                .collect();
+            let worst_source =
+                by_source.iter().max_by(|x, y| x.1.total_cmp(&y.1)).map(|x| x.0.clone()).unwrap_or_default();
+            out.push(ConflictPair {
+                a: c.rows[a].clone(),
+                b: c.rows[b].clone(),
+                opposition,
+                by_source,
+                worst_source,
+            });
+        }
+    }
+    out.sort_by(|x, y| y.opposition.total_cmp(&x.opposition));
+    out
 }
 
 /// The JSON of a training run.
@@ -267,6 +356,9 @@ pub fn train_json(trainer: &Trainer, o: &TrainOutcome) -> serde_json::Value {
             "rows": c.rows,
             "columns": c.columns,
             "cells": c.cells,
+            "sources": c.column_totals(),
+            "conflict_index": c.conflict_index(),
+            "conflict": conflict_pairs(c),
         })),
     })
 }

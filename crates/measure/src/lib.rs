@@ -28,6 +28,6 @@ pub use coalition::{
     coalition_metric, coalition_metrics, exact_shapley, leave_one_out, sampled_shapley, shapley,
     CoalitionError, SampledShapley, MAX_EXACT_PIECES,
 };
-pub use inrun::{step_credit, CreditPoint, InRunCredit, StepCredit, DEFAULT_NODES};
+pub use inrun::{step_credit, Conflict, CreditPoint, InRunCredit, StepCredit, DEFAULT_NODES};
 pub use quadrature::gauss_legendre;
 pub use standalone::{kendall_tau, standalone, Standalone};

@@ -8,6 +8,10 @@
 //! (4 Gauss–Legendre nodes), exact Shapley (2ⁿ runs) and leave-one-out (n + 1 runs); prints
 //! the time ratios to the plain run.
 
+/// The same allocator as the `gristmill` binary (see its `main.rs`), so figures match.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
@@ -39,6 +43,14 @@ enum Command {
         /// Steps per run.
         #[arg(long, default_value_t = 40)]
         steps: u64,
+    },
+    /// In-run credit against exact Shapley on the credit catalogue, seed by seed.
+    Catalogue {
+        /// Specs (default: examples/catalogue/*.toml and examples/learn.toml).
+        specs: Vec<std::path::PathBuf>,
+        /// Seeds 1..=N.
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
     },
 }
 
@@ -106,6 +118,9 @@ fn build(policy: &str, pieces_only: Option<usize>) -> anyhow::Result<(Environmen
         gristmill_learn::environment_from_toml(&text, "bench").map_err(|e| anyhow!("{e}"))?;
     Ok((env, config.context("the bench policy trains")?, seed))
 }
+
+#[path = "../catalogue.rs"]
+mod catalogue;
 
 fn pool(n: usize) -> anyhow::Result<rayon::ThreadPool> {
     Ok(rayon::ThreadPoolBuilder::new().num_threads(n).build()?)
@@ -216,10 +231,98 @@ fn main() -> anyhow::Result<()> {
             json!({ "pieces": n, "steps": steps, "threads": all, "plain_s": plain, "inrun_s": inrun, "shapley_s": shap, "loo_s": loo,
                 "inrun_ratio": inrun / plain, "shapley_ratio": shap / plain, "loo_ratio": loo / plain, "residual": residual })
         }
+        Command::Catalogue { specs, seeds } => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let specs = if specs.is_empty() { catalogue::default_specs(&root)? } else { specs };
+            let seeds: Vec<u64> = (1..=seeds).collect();
+            let start = Instant::now();
+            let mut results = Vec::new();
+            for (i, path) in specs.iter().enumerate() {
+                eprintln!(
+                    "[{}/{}] {} ({:.0} s)",
+                    i + 1,
+                    specs.len(),
+                    path.display(),
+                    start.elapsed().as_secs_f64()
+                );
+                results.push(catalogue::run_spec(path, &seeds)?);
+            }
+            // Specs without a control take the catalogue's largest floor.
+            let floor = results.iter().map(|r| r.noise_floor).fold(f64::NAN, f64::max);
+            let results: Vec<catalogue::SpecResult> = results
+                .into_iter()
+                .map(|r| {
+                    if r.noise_floor.is_nan() {
+                        catalogue::summarize(r.name, std::path::Path::new(&r.path), r.setting, floor, r.seeds)
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            print_catalogue(&results);
+            println!(
+                "{} specs × {} seeds in {:.0} s",
+                results.len(),
+                seeds.len(),
+                start.elapsed().as_secs_f64()
+            );
+            serde_json::to_value(&results)?
+        }
     };
     if let Some(path) = cli.json {
         std::fs::write(&path, serde_json::to_string_pretty(&out)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+fn print_catalogue(results: &[catalogue::SpecResult]) {
+    println!(
+        "{:<28} {:<34} {:>8} {:>8} {:>7} {:>7} {:>9}",
+        "spec", "setting", "ΔM", "floor", "signs", "τ", "conflict"
+    );
+    let mut total = (0, 0);
+    for r in results {
+        let n = r.seeds.len() as f64;
+        let dm = r.seeds.iter().map(|s| s.delta_metric).sum::<f64>() / n;
+        let taus: Vec<f64> = r.seeds.iter().filter_map(|s| s.tau).collect();
+        let tau = taus.iter().sum::<f64>() / taus.len().max(1) as f64;
+        let ci: Vec<f64> = r.seeds.iter().filter_map(|s| s.conflict_index).collect();
+        let conflict = ci.iter().sum::<f64>() / ci.len().max(1) as f64;
+        total.0 += r.signs_agree.0;
+        total.1 += r.signs_agree.1;
+        println!(
+            "{:<28} {:<34} {:>+8.4} {:>8.4} {:>7} {:>+7.2} {:>9.2}",
+            r.name,
+            r.setting,
+            dm,
+            r.noise_floor,
+            format!("{}/{}", r.signs_agree.0, r.signs_agree.1),
+            tau,
+            conflict
+        );
+        let ids: Vec<&str> = r.seeds[0].pieces.iter().map(|p| p.id.as_str()).collect();
+        for (j, id) in ids.iter().enumerate() {
+            let mean = |f: &dyn Fn(&catalogue::PieceResult) -> f64| {
+                r.seeds.iter().map(|s| f(&s.pieces[j])).sum::<f64>() / n
+            };
+            println!(
+                "    {:<24} in-run {:>+8.4}  Shapley {:>+8.4}  LOO {:>+8.4}",
+                id,
+                mean(&|p| p.inrun),
+                mean(&|p| p.shapley),
+                mean(&|p| p.loo)
+            );
+        }
+        for (id, seed, a, b) in &r.sign_disagreements {
+            println!("    sign differs: {id} on seed {seed}: in-run {a:+.4}, Shapley {b:+.4}");
+        }
+        if r.same_sign_seeds > 0 {
+            println!(
+                "    seeds whose Shapley values share one sign: {}; of those with some |in-run| > 2|ΔM|: {:?}",
+                r.same_sign_seeds, r.bound_breaks
+            );
+        }
+    }
+    println!("signs agree on {}/{} (piece, seed) pairs above the noise floor", total.0, total.1);
 }
