@@ -440,7 +440,9 @@ fn find_unescaped(s: &str, close: &str) -> Option<usize> {
             i += 2;
             continue;
         }
-        if s[i..].starts_with(close) {
+        // byte comparison: `i` may sit inside a multi-byte character after an escape, and an
+        // ASCII match can only start on a character boundary
+        if bytes[i..].starts_with(close.as_bytes()) {
             return Some(i);
         }
         i += 1;

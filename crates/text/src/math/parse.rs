@@ -583,7 +583,8 @@ fn starts_implicit_factor(tok: Tok<'_>) -> bool {
         Tok::Ident(_) | Tok::Word(_) | Tok::Pi | Tok::Sqrt | Tok::LParen | Tok::LBrace | Tok::Infinity => {
             true
         }
-        Tok::Cmd(name) => !matches!(name, "pm" | "mp" | "le" | "leq" | "ge" | "geq" | "neq" | "approx"),
+        // every command, so that `1 \pm 2` reaches `command` and is reported as unsupported
+        Tok::Cmd(_) => true,
         _ => false,
     }
 }
