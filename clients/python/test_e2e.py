@@ -94,7 +94,7 @@ def run(url):
     expect_error(404, "unknown_env", c.sample, "no-such-env", count=1, seed=1)
     expect_error(400, "bad_task_key", c.score_one, name, "t-not-a-key", "Answer: 1")
     expect_error(404, "unknown_task_key", c.score_one, name, "e-%d" % env["eval"]["size"], "Answer: 1")
-    expect_error(413, "batch_too_large", c.sample, name, count=limits["max_batch"] + 1, seed=1)
+    expect_error(422, "batch_too_large", c.sample, name, count=limits["max_batch"] + 1, seed=1)
     expect_error(404, "unknown_session", c.step, "s-999999999", "up")
     expect_error(404, "not_found", c.request, "GET", "/no/such/route")
 

@@ -92,7 +92,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod auth;
 mod config;
+mod conn;
+mod de;
 mod envs;
 mod error;
 mod extract;
@@ -102,10 +105,11 @@ mod serve;
 mod sessions;
 mod state;
 
+pub use auth::{Role, Tokens, MAX_TOKEN_LEN, MIN_TOKEN_LEN, TOKENS_ENV};
 pub use config::ServerConfig;
 pub use envs::{load_env_str, load_envs, server_catalog};
-pub use error::{ApiError, ErrorCode, ServerError};
+pub use error::{ApiError, ErrorCode, ServerError, ECHO_MAX_CHARS, MESSAGE_MAX_CHARS};
 pub use handlers::OPENAPI_JSON;
-pub use keys::WireKey;
+pub use keys::{KeyError, WireKey};
 pub use serve::{router, serve, serve_blocking, serve_on, shutdown_signal, ROUTES};
 pub use state::AppState;
