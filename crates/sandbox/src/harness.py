@@ -10,8 +10,13 @@ import os, sys
 
 
 def _gristmill_harness():
+    # Everything the harness calls after the solution has loaded is bound here, before it
+    # loads, so patching os, json or builtins cannot redirect the harness itself. (It can
+    # still change what values serialize to; that only ever makes a test fail.)
     write = os.write
     exit_now = os._exit
+    evaluate, compile_, repr_, type_, str_, len_, view = eval, compile, repr, type, str, len, memoryview
+    BaseException_ = BaseException
     chunks = []
     while True:
         b = os.read(0, 1 << 16)
@@ -31,18 +36,20 @@ def _gristmill_harness():
 
     def send(kind, index, text):
         body = text.encode("utf-8", "backslashreplace")
-        buf = memoryview(b"%s %s %d %d\n" % (nonce, kind, index, len(body)) + body)
+        buf = view(b"%s %s %d %d\n" % (nonce, kind, index, len_(body)) + body)
         while buf:
             buf = buf[write(3, buf):]
 
     def describe(e):
         try:
-            name = type(e).__name__
-        except BaseException:
+            name = type_(e).__name__
+            if type_(name) is not str_:
+                name = "?"
+        except BaseException_:
             name = "?"
         try:
-            msg = str(e)
-        except BaseException:
+            msg = str_(e)
+        except BaseException_:
             msg = "<unprintable>"
         return (name + ": " + msg)[:1000]
 
@@ -50,8 +57,8 @@ def _gristmill_harness():
     try:
         with open("solution.py", "rb") as f:
             source = f.read()
-        exec(compile(source, "solution.py", "exec"), namespace)
-    except BaseException as e:
+        exec(compile_(source, "solution.py", "exec"), namespace)
+    except BaseException_ as e:
         send(b"X", -1, describe(e))
         exit_now(0)
     send(b"R", -1, "")
@@ -59,19 +66,19 @@ def _gristmill_harness():
         i = test["i"]
         send(b"S", i, "")
         try:
-            value = eval(compile(test["expr"], "<test %d>" % i, "eval"), namespace)
-        except BaseException as e:
+            value = evaluate(compile_(test["expr"], "<test %d>" % i, "eval"), namespace)
+        except BaseException_ as e:
             send(b"E", i, describe(e))
             continue
         try:
-            text = dumps(value, allow_nan=False) if test["json"] else repr(value)
-            if type(text) is not str:
-                raise TypeError("serializer returned %s" % type(text).__name__)
-        except BaseException as e:
+            text = dumps(value, allow_nan=False) if test["json"] else repr_(value)
+            if type_(text) is not str_:
+                raise TypeError("serializer returned a non-string")
+        except BaseException_ as e:
             send(b"U", i, describe(e))
             continue
-        if len(text) > max_value:
-            send(b"U", i, "value of %d characters exceeds the limit" % len(text))
+        if len_(text) > max_value:
+            send(b"U", i, "value of %d characters exceeds the limit" % len_(text))
             continue
         send(b"V", i, text)
     send(b"D", -1, "")
