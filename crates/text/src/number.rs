@@ -33,7 +33,8 @@ use crate::error::ConfigError;
 use crate::rational::{parse_decimal_digits, Rational};
 
 /// An absolute/relative tolerance: `a` and `b` are close when
-/// `|a - b| <= max(abs, rel · max(|a|, |b|))`.
+/// `|a - b| <= max(abs, rel · max(|a|, |b|))` (plus four ulps of `max(|a|, |b|)` for the
+/// rounding of the subtraction itself).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerance {
     /// Absolute tolerance.
@@ -73,7 +74,10 @@ impl Tolerance {
             return true;
         }
         let diff = (a - b).abs();
-        diff.is_finite() && diff <= self.abs.max(self.rel * a.abs().max(b.abs()))
+        let scale = a.abs().max(b.abs());
+        // A few ulps of slack so that a value exactly on the bound (0.0390625 written as
+        // 0.039062, off by exactly 5e-7) is not refused by the rounding of the subtraction.
+        diff.is_finite() && diff <= self.abs.max(self.rel * scale) + 4.0 * f64::EPSILON * scale
     }
 }
 

@@ -75,6 +75,8 @@ pub enum Expr {
     Func(Func, Box<Expr>),
     /// `n!`
     Factorial(Box<Expr>),
+    /// `\binom{n}{k}`
+    Binom(Box<Expr>, Box<Expr>),
     /// `x\%` — the value is `x / 100`.
     Percent(Box<Expr>),
     /// `x^\circ` — the value is `x` (degrees are dropped, as benchmarks do).

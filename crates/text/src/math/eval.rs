@@ -42,6 +42,25 @@ pub(crate) fn exact(e: &Expr, lim: &Limits) -> Option<Rational> {
             }
             (1..=n.numer()).try_fold(Rational::ONE, |acc, k| acc.checked_mul(Rational::from_int(k)))
         }
+        Expr::Binom(n, k) => {
+            let (n, k) = (exact(n, lim)?, exact(k, lim)?);
+            if !n.is_integer() || !k.is_integer() || n.numer() < 0 || k.numer() < 0 || k.numer() > n.numer() {
+                return if k.is_integer() && n.is_integer() && k.numer() > n.numer() {
+                    Some(Rational::ZERO)
+                } else {
+                    None
+                };
+            }
+            // C(n, k) = prod_{i=1..k} (n - k + i) / i, every prefix an integer; at most
+            // max_exponent steps so a huge k cannot loop for long.
+            let k = k.numer().min(n.numer() - k.numer());
+            if k as u64 > lim.max_exponent {
+                return None;
+            }
+            (1..=k).try_fold(Rational::ONE, |acc, i| {
+                acc.checked_mul(Rational::from_int(n.numer() - k + i))?.checked_div(Rational::from_int(i))
+            })
+        }
         Expr::Func(Func::Abs, x) => {
             let v = exact(x, lim)?;
             if v < Rational::ZERO {
@@ -108,6 +127,17 @@ pub(crate) fn approx(e: &Expr, env: &[(&str, f64)], lim: &Limits) -> f64 {
             }
             (1..=n as u32).map(f64::from).product()
         }
+        Expr::Binom(n, k) => {
+            let (n, k) = (ap(n), ap(k));
+            if n.fract() != 0.0 || k.fract() != 0.0 || k < 0.0 || n < 0.0 || k > 1e6 {
+                return f64::NAN;
+            }
+            if k > n {
+                return 0.0;
+            }
+            let k = k.min(n - k);
+            (1..=k as u64).map(|i| (n - k + i as f64) / i as f64).product()
+        }
         Expr::Percent(x) => ap(x) / 100.0,
         Expr::Degrees(x) => ap(x),
         Expr::Text(_)
@@ -133,7 +163,7 @@ pub(crate) fn walk<'e>(e: &'e Expr, f: &mut impl FnMut(&'e Expr)) {
         | Expr::Factorial(x)
         | Expr::Percent(x)
         | Expr::Degrees(x) => walk(x, f),
-        Expr::Pow(a, b) | Expr::Member(a, b) | Expr::Interval { lo: a, hi: b, .. } => {
+        Expr::Pow(a, b) | Expr::Binom(a, b) | Expr::Member(a, b) | Expr::Interval { lo: a, hi: b, .. } => {
             walk(a, f);
             walk(b, f);
         }

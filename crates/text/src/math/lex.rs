@@ -46,6 +46,10 @@ pub(crate) enum Tok<'a> {
     Pipe,
     /// A Unicode superscript digit (`²` → 2).
     Sup(u8),
+    /// `<` (`true`) or `\le`, `≤` (`false`: not strict).
+    Less(bool),
+    /// `>` (`true`) or `\ge`, `≥` (`false`).
+    Greater(bool),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -192,6 +196,11 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token<'_>>, MathError> {
                     "in" => Tok::In,
                     "sqrt" => Tok::Cmd("sqrt"),
                     "vert" | "lvert" | "rvert" | "mid" => Tok::Pipe,
+                    "lt" => Tok::Less(true),
+                    "le" | "leq" | "leqslant" => Tok::Less(false),
+                    "gt" => Tok::Greater(true),
+                    "ge" | "geq" | "geqslant" => Tok::Greater(false),
+                    "dbinom" | "tbinom" => Tok::Cmd("binom"),
                     _ => Tok::Cmd(name),
                 };
                 push(tok, len, &mut i, &mut space);
@@ -233,6 +242,18 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token<'_>>, MathError> {
                     '∪' => Tok::Cup,
                     '∈' => Tok::In,
                     '|' => Tok::Pipe,
+                    '<' if bytes.get(i + 1) == Some(&b'=') => {
+                        push(Tok::Less(false), 2, &mut i, &mut space);
+                        continue;
+                    }
+                    '>' if bytes.get(i + 1) == Some(&b'=') => {
+                        push(Tok::Greater(false), 2, &mut i, &mut space);
+                        continue;
+                    }
+                    '<' => Tok::Less(true),
+                    '>' => Tok::Greater(true),
+                    '≤' => Tok::Less(false),
+                    '≥' => Tok::Greater(false),
                     '²' => Tok::Sup(2),
                     '³' => Tok::Sup(3),
                     _ => return Err(MathError::Unexpected { at, found: c.to_string() }),

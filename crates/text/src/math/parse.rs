@@ -206,6 +206,9 @@ impl<'a> Parser<'a> {
         if self.eat(Tok::In) {
             return Ok(Expr::Member(Box::new(first), Box::new(self.union()?)));
         }
+        if matches!(self.peek(), Some(Tok::Less(_) | Tok::Greater(_))) {
+            return self.inequality(first);
+        }
         if self.peek() != Some(Tok::Equals) {
             return Ok(first);
         }
@@ -217,6 +220,74 @@ impl<'a> Parser<'a> {
             sides.push(self.union()?);
         }
         Ok(Expr::Equation(sides))
+    }
+
+    /// `x > 2`, `x \le 3`, `2 < x`, `1 < x \le 3`: the set of values of one variable, read
+    /// as the interval it is (so it equals `(2, \infty)`).
+    fn inequality(&mut self, first: Expr) -> R<Expr> {
+        let mut sides = vec![first];
+        let mut ops = Vec::new(); // (less, strict)
+        while let Some(tok @ (Tok::Less(_) | Tok::Greater(_))) = self.peek() {
+            self.i += 1;
+            ops.push(match tok {
+                Tok::Less(strict) => (true, strict),
+                Tok::Greater(strict) => (false, strict),
+                _ => unreachable!(),
+            });
+            sides.push(self.union()?);
+        }
+        let unsupported =
+            MathError::Unsupported { what: "inequalities other than one variable against bounds" };
+        let inf = |neg: bool| {
+            let e = Expr::Const(Constant::Infinity);
+            if neg {
+                Expr::Neg(Box::new(e))
+            } else {
+                e
+            }
+        };
+        let is_var = |e: &Expr| matches!(e, Expr::Var(_));
+        match (sides.len(), ops.as_slice()) {
+            (2, [(less, strict)]) => {
+                let (var_left, bound) = if is_var(&sides[0]) {
+                    (true, sides.pop().expect("two"))
+                } else if is_var(&sides[1]) {
+                    (false, sides.swap_remove(0))
+                } else {
+                    return Err(unsupported);
+                };
+                // x < b and b > x bound from above
+                let above = *less == var_left;
+                Ok(if above {
+                    Expr::Interval {
+                        lo: Box::new(inf(true)),
+                        hi: Box::new(bound),
+                        lo_closed: false,
+                        hi_closed: !strict,
+                    }
+                } else {
+                    Expr::Interval {
+                        lo: Box::new(bound),
+                        hi: Box::new(inf(false)),
+                        lo_closed: !strict,
+                        hi_closed: false,
+                    }
+                })
+            }
+            (3, [(l1, s1), (l2, s2)]) if l1 == l2 && is_var(&sides[1]) => {
+                let hi = sides.pop().expect("three");
+                let _var = sides.pop();
+                let lo = sides.pop().expect("three");
+                let (lo, hi, lo_strict, hi_strict) = if *l1 { (lo, hi, s1, s2) } else { (hi, lo, s2, s1) };
+                Ok(Expr::Interval {
+                    lo: Box::new(lo),
+                    hi: Box::new(hi),
+                    lo_closed: !lo_strict,
+                    hi_closed: !hi_strict,
+                })
+            }
+            _ => Err(unsupported),
+        }
     }
 
     fn union(&mut self) -> R<Expr> {
@@ -231,18 +302,54 @@ impl<'a> Parser<'a> {
         Ok(Expr::Union(parts))
     }
 
+    /// Terms with `+` and `-`; one `\pm` (or `\mp`) makes the pair of both readings, a
+    /// [`Expr::List`] (`1 \pm \sqrt{2}` is the two roots).
     fn sum(&mut self) -> R<Expr> {
-        let mut terms = vec![self.term()?];
+        let mut pm: Option<(usize, bool)> = None; // (term index, plus first)
+        let mut terms = Vec::new();
+        let mut pm_sign = |p: &mut Self, terms: &Vec<Expr>| -> R<Option<bool>> {
+            let plus_first = match p.peek() {
+                Some(Tok::Cmd("pm")) => true,
+                Some(Tok::Cmd("mp")) => false,
+                _ => return Ok(None),
+            };
+            if pm.is_some() {
+                return Err(MathError::Unsupported { what: "more than one \\pm" });
+            }
+            p.i += 1;
+            pm = Some((terms.len(), plus_first));
+            Ok(Some(plus_first))
+        };
+        pm_sign(self, &terms)?;
+        terms.push(self.term()?);
         loop {
             if self.eat(Tok::Plus) {
                 terms.push(self.term()?);
             } else if self.eat(Tok::Minus) {
                 terms.push(Expr::Neg(Box::new(self.term()?)));
+            } else if pm_sign(self, &terms)?.is_some() {
+                terms.push(self.term()?);
             } else {
                 break;
             }
         }
-        Ok(if terms.len() == 1 { terms.pop().expect("one") } else { Expr::Sum(terms) })
+        let join = |mut terms: Vec<Expr>| {
+            if terms.len() == 1 {
+                terms.pop().expect("one")
+            } else {
+                Expr::Sum(terms)
+            }
+        };
+        Ok(match pm {
+            None => join(terms),
+            Some((k, plus_first)) => {
+                let mut minus = terms.clone();
+                minus[k] = Expr::Neg(Box::new(minus[k].clone()));
+                let (first, second) =
+                    if plus_first { (join(terms), join(minus)) } else { (join(minus), join(terms)) };
+                Expr::List(vec![first, second])
+            }
+        })
     }
 
     fn term(&mut self) -> R<Expr> {
@@ -260,6 +367,20 @@ impl<'a> Parser<'a> {
                 Some(Tok::Num(_)) if factors.len() == 1 && self.mixed_number_ahead(&factors[0]) => {
                     let whole = factors.pop().expect("one");
                     factors.push(self.mixed_number(whole)?);
+                }
+                Some(Tok::Cmd("frac"))
+                    if factors.len() == 1 && self.latex_mixed_number_ahead(&factors[0]) =>
+                {
+                    // `2\frac{1}{3}` is the mixed number 7/3, as math benchmarks write it
+                    self.i += 1;
+                    let num = self.argument()?;
+                    let den = self.argument()?;
+                    let part = Expr::Product(vec![num, Expr::Recip(Box::new(den))]);
+                    let whole = factors.pop().expect("one");
+                    factors.push(match whole {
+                        Expr::Neg(inner) => Expr::Neg(Box::new(Expr::Sum(vec![*inner, part]))),
+                        e => Expr::Sum(vec![e, part]),
+                    });
                 }
                 Some(Tok::Text(_)) => {
                     // a unit after a quantity: `5\text{ cm}`, `5\text{ cm}^2`
@@ -299,6 +420,26 @@ impl<'a> Parser<'a> {
             && is_int(self.peek())
             && self.peek_at(1) == Some(Tok::Slash)
             && is_int(self.peek_at(2))
+    }
+
+    /// `2\frac{1}{3}` after the integer `2` (or `-2`): `\frac` of two integer literals,
+    /// braced or in the `\frac12` shorthand.
+    fn latex_mixed_number_ahead(&self, whole: &Expr) -> bool {
+        let int_literal = |e: &Expr| matches!(e, Expr::Number(Literal { decimal: false, .. }));
+        let whole_ok = match whole {
+            Expr::Neg(inner) => int_literal(inner),
+            e => int_literal(e),
+        };
+        let digits =
+            |t: Option<Tok<'_>>| matches!(t, Some(Tok::Num(s)) if s.bytes().all(|b| b.is_ascii_digit()));
+        let braced = self.peek_at(1) == Some(Tok::LBrace)
+            && digits(self.peek_at(2))
+            && self.peek_at(3) == Some(Tok::RBrace)
+            && self.peek_at(4) == Some(Tok::LBrace)
+            && digits(self.peek_at(5))
+            && self.peek_at(6) == Some(Tok::RBrace);
+        let short = matches!(self.peek_at(1), Some(Tok::Num(s)) if s.len() == 2 && digits(self.peek_at(1)));
+        whole_ok && (braced || short)
     }
 
     fn mixed_number(&mut self, whole: Expr) -> R<Expr> {
@@ -512,6 +653,11 @@ impl<'a> Parser<'a> {
                 }
                 return Ok(Expr::Root(Box::new(self.argument()?), n));
             }
+            "binom" => {
+                let n = self.argument()?;
+                let k = self.argument()?;
+                return Ok(Expr::Binom(Box::new(n), Box::new(k)));
+            }
             "emptyset" | "varnothing" => return Ok(Expr::Set(Vec::new())),
             "sin" => Func::Sin,
             "cos" => Func::Cos,
@@ -529,16 +675,12 @@ impl<'a> Parser<'a> {
             }
             "log" => Func::Log10,
             g if GREEK.contains(&g) => return Ok(Expr::Var(g.to_string())),
-            "pm" | "mp" => return Err(MathError::Unsupported { what: "\\pm" }),
-            "le" | "leq" | "ge" | "geq" | "lt" | "gt" | "neq" | "ne" | "approx" => {
-                return Err(MathError::Unsupported { what: "inequalities and approximations" })
-            }
+            "pm" | "mp" => return Err(MathError::Unsupported { what: "\\pm inside a product" }),
+            "neq" | "ne" | "approx" => return Err(MathError::Unsupported { what: "\\neq and \\approx" }),
             "begin" | "end" | "matrix" | "pmatrix" | "bmatrix" => {
                 return Err(MathError::Unsupported { what: "matrices" })
             }
-            "binom" | "dbinom" | "choose" => {
-                return Err(MathError::Unsupported { what: "binomial coefficients" })
-            }
+            "choose" => return Err(MathError::Unsupported { what: "\\choose" }),
             "mathbb" | "mathcal" => return Err(MathError::Unsupported { what: "named sets (\\mathbb)" }),
             _ => return Err(MathError::UnknownCommand { name: name.to_string() }),
         };
@@ -583,8 +725,9 @@ fn starts_implicit_factor(tok: Tok<'_>) -> bool {
         Tok::Ident(_) | Tok::Word(_) | Tok::Pi | Tok::Sqrt | Tok::LParen | Tok::LBrace | Tok::Infinity => {
             true
         }
-        // every command, so that `1 \pm 2` reaches `command` and is reported as unsupported
-        Tok::Cmd(_) => true,
+        // `\pm` belongs to the sum; every other command may start a factor, so that an
+        // unsupported one reaches `command` and is reported as such
+        Tok::Cmd(name) => !matches!(name, "pm" | "mp"),
         _ => false,
     }
 }

@@ -48,6 +48,22 @@ fn equal_pairs() {
         (r"\log_2 8", "3"),
         (r"\sin(\pi/6)", r"\frac{1}{2}"),
         (r"|-3|", "3"),
+        (r"\binom{5}{2}", "10"),
+        (r"\dbinom{40}{20}", "137846528820"),
+        (r"\binom{100}{50}", "100891344545564193334812497256"),
+        // mixed numbers in LaTeX, and plus-minus
+        (r"2\frac{1}{3}", r"\frac{7}{3}"),
+        (r"-1\frac12", "-1.5"),
+        (r"1 \pm \sqrt{2}", r"1-\sqrt2, 1+\sqrt2"),
+        (r"\pm 3", "3, -3"),
+        (r"2 \mp 1", "1, 3"),
+        // inequalities in one variable are intervals
+        ("x > 2", r"(2, \infty)"),
+        (r"x \geq 1", r"[1, \infty)"),
+        ("x <= -1", r"(-\infty, -1]"),
+        ("3 > x", r"(-\infty, 3)"),
+        (r"1 < x \le 3", "(1, 3]"),
+        (r"3 \ge x > 1", "(1, 3]"),
         // wrappers, units, degrees, percent
         (r"\left(1,2\right)", "(1,2)"),
         (r"30^\circ", "30"),
@@ -144,6 +160,12 @@ fn unequal_pairs() {
         (r"\text{B}", "C"),
         ("12", "1,2"),
         ("5", r"\{5, 6\}"),
+        (r"\binom{5}{2}", "20"),
+        (r"2\frac{1}{3}", r"\frac{2}{3}"),
+        (r"2\frac{\pi}{3}", r"2+\frac{\pi}{3}"),
+        (r"1 \pm \sqrt{2}", r"1+\sqrt2"),
+        ("x > 2", r"[2, \infty)"),
+        (r"x \ge 2", r"(2, \infty)"),
     ];
     for (g, a) in cases {
         assert!(!verdict(g, a).equal, "{g:?} should differ from {a:?}");
@@ -201,8 +223,11 @@ fn parse_errors_are_typed() {
     assert!(matches!(parse("(1, 2", &lim), Err(MathError::UnexpectedEnd)));
     assert!(matches!(parse("1 2", &lim), Err(MathError::Unexpected { .. })));
     assert!(matches!(parse(r"\foo{1}", &lim), Err(MathError::UnknownCommand { .. })));
-    assert!(matches!(parse(r"1 \pm 2", &lim), Err(MathError::Unsupported { .. })));
-    assert!(matches!(parse("x < 2", &lim), Err(MathError::Unexpected { .. })));
+    assert!(matches!(parse(r"2 \cdot \pm 1", &lim), Err(MathError::Unsupported { .. })));
+    assert!(matches!(parse(r"1 \pm 2 \pm 3", &lim), Err(MathError::Unsupported { .. })));
+    assert!(matches!(parse("x < y < z < w", &lim), Err(MathError::Unsupported { .. })));
+    assert!(matches!(parse("2 < 3", &lim), Err(MathError::Unsupported { .. })));
+    assert!(matches!(parse(r"\begin{pmatrix}1\end{pmatrix}", &lim), Err(MathError::Unsupported { .. })));
     assert!(matches!(parse("(1,2,3]", &lim), Err(MathError::Unsupported { .. })));
     assert!(matches!(parse("@", &lim), Err(MathError::Unexpected { at: 0, .. })));
     assert!(equivalent("1", "", &MathOptions::default()).is_err());
