@@ -3,7 +3,7 @@
 //! Run an untrusted Python solution against a task's unit tests and report the fraction
 //! passed — the engine of a code-execution verifier.
 //!
-//! ```no_run
+//! ```
 //! use gristmill_sandbox::{Sandbox, SandboxConfig, Test, Verdict};
 //! use serde_json::json;
 //!
