@@ -29,9 +29,14 @@ struct Row {
 /// Why the two verifiers differ on a category, written after reading the disagreements
 /// (see docs/math-equivalence.md). A category not listed gets a generic note.
 const EXPLANATIONS: &[(&str, &str)] = &[
+    ("boxed_among", "several boxes: math-verify compares the set of all boxed answers, gristmill-text takes the last box (the MATH convention)"),
     ("scientific_e", "math-verify reads 1.2e3 as 1.2·e·3 (Euler's e); gristmill-text reads E-notation"),
+    ("scientific", "math-verify keeps a×10^k with a float mantissa unevaluated and its comparison with the integer fails"),
     ("mixed", "math-verify reads -1 1/2 as -1 (drops the fraction); gristmill-text reads a mixed number"),
     ("tuple_vs_set", "math-verify compares a pair and a set element-wise; gristmill-text keeps ordered pairs and sets apart"),
+    ("fraction_forms", "math-verify keeps the sentence's full stop as a decimal point (-23/21. → -23/21.0) and the comparison fails"),
+    ("percent", "math-verify lets 50\\% equal 50 only for integers; 12.5\\% against 12.5 is refused"),
+    ("gaps", "matrices are not supported by gristmill-text (parse error, scored not equal)"),
 ];
 
 fn explanation(category: &str, ours_right: bool) -> String {
