@@ -6,10 +6,10 @@
 //!
 //! | phase | from | deadline | enforced by |
 //! |---|---|---|---|
-//! | `HEAD` | accept, or the first byte of a request on a kept-alive connection | `header_read_timeout` | a pending socket read fails, hyper drops the connection |
+//! | `HEAD` | accept, or the first byte of a request on a kept-alive connection | `header_read_timeout` | the connection is dropped ([`Watched`]) |
 //! | `BUSY` | the head is parsed; the handler runs | none (handlers are bounded) | |
 //! | `BODY` | the handler waits for body bytes that have not come | `body_read_timeout` from the end of the head | the body fails: `408 request_timeout`, then close |
-//! | `IDLE` | the response is produced | `keep_alive_timeout` | a pending socket read fails |
+//! | `IDLE` | the response is produced | `keep_alive_timeout` | the connection is dropped |
 //!
 //! A response write that makes no progress for `write_timeout` fails the connection in any
 //! phase. At `max_connections`, a new connection makes room by closing the connection that
@@ -254,14 +254,52 @@ fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, what.to_string())
 }
 
-/// The socket, held to the phase deadlines while hyper waits to read, and to
-/// `write_timeout` while it waits to write.
+type Http1 = hyper::server::conn::http1::Connection<TokioIo<Guarded>, ConnService>;
+
+/// A connection held to its phase deadline: after every poll of the connection (which is
+/// where phases change) the deadline of the phase it is in now is armed; past it, the
+/// connection is dropped, which closes it.
+struct Watched {
+    conn: Pin<Box<Http1>>,
+    slot: Arc<Slot>,
+    registry: Arc<Registry>,
+    timeouts: Timeouts,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Watched {
+    fn deadline(&self) -> Option<Instant> {
+        let limit = match self.slot.phase() {
+            IDLE => self.timeouts.keep_alive,
+            HEAD => self.timeouts.header,
+            _ => return None,
+        };
+        Some(self.registry.at(self.slot.since()) + limit)
+    }
+}
+
+impl Future for Watched {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.conn.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        match this.deadline() {
+            Some(deadline) => poll_deadline(&mut this.timer, deadline, cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// The socket: marks the first byte of each request, and holds hyper to `write_timeout`
+/// while it waits to write.
 struct Guarded {
     tcp: TcpStream,
     slot: Arc<Slot>,
     registry: Arc<Registry>,
     timeouts: Timeouts,
-    read_timer: Option<Pin<Box<Sleep>>>,
     write_timer: Option<Pin<Box<Sleep>>>,
     /// When the current run of pending writes began.
     write_blocked: Option<Instant>,
@@ -289,28 +327,12 @@ impl AsyncRead for Guarded {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        match Pin::new(&mut this.tcp).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before && this.slot.phase() == IDLE {
-                    // The first byte of the next request: its head is on the clock now.
-                    this.slot.enter(HEAD, this.registry.now_us());
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                let (limit, what) = match this.slot.phase() {
-                    IDLE => (this.timeouts.keep_alive, "no request within keep_alive_timeout"),
-                    HEAD => {
-                        (this.timeouts.header, "the request head did not arrive within header_read_timeout")
-                    }
-                    _ => return Poll::Pending,
-                };
-                let deadline = this.registry.at(this.slot.since()) + limit;
-                ready!(poll_deadline(&mut this.read_timer, deadline, cx));
-                Poll::Ready(Err(timed_out(what)))
-            }
+        let r = Pin::new(&mut this.tcp).poll_read(cx, buf);
+        if buf.filled().len() > before && this.slot.phase() == IDLE {
+            // The first byte of the next request: its head is on the clock now.
+            this.slot.enter(HEAD, this.registry.now_us());
         }
+        r
     }
 }
 
@@ -451,27 +473,34 @@ async fn run_connection(
         slot: Arc::clone(&slot),
         registry: Arc::clone(&registry),
         timeouts,
-        read_timer: None,
         write_timer: None,
         write_blocked: None,
     };
-    let service = ConnService { router, slot: Arc::clone(&slot), registry, body_timeout: timeouts.body };
-    let mut conn = pin!(hyper::server::conn::http1::Builder::new()
+    let service = ConnService {
+        router,
+        slot: Arc::clone(&slot),
+        registry: Arc::clone(&registry),
+        body_timeout: timeouts.body,
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .header_read_timeout(None)
-        .serve_connection(TokioIo::new(io), service));
+        .serve_connection(TokioIo::new(io), service);
+    let mut watched =
+        Watched { conn: Box::pin(conn), slot: Arc::clone(&slot), registry, timeouts, timer: None };
     let mut draining = false;
     loop {
         tokio::select! {
             biased;
-            _ = conn.as_mut() => break,
+            _ = &mut watched => break,
             _ = slot.evict.notified() => break,
             _ = stop.wait_for(|s| *s), if !draining => {
                 draining = true;
-                conn.as_mut().graceful_shutdown();
+                watched.conn.as_mut().graceful_shutdown();
             }
         }
     }
+    drop(watched);
     drop(admitted);
 }
 
@@ -514,8 +543,12 @@ pub(crate) async fn accept_loop(
             Err(e) if is_connection_error(&e) => {}
             Err(_) => {
                 // Out of descriptors (or memory): free one if a connection waits on its
-                // client, and retry shortly.
-                registry.evict_one();
+                // client and retry as soon as it has closed, else back off.
+                if registry.evict_one() {
+                    // Lets the evicted connection's task run and close its socket.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
                     _ = stop.wait_for(|s| *s) => break,
