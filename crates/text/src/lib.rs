@@ -37,6 +37,8 @@
 //! answer, or one that cannot be read, is a typed reason when it is scored. No input panics:
 //! parsers have size, depth and exponent limits, and exact arithmetic is checked.
 
+#![deny(missing_docs)]
+
 pub mod choice;
 pub mod error;
 pub mod extract;
