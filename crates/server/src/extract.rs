@@ -9,6 +9,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::error::Category;
 
 use crate::conn::BodyTimeout;
 use crate::error::{clip, clip_echoes, ApiError, ErrorCode};
@@ -35,10 +36,20 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         Ok(v) => return Ok(v),
         Err(e) => e,
     };
-    // A shape error can be met before a syntax error further on: check the syntax of the
-    // whole body first, so that a body that is not JSON is always `malformed_json`.
+    // A shape error can be met before a syntax error further on: check the whole body
+    // (UTF-8, then syntax) first, so that a body that is not JSON is always
+    // `malformed_json`, wherever its fault is.
+    let malformed = |why: String| {
+        Err(ApiError::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {why}")))
+    };
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return malformed(format!("it is not UTF-8 (byte {})", e.valid_up_to()));
+    }
+    if error.classify() != Category::Data {
+        return malformed(error.to_string());
+    }
     if let Err(syntax) = serde_json::from_slice::<IgnoredAny>(bytes) {
-        return Err(ApiError::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {syntax}")));
+        return malformed(syntax.to_string());
     }
     // Parse again for the path of the offending field (the error path only).
     let mut de = serde_json::Deserializer::from_slice(bytes);

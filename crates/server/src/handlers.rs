@@ -162,12 +162,31 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 
 // ---------------------------------------------------------------- sample
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum SplitName {
     #[default]
     Train,
     Eval,
+}
+
+impl<'de> Deserialize<'de> for SplitName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Split;
+        impl serde::de::Visitor<'_> for Split {
+            type Value = SplitName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`train` or `eval`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SplitName, E> {
+                match v {
+                    "train" => Ok(SplitName::Train),
+                    "eval" => Ok(SplitName::Eval),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Split)
+    }
 }
 
 #[derive(Deserialize)]
