@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ pub struct Sandbox {
     read_rules: Vec<PathRule>,
     isolation: IsolationReport,
     clone_flags: libc::c_long,
+    netns: Option<OwnedFd>,
     slots: Slots,
 }
 
@@ -93,6 +95,7 @@ impl Sandbox {
             read_rules,
             isolation: probe.report,
             clone_flags: probe.clone_flags,
+            netns: probe.netns,
         };
         sandbox.self_test()?;
         Ok(sandbox)
@@ -544,6 +547,7 @@ impl Execution<'_> {
             sb.clone_flags,
             creds,
             ruleset.as_ref().map(|r| r.raw_fd()),
+            sb.netns.as_ref().map(|f| f.as_raw_fd()),
         )
         .map_err(|e| SandboxError::Config(e.to_string()))?;
 

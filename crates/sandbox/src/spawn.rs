@@ -44,10 +44,8 @@ pub(crate) struct ChildPlan {
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
     landlock_fd: RawFd,
+    netns_fd: RawFd,
 }
-
-// The raw pointers point into the CStrings owned by the same struct.
-unsafe impl Send for ChildPlan {}
 
 impl ChildPlan {
     #[allow(clippy::too_many_arguments)]
@@ -60,6 +58,7 @@ impl ChildPlan {
         clone_flags: libc::c_long,
         credentials: Credentials,
         landlock_fd: Option<RawFd>,
+        netns_fd: Option<RawFd>,
     ) -> io::Result<ChildPlan> {
         let nul = |_| io::Error::new(io::ErrorKind::InvalidInput, "argument contains a NUL byte");
         let exe = CString::new(exe.as_os_str().as_bytes()).map_err(nul)?;
@@ -90,6 +89,7 @@ impl ChildPlan {
             uid_map,
             gid_map,
             landlock_fd: landlock_fd.unwrap_or(-1),
+            netns_fd: netns_fd.unwrap_or(-1),
         })
     }
 }
@@ -125,6 +125,7 @@ const STEPS: &[&str] = &[
     "landlock_restrict_self",
     "execve",
     "reset the signal mask",
+    "setns to the shared network namespace",
 ];
 
 /// The name of child setup step `i`.
@@ -305,6 +306,11 @@ unsafe fn write_file(path: &[u8], data: &[u8]) -> bool {
 /// The child side: raw system calls only, then `execve`.
 unsafe fn child_main(plan: &ChildPlan, srcs: [RawFd; 4], err_fd: RawFd) -> ! {
     let mut err = err_fd;
+
+    // 0. The sandbox's shared, empty network namespace (instead of a fresh one per child).
+    if plan.netns_fd >= 0 && libc::setns(plan.netns_fd, libc::CLONE_NEWNET) < 0 {
+        fail(err, 16);
+    }
 
     // 1. Our own uid/gid maps in a new user namespace (non-root hosts).
     if let Credentials::OwnUserNamespace { .. } = plan.credentials {
