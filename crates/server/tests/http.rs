@@ -672,17 +672,32 @@ fn python_client_end_to_end() {
         .into_iter()
         .find(|p| std::process::Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()));
     let python = python.expect("python3 is needed for the client's end-to-end test");
-    let server = TestServer::default();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/python/test_e2e.py");
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .arg("--url")
-        .arg(server.url())
-        .output()
-        .expect("run test_e2e.py");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "test_e2e.py failed:\n{text}");
-    assert!(text.contains("all checks passed"), "{text}");
+    let (eval, train, other) =
+        ("e2e-eval-token-0123456789", "e2e-train-token-0123456789", "e2e-other-token-0123456789");
+    let tokens =
+        gristmill_server::Tokens::parse(&format!("eval {eval}\ntrain {train}\ntrain {other}\n"), "e2e")
+            .unwrap();
+    // Without authentication, then with tokens (and the ownership and role checks).
+    for (auth, args) in [
+        (None, vec![]),
+        (Some(tokens), vec!["--token", eval, "--train-token", train, "--other-token", other]),
+    ] {
+        let with_tokens = auth.is_some();
+        let server = TestServer::start(ServerConfig { auth, ..ServerConfig::default() });
+        let out = std::process::Command::new(python)
+            .arg(&script)
+            .arg("--url")
+            .arg(server.url())
+            .args(&args)
+            .env_remove("GRISTMILL_TOKEN")
+            .output()
+            .expect("run test_e2e.py");
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "test_e2e.py failed (tokens: {with_tokens}):\n{text}");
+        assert!(text.contains("all checks passed"), "{text}");
+    }
 }
 
 /// The example server binary (`serve_blocking`): SIGTERM stops it cleanly (exit 0).
