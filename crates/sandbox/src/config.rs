@@ -23,9 +23,10 @@ pub struct Limits {
     /// started when it runs out are reported as [`NotRun`](crate::Verdict::NotRun).
     #[serde(with = "duration_secs")]
     pub total_wall_time: Duration,
-    /// CPU time per test (`RLIMIT_CPU`, default 2 s). A process that runs `k` call tests gets
-    /// `k + 1` times this (loading counts as one). The soft limit raises `SIGXCPU`, the hard
-    /// limit (one second later) `SIGKILL`.
+    /// CPU time per test (`RLIMIT_CPU`, default 2 s, rounded up to whole seconds per
+    /// process). A process that runs `k` call tests gets `k + 1` times this (loading counts
+    /// as one). Soft and hard limits are equal, so the kernel sends `SIGKILL` at the limit
+    /// (the interpreter is its PID namespace's init, which would ignore `SIGXCPU`).
     #[serde(with = "duration_secs")]
     pub cpu_time: Duration,
     /// Address space per process (`RLIMIT_AS`, default 512 MiB).

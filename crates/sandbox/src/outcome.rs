@@ -59,8 +59,7 @@ pub enum LimitKind {
     WallTime,
     /// The whole execution's wall-clock limit.
     TotalWallTime,
-    /// `RLIMIT_CPU` (the process was killed by `SIGXCPU`/`SIGKILL` with its CPU time at the
-    /// limit).
+    /// `RLIMIT_CPU` (the kernel killed the process with its CPU time at the limit).
     CpuTime,
     /// `RLIMIT_AS` (`MemoryError`).
     Memory,

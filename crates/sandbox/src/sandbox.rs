@@ -285,11 +285,19 @@ impl Execution<'_> {
             ),
             Some(Killed::Protocol(m)) => (Verdict::Crashed, format!("harness protocol violated: {m}"), None),
             None => match rep.exit {
-                Exit::Signal(s) if s == libc::SIGXCPU || (s == libc::SIGKILL && rep.cpu >= cpu_limit) => (
-                    Verdict::Timeout,
-                    format!("CPU-time limit of {:.0} s", cpu_limit.as_secs_f64()),
-                    Some(LimitKind::CpuTime),
-                ),
+                // Nothing inside the sandbox can SIGKILL its init (the kernel protects it), and the
+                // parent records its own kills, so an unexplained SIGKILL is RLIMIT_CPU (or the
+                // host's OOM killer). The rusage of a killed multi-threaded process reads up to
+                // ~10% below the kernel's own count, hence a generous margin.
+                Exit::Signal(s)
+                    if s == libc::SIGXCPU || (s == libc::SIGKILL && rep.cpu >= cpu_limit.mul_f64(0.5)) =>
+                {
+                    (
+                        Verdict::Timeout,
+                        format!("CPU-time limit of {:.0} s", cpu_limit.as_secs_f64()),
+                        Some(LimitKind::CpuTime),
+                    )
+                }
                 Exit::Signal(s) => (Verdict::Crashed, format!("killed by signal {s}"), None),
                 Exit::Code(c) => {
                     let line = last_line(&rep.stderr);
@@ -531,7 +539,7 @@ impl Execution<'_> {
         ];
         let cpu = cpu_limit.as_secs();
         let rlimits: Vec<Rlimit> = vec![
-            (libc::RLIMIT_CPU, cpu, cpu + 1),
+            (libc::RLIMIT_CPU, cpu, cpu),
             (libc::RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
             (libc::RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes),
             (libc::RLIMIT_NPROC, limits.max_processes, limits.max_processes),

@@ -102,7 +102,11 @@ pub(crate) fn watch(child: Spawned, mut w: Watch<'_, '_>) -> io::Result<Report> 
     let mut res = Stream { fd: child.results };
     for s in [&stdin, &out, &err, &res] {
         if s.fd.is_some() {
-            set_nonblocking(s.raw())?;
+            if let Err(e) = set_nonblocking(s.raw()) {
+                kill_group(pid);
+                reap(pid)?;
+                return Err(e);
+            }
         }
     }
     let mut written = 0usize;

@@ -15,13 +15,13 @@ fn rlimits_are_the_configured_values() {
     let l = test_limits();
     let solution = "import resource as r\n\
                     def lim(name):\n    return list(r.getrlimit(getattr(r, name)))\n";
-    // Six tests, so the CPU limit is 1 s × (6 tests + loading) = 7 s soft, 8 s hard.
+    // Six tests, so the CPU limit is 1 s × (6 tests + loading) = 7 s, soft and hard.
     let tests = [
         Test::call("lim('RLIMIT_AS')", json!([l.memory_bytes, l.memory_bytes])),
         Test::call("lim('RLIMIT_FSIZE')", json!([l.file_size_bytes, l.file_size_bytes])),
         Test::call("lim('RLIMIT_NPROC')", json!([l.max_processes, l.max_processes])),
         Test::call("lim('RLIMIT_NOFILE')", json!([l.max_open_files, l.max_open_files])),
-        Test::call("lim('RLIMIT_CPU')", json!([7, 8])),
+        Test::call("lim('RLIMIT_CPU')", json!([7, 7])),
         Test::call("lim('RLIMIT_CORE')", json!([0, 0])),
     ];
     let o = sb.run(solution, &tests).unwrap();
@@ -177,14 +177,17 @@ fn cpu_limit_is_reached_before_a_longer_wall_clock() {
     let sb =
         Sandbox::new(SandboxConfig { limits, uid_base: 62300, max_concurrent: 1, ..test_config() }).unwrap();
     let t = Instant::now();
-    // Two threads burn CPU: 1 s of CPU (0.5 s × (1 test + loading)) goes in well under 10 s.
+    // Two threads burn CPU: 1 s of CPU (0.5 s × (1 test + loading)) goes in about 0.5 s of
+    // wall-clock time, far below the 10 s wall-clock limit.
     let solution = "import threading\ndef burn():\n    while True:\n        pass\n\
                     def add(a, b):\n    threading.Thread(target=burn, daemon=True).start()\n    burn()\n";
     let o = sb.run(solution, &add_tests()[..1]).unwrap();
     assert_eq!(verdicts(&o), [Verdict::Timeout], "{o:#?}");
     assert_eq!(o.limits_hit, [LimitKind::CpuTime], "{o:#?}");
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    assert!(o.cpu_time >= Duration::from_secs(1), "{:?}", o.cpu_time);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let cpu = o.cpu_time.as_secs_f64();
+    // (rusage of a killed two-thread process reads a little low.)
+    assert!((0.8..1.5).contains(&cpu), "killed at the 1 s limit, not later: {cpu}");
 }
 
 #[test]
