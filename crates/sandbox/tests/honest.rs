@@ -205,3 +205,18 @@ fn tests_and_outcomes_round_trip_through_json() {
     assert_eq!(back.tests.len(), o.tests.len());
     assert_eq!(back.score, o.score);
 }
+
+#[test]
+fn large_stdin_is_streamed_and_an_unread_stdin_is_harmless() {
+    let sb = sandbox();
+    // 700 kB in and out at once (more than the socket and pipe buffers, less than the
+    // 1 MiB output cap): stdin is written while stdout is read.
+    let lines: String = (0..70_000).map(|i| format!("{:09}\n", i)).collect();
+    let echo = "import sys\nsys.stdout.write(sys.stdin.read())\n";
+    let o =
+        sb.run(echo, &[Test::stdio(lines.clone(), lines.clone()).with_matching(OutputMatch::Exact)]).unwrap();
+    assert_eq!(verdicts(&o), [Verdict::Passed], "{o:#?}");
+    // A program that never reads its input and exits: no SIGPIPE reaches the host.
+    let o = sb.run("print('ok')\n", &[Test::stdio(lines, "ok\n")]).unwrap();
+    assert_eq!(verdicts(&o), [Verdict::Passed], "{o:#?}");
+}
