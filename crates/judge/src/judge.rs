@@ -107,7 +107,7 @@ pub struct JudgeScore {
 pub struct JudgeStats {
     /// HTTP requests sent (every attempt counts).
     pub requests: u64,
-    /// Items answered from the cache when scoring began.
+    /// Items answered from the cache without asking or waiting.
     pub cache_hits: u64,
     /// Items that waited for another thread asking the same key.
     pub coalesced: u64,
@@ -343,6 +343,7 @@ impl Judge {
                 }
                 Claim::Leader(_flight) => {
                     if let Some(v) = self.cache.get(key)? {
+                        self.cache_hits.fetch_add(1, Ordering::Relaxed);
                         return Ok(v);
                     }
                     let fresh = self.ask(self.kinds[item], key, messages)?;
