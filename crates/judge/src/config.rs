@@ -501,6 +501,19 @@ mod tests {
     }
 
     #[test]
+    fn https_needs_the_tls_feature() {
+        let mut r = rubric();
+        r.endpoint.url = "https://grader.example/v1".into();
+        if cfg!(feature = "tls") {
+            r.validate().unwrap();
+        } else {
+            assert!(matches!(r.validate().unwrap_err().problems(), [ConfigError::NoTls { .. }]));
+        }
+        r.endpoint.url = "https://".into();
+        assert!(matches!(r.validate().unwrap_err().problems(), [ConfigError::BadUrl { .. }]));
+    }
+
+    #[test]
     fn toml_round_trips_and_refuses_unknown_fields() {
         let src = r#"
             id = "helpfulness"
