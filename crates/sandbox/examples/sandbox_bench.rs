@@ -13,7 +13,9 @@
 //!
 //! * `bare`: `python3 -I -S -B -c <solution + a loop over the tests>` via
 //!   `std::process::Command`, one process per execution for call tests (one per test for
-//!   stdin/stdout tests), expected values compared in Rust; no isolation, no limits.
+//!   stdin/stdout tests), expected values compared in Rust; no isolation, no limits. Each
+//!   child gets its own session (`setsid`), as sandboxed children do, so that scheduler
+//!   autogroups treat both sides alike.
 //! * `bare/test`: the same, one process per test.
 //! * `sandbox`: `Sandbox::run`, `ProcessMode::Shared` (the default).
 //! * `sandbox/test`: `Sandbox::run`, `ProcessMode::PerTest`.
@@ -21,9 +23,11 @@
 //! The four run on one thread, paired: each iteration runs every mode once on the same
 //! problem (rotating the order), so load drifts hit all alike and the overhead is a mean of
 //! paired differences with a 95% confidence interval. Then `bare` and `sandbox` again with
-//! two worker threads (the machine has two cores), in interleaved rounds.
+//! two worker threads (the machine has two cores), in interleaved rounds. Last, a null
+//! execution (one trivial call test) paired the same way: the per-process overhead.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -118,7 +122,19 @@ for _e in _j.loads(_s.stdin.read()):\n\
 
 impl Bare {
     fn python(&self, code: &str, stdin: &[u8]) -> Vec<u8> {
-        let mut child = Command::new(&self.python)
+        let mut cmd = Command::new(&self.python);
+        // A session of its own, as every sandboxed process has: with scheduler autogroups
+        // (CONFIG_SCHED_AUTOGROUP) each session is a scheduling group, and a child left in
+        // the bench's session would get a smaller CPU share than the sandbox's children on
+        // a loaded machine.
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            })
+        };
+        let mut child = cmd
             .args(["-I", "-S", "-B", "-c", code])
             .env_clear()
             .stdin(Stdio::piped())
@@ -349,4 +365,39 @@ fn main() {
     println!("sandbox (per test) vs bare (per test): {:.3}x the executions/s; overhead {m:+.2} ± {ci:.2} ms per execution", ratio(3, 2));
     println!("sandbox (shared) vs sandbox (per test): {:.3}x the executions/s", ratio(1, 3));
     println!("2 threads: sandbox vs bare {:.3}x the executions/s", ratio(5, 4));
+
+    // Per-process overhead: a null execution (one trivial call test, one process each),
+    // paired the same way. Its variance is far smaller than a whole suite's.
+    let null = Problem { name: "null", solution: "x = 1\n", tests: vec![Test::call("x", json!(1))] };
+    let (mut b, mut sbx) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    let mut it = 0usize;
+    while start.elapsed().as_secs_f64() < secs {
+        let bare_first = it % 2 == 0;
+        for j in 0..2 {
+            let t0 = Instant::now();
+            if (j == 0) == bare_first {
+                assert_eq!(bare.run(&null), 1);
+                b.push(t0.elapsed().as_secs_f64());
+            } else {
+                assert_eq!(run_sandbox(&shared, &null), 1);
+                sbx.push(t0.elapsed().as_secs_f64());
+            }
+        }
+        it += 1;
+    }
+    let d: Vec<f64> = sbx.iter().zip(&b).map(|(x, y)| (x - y) * 1e3).collect();
+    let n = d.len() as f64;
+    let mean = d.iter().sum::<f64>() / n;
+    let sd = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let mut sorted = d.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "null execution (1 process): bare {:.2} ms, sandbox {:.2} ms; overhead {mean:+.2} ± {:.2} ms (median {:+.2} ms, n = {})",
+        b.iter().sum::<f64>() / b.len() as f64 * 1e3,
+        sbx.iter().sum::<f64>() / sbx.len() as f64 * 1e3,
+        1.96 * sd / n.sqrt(),
+        sorted[sorted.len() / 2],
+        d.len()
+    );
 }
