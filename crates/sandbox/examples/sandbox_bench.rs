@@ -373,7 +373,7 @@ fn main() {
     let start = Instant::now();
     let mut it = 0usize;
     while start.elapsed().as_secs_f64() < secs {
-        let bare_first = it % 2 == 0;
+        let bare_first = it & 1 == 0;
         for j in 0..2 {
             let t0 = Instant::now();
             if (j == 0) == bare_first {
