@@ -19,7 +19,8 @@
 //! read whole. A last line without its newline is what a crash in mid-append leaves: it is
 //! dropped (and cut from the file, reported by [`JsonlCache::recovered`]) if it is not a
 //! record, kept (and given its newline) if it is. Blank lines are skipped. Any other line that
-//! is not a record — bad JSON, not UTF-8, an unknown field or version, a bad key — is
+//! is not a record — bad JSON, not UTF-8, an unknown field or version, a bad key, a score
+//! `n/m` with `m = 0` or `n > m` — is
 //! [`CacheError::Corrupt`] naming the file and the line. When a key appears twice the first
 //! record wins. One process should write a file at a time.
 
@@ -229,6 +230,11 @@ fn parse_record(line: &[u8]) -> Result<Option<(CacheKey, Verdict)>, String> {
     if record.v != RECORD_VERSION {
         return Err(format!("record version {} is not {RECORD_VERSION}", record.v));
     }
+    if let VerdictValue::Score { points, max } = record.value {
+        if max == 0 || points > max {
+            return Err(format!("score {points}/{max} is not a verdict"));
+        }
+    }
     Ok(Some((record.key, Verdict { value: record.value, text: record.text })))
 }
 
@@ -367,6 +373,8 @@ mod tests {
             (good(1).replace("\"text\"", "\"extra\":0,\"text\""), 1, "unknown field"),
             (good(1).replace(&key(1).to_hex(), "abc"), 1, "64 hex digits"),
             (good(1).replace("\"no\"", "\"maybe\""), 1, "unknown variant"),
+            (good(1).replace("\"no\"", r#"{"score":{"points":3,"max":2}}"#), 1, "score 3/2"),
+            (good(1).replace("\"no\"", r#"{"score":{"points":0,"max":0}}"#), 1, "score 0/0"),
         ];
         for (text, line, why) in cases {
             std::fs::write(&path, &text).unwrap();

@@ -157,6 +157,17 @@ pub enum CacheError {
         /// What is wrong with it.
         why: String,
     },
+    /// A cached verdict that an item of this key cannot have (a `SCORE` for a yes/no item, a
+    /// score above its scale): the cache holds something it was never given by this crate.
+    #[error("the cached verdict {value:?} for key {key} does not fit an item of kind `{kind}`")]
+    Mismatch {
+        /// The key looked up.
+        key: CacheKey,
+        /// The value found.
+        value: crate::verdict::VerdictValue,
+        /// The item's verdict kind.
+        kind: crate::verdict::VerdictKind,
+    },
     /// A failure in another implementation of [`VerdictCache`](crate::VerdictCache) (a
     /// database, say).
     #[error("{0}")]

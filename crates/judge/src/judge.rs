@@ -31,7 +31,7 @@ use serde_json::json;
 use crate::cache::{MemoryCache, VerdictCache};
 use crate::client::Client;
 use crate::config::{Compiled, Jitter, RetryPolicy, RubricConfig};
-use crate::error::{ConfigErrors, ErrorKind, ItemRef, JudgeError};
+use crate::error::{CacheError, ConfigErrors, ErrorKind, ItemRef, JudgeError};
 use crate::key::CacheKey;
 use crate::prompt::{render, Fenced, Message};
 use crate::template::Placeholder;
@@ -268,14 +268,14 @@ impl Judge {
         for item in 0..n {
             let messages = self.item_messages(&fenced, item);
             let key = self.item_key(&messages, item);
-            verdicts.push(match self.cache.get(&key) {
+            verdicts.push(match self.cached(&key, item) {
                 Ok(Some(v)) => {
                     self.cache_hits.fetch_add(1, Ordering::Relaxed);
                     Some(Ok(v))
                 }
                 Ok(None) if self.mode == Mode::Offline => Some(Err(ErrorKind::OfflineMiss { key })),
                 Ok(None) => None,
-                Err(e) => Some(Err(ErrorKind::Cache(e))),
+                Err(e) => Some(Err(e)),
             });
             keyed.push((key, messages));
         }
@@ -328,6 +328,18 @@ impl Judge {
         Ok(JudgeScore { judge: self.config.id.clone(), items, total })
     }
 
+    /// The cached verdict for `key`, checked against the item's kind.
+    fn cached(&self, key: &CacheKey, item: usize) -> Result<Option<Verdict>, ErrorKind> {
+        match self.cache.get(key)? {
+            Some(v) if !v.value.fits(self.kinds[item]) => Err(ErrorKind::Cache(CacheError::Mismatch {
+                key: *key,
+                value: v.value,
+                kind: self.kinds[item],
+            })),
+            found => Ok(found),
+        }
+    }
+
     /// The verdict for one missed key: from the cache if another thread stored it meanwhile,
     /// else asked for (one thread per key at a time) and stored.
     fn resolve(&self, item: usize, key: &CacheKey, messages: &[Message]) -> Result<Verdict, ErrorKind> {
@@ -336,20 +348,20 @@ impl Judge {
                 Claim::Follower(flight) => {
                     flight.wait();
                     self.coalesced.fetch_add(1, Ordering::Relaxed);
-                    if let Some(v) = self.cache.get(key)? {
+                    if let Some(v) = self.cached(key, item)? {
                         return Ok(v);
                     }
                     // The leader failed: try ourselves.
                 }
                 Claim::Leader(_flight) => {
-                    if let Some(v) = self.cache.get(key)? {
+                    if let Some(v) = self.cached(key, item)? {
                         self.cache_hits.fetch_add(1, Ordering::Relaxed);
                         return Ok(v);
                     }
                     let fresh = self.ask(self.kinds[item], key, messages)?;
                     self.cache.put(key, &fresh)?;
                     // Insert-if-absent: another process may have stored a verdict first.
-                    return Ok(self.cache.get(key)?.unwrap_or(fresh));
+                    return Ok(self.cached(key, item)?.unwrap_or(fresh));
                 }
             }
         }

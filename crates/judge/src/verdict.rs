@@ -91,6 +91,18 @@ pub enum VerdictValue {
 }
 
 impl VerdictValue {
+    /// Whether this value is one an item of `kind` can have: yes or no for a yes/no item,
+    /// `points ≤ max` with the item's `max` for a scaled one.
+    pub fn fits(self, kind: VerdictKind) -> bool {
+        match (self, kind) {
+            (VerdictValue::Yes | VerdictValue::No, VerdictKind::YesNo) => true,
+            (VerdictValue::Score { points, max }, VerdictKind::Scale(m)) => {
+                max == m && m >= 1 && points <= max
+            }
+            _ => false,
+        }
+    }
+
     /// The item's score in `[0, 1]`: 1 for yes, 0 for no, `points / max` for a scale.
     pub fn score(self) -> f64 {
         match self {
@@ -370,5 +382,10 @@ mod tests {
         assert_eq!(VerdictValue::No.score(), 0.0);
         assert_eq!(VerdictValue::Score { points: 7, max: 10 }.score(), 0.7);
         assert_eq!(VerdictValue::Score { points: 3, max: 3 }.score(), 1.0);
+        assert!(VerdictValue::Yes.fits(YN) && !VerdictValue::Yes.fits(S10));
+        assert!(VerdictValue::Score { points: 10, max: 10 }.fits(S10));
+        assert!(!VerdictValue::Score { points: 11, max: 10 }.fits(S10));
+        assert!(!VerdictValue::Score { points: 0, max: 0 }.fits(VerdictKind::Scale(0)));
+        assert!(!VerdictValue::Score { points: 1, max: 5 }.fits(S10) && !VerdictValue::No.fits(S10));
     }
 }

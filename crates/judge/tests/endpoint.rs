@@ -555,3 +555,21 @@ fn cache_failures_are_typed() {
     assert!(matches!(*err.kind, ErrorKind::Cache(CacheError::Backend(_))), "{err}");
     assert!(err.to_string().ends_with("verdict cache: database is locked"), "{err}");
 }
+
+#[test]
+fn a_cached_verdict_that_does_not_fit_the_item_is_refused() {
+    let cache = Arc::new(MemoryCache::new());
+    let items = vec![RubricItem::scaled("q", 10).with_id("clarity")];
+    let judge = Judge::new(rubric("http://127.0.0.1:9/v1", items))
+        .unwrap()
+        .with_cache(cache.clone())
+        .with_mode(Mode::Offline);
+    let key = judge.cache_key(&request("t"), 0).unwrap();
+    use gristmill_judge::VerdictCache;
+    cache
+        .put(&key, &gristmill_judge::Verdict { value: VerdictValue::Yes, text: "VERDICT: yes".into() })
+        .unwrap();
+    let err = fails(judge.score(&request("t-mismatch")));
+    assert!(matches!(*err.kind, ErrorKind::Cache(CacheError::Mismatch { .. })), "{err}");
+    assert!(err.to_string().contains("does not fit an item of kind `SCORE: n/10`"), "{err}");
+}
