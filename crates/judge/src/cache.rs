@@ -20,9 +20,8 @@
 //! dropped (and cut from the file, reported by [`JsonlCache::recovered`]) if it is not a
 //! record, kept (and given its newline) if it is. Blank lines are skipped. Any other line that
 //! is not a record — bad JSON, not UTF-8, an unknown field or version, a bad key, a score
-//! `n/m` with `m = 0` or `n > m` — is
-//! [`CacheError::Corrupt`] naming the file and the line. When a key appears twice the first
-//! record wins. One process should write a file at a time.
+//! `n/m` with `m = 0` or `n > m` — is [`CacheError::Corrupt`] naming the file and the line.
+//! When a key appears twice the first record wins. One process should write a file at a time.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
