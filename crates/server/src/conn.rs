@@ -16,7 +16,8 @@
 //! has waited longest on its client: `IDLE` ones first, then `HEAD` and `BODY` ones, oldest
 //! first; `BUSY` ones are never closed. When all are `BUSY`, the acceptor waits for one to
 //! end (new connections queue in the kernel's backlog). When `accept` itself fails for lack
-//! of descriptors, the same rule frees one, and the acceptor backs off briefly.
+//! of descriptors, the same rule frees one and the acceptor tries again at once; when there
+//! is none to free, it backs off for [`ACCEPT_BACKOFF`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
