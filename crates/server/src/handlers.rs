@@ -87,7 +87,6 @@ pub(crate) const BATCH_MAXIMUMS: &[&str] = &[
     "/components/schemas/SampleEvalRequest/properties/count/maximum",
     "/components/schemas/ScoreBatchRequest/properties/items/maxItems",
     "/components/schemas/ForkRequest/properties/n/maximum",
-    "/components/schemas/Health/properties/limits/properties/max_batch/default",
 ];
 
 /// The document a server with `config` serves (see [`AppState::openapi_document`]).
@@ -98,7 +97,7 @@ pub(crate) fn served_openapi(config: &ServerConfig) -> Result<Vec<u8>, ServerErr
     let broken = |what: String| ServerError::Config(format!("the committed openapi.json {what}"));
     let mut doc: serde_json::Value =
         serde_json::from_str(OPENAPI_JSON).map_err(|e| broken(format!("is not JSON: {e}")))?;
-    for pointer in BATCH_MAXIMUMS.iter().filter(|p| !p.ends_with("/default")) {
+    for pointer in BATCH_MAXIMUMS {
         let slot = doc.pointer_mut(pointer).ok_or_else(|| broken(format!("has no {pointer}")))?;
         *slot = serde_json::Value::from(config.max_batch);
     }
