@@ -39,6 +39,7 @@ fn credentials_namespaces_environment_and_directory() {
                     def interfaces():\n    return [n for _, n in socket.if_nameindex()]\n\
                     def no_new_privs():\n    return ctypes.CDLL(None).prctl(39, 0, 0, 0, 0)\n\
                     def cwd():\n    return os.getcwd()\n\
+                    def fds():\n    out = []\n    for fd in range(256):\n        try:\n            os.fstat(fd)\n            out.append(fd)\n        except OSError:\n            pass\n    return out\n\
                     import fcntl, struct\n\
                     def lo(request, flags):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    try:\n        r = fcntl.ioctl(s.fileno(), request, struct.pack('16sH14s', b'lo', flags, b''))\n        return struct.unpack('16sH14s', r)[1]\n    except OSError as e:\n        return -e.errno\n";
     let uid_base = 61000u32; // the default
@@ -54,17 +55,19 @@ fn credentials_namespaces_environment_and_directory() {
                 // (SIOCSIFFLAGS: EPERM, no CAP_NET_ADMIN).
                 Test::call("lo(0x8913, 0) & 1", json!(0)),
                 Test::call("lo(0x8914, 1)", json!(-1)),
+                // stdin, stdout, stderr and the harness's result channel; nothing inherited.
+                Test::call("fds()", json!([0, 1, 2, 3])),
                 Test::call("no_new_privs()", json!(1)),
                 Test::call("who()", json!(null)),
                 Test::call("cwd()", json!(null)),
             ],
         )
         .unwrap();
-    assert_eq!(o.passed, 7, "{o:#?}");
+    assert_eq!(o.passed, 8, "{o:#?}");
     // As root: the slot's uid (uid_base + slot); otherwise our own uid inside a user
     // namespace. Never root, no supplementary groups.
     let who: Vec<serde_json::Value> =
-        serde_json::from_str(o.tests[7].detail.trim_start_matches("got ")).unwrap();
+        serde_json::from_str(o.tests[8].detail.trim_start_matches("got ")).unwrap();
     let uid = who[0].as_u64().unwrap() as u32;
     match sb.isolation().credentials {
         CredentialMode::DedicatedUid { uid_base: base } => {
@@ -81,7 +84,7 @@ fn credentials_namespaces_environment_and_directory() {
         CredentialMode::Unchanged => panic!("degraded credentials"),
     }
     // The working directory was removed afterwards.
-    let cwd: String = serde_json::from_str(o.tests[8].detail.trim_start_matches("got ")).unwrap();
+    let cwd: String = serde_json::from_str(o.tests[9].detail.trim_start_matches("got ")).unwrap();
     assert!(cwd.contains("gristmill-sandbox-"), "{cwd}");
     assert!(!std::path::Path::new(&cwd).exists(), "{cwd} was left behind");
 }
