@@ -31,11 +31,12 @@
 //! compares it with what the child produced ([`Expected`], [`OutputMatch`]). Call-test
 //! results come back on a dedicated pipe in frames carrying a per-process random nonce
 //! and must arrive in protocol order; a solution that exits early, forges frames, patches
-//! the harness or swallows every exception can at best fail (see [`harness`'s
+//! the harness or swallows every exception can at best fail (see [the harness
 //! protocol](crate#the-harness-protocol)).
 //!
-//! **Isolation** (Linux only): every interpreter is the init of its own PID, network and IPC
-//! namespaces, runs under a Landlock domain that can write only in its own temporary
+//! **Isolation** (Linux only): every interpreter is the init of its own PID and IPC
+//! namespaces, has a network namespace apart from the host's (one empty namespace shared by
+//! the sandbox's executions when root, see [`IsolationReport::network_namespace_shared`]), runs under a Landlock domain that can write only in its own temporary
 //! directory and read only the interpreter's installation, as an unprivileged uid (one per
 //! concurrency slot when the host is root, a user namespace otherwise), with `setrlimit`
 //! limits on CPU, address space, file size, processes and open files, a cleared
