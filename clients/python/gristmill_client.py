@@ -12,6 +12,14 @@
     snap = c.snapshot(s["session"])
     forks = c.fork(snap["token"], 4)["sessions"]
 
+A server started with tokens needs one: `Client(url, token="...")` (or the environment
+variable GRISTMILL_TOKEN) sends `Authorization: Bearer <token>` with every request. Gold
+answers (`eval=True`) need a token of role `eval`; sessions and snapshots belong to the
+token that created them, and are unknown (404) to any other.
+
+Session ids (`s-<32 hex>`) and snapshot ids (`snap-<32 hex>`, the `token` field of a
+snapshot) are opaque random strings: pass them back exactly as received.
+
 Every method returns the decoded JSON body. A 4xx/5xx reply raises GristmillError with
 the server's error `code` and `message`. The protocol is documented in the server's
 `GET /openapi.json`. Each call opens its own connection, so a Client may be shared
@@ -19,6 +27,7 @@ between threads.
 """
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,12 +49,20 @@ class GristmillError(Exception):
         self.parse = parse
 
 
-class Client:
-    """A connection-per-request client for one server at `url`."""
+TOKEN_ENV = "GRISTMILL_TOKEN"
 
-    def __init__(self, url="http://127.0.0.1:8080", timeout=30.0):
+
+class Client:
+    """A connection-per-request client for one server at `url`.
+
+    `token` is the bearer token for a server started with tokens; by default it is read
+    from the environment variable GRISTMILL_TOKEN, and no token is sent when that is unset.
+    """
+
+    def __init__(self, url="http://127.0.0.1:8080", timeout=30.0, token=None):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
 
     # -- transport ------------------------------------------------------------------
 
@@ -56,7 +73,10 @@ class Client:
         handling of bad input.
         """
         data = raw
-        hdrs = dict(headers or {})
+        hdrs = {}
+        if self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
+        hdrs.update(headers or {})
         if body is not None:
             data = json.dumps(body).encode("utf-8")
         if data is not None:
@@ -105,7 +125,8 @@ class Client:
     def score(self, env, items, eval=False):
         """Scores a batch. `items` are (task_key, response) or (task_key, response, sample)
         tuples, or dicts with those keys. Returns {"env", "channels", "results"}; each
-        result has rewards (by piece id), reward_vector, parse, and gold when eval=True."""
+        result has rewards (by piece id), reward_vector, parse, and gold when eval=True
+        (which needs an `eval` token on a server with tokens)."""
         wire = []
         for item in items:
             if isinstance(item, dict):
@@ -140,7 +161,8 @@ class Client:
         return self.request("POST", "/v1/sessions/%s/step" % urllib.parse.quote(session, safe=""), body)
 
     def snapshot(self, session):
-        """Stores a copy of the session's state; returns {"token", ...state}."""
+        """Stores a copy of the session's state; returns {"token", ...state}, where `token`
+        is the snapshot's id (`snap-<32 hex>`)."""
         return self.request("POST", "/v1/sessions/%s/snapshot" % urllib.parse.quote(session, safe=""))
 
     def fork(self, token, n):

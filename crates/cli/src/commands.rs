@@ -472,26 +472,70 @@ pub fn runs(db: &Path, limit: u32) -> anyhow::Result<ExitCode> {
 }
 
 /// `gristmill serve`.
-pub fn serve(
-    addr: std::net::SocketAddr,
-    specs: &[PathBuf],
-    max_batch: usize,
-    max_sessions: usize,
-    session_idle_secs: u64,
-    body_limit: usize,
-) -> anyhow::Result<ExitCode> {
-    let envs = if specs.is_empty() {
-        vec![gristmill_server::load_env_str(DEFAULT_SPEC, "built-in example (examples/learn.toml)")?]
-    } else {
-        gristmill_server::load_envs(specs)?
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Spec files to serve (repeatable); without one, the built-in example is served.
+    #[arg(long = "spec")]
+    pub specs: Vec<PathBuf>,
+    /// Largest request batch (tasks per sample, items per score, forks per fork).
+    #[arg(long, default_value_t = 1024)]
+    pub max_batch: usize,
+    /// Most live episode sessions.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_sessions: usize,
+    /// Seconds before an idle session expires.
+    #[arg(long, default_value_t = 300)]
+    pub session_idle_secs: u64,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub body_limit: usize,
+    /// Most open connections; at the limit the one waiting longest on its client is closed.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request head.
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout_secs: f64,
+    /// Seconds a client may take to send a request body (then 408).
+    #[arg(long, default_value_t = 30.0)]
+    pub body_timeout_secs: f64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, default_value_t = 60.0)]
+    pub keep_alive_secs: f64,
+    /// Seconds a response write may make no progress.
+    #[arg(long, default_value_t = 30.0)]
+    pub write_timeout_secs: f64,
+    /// Bearer tokens, one `<role> <token>` per line (roles `train`, `eval`); without it,
+    /// GRISTMILL_TOKENS is read if set, else there is no authentication.
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+}
+
+/// `gristmill serve`.
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let secs = |what: &str, s: f64| {
+        std::time::Duration::try_from_secs_f64(s).map_err(|e| anyhow!("--{what} {s}: {e}"))
     };
     let config = gristmill_server::ServerConfig {
-        addr,
-        max_batch,
-        max_sessions,
-        session_idle_timeout: std::time::Duration::from_secs(session_idle_secs),
-        body_limit_bytes: body_limit,
+        addr: args.addr,
+        max_batch: args.max_batch,
+        max_sessions: args.max_sessions,
+        session_idle_timeout: std::time::Duration::from_secs(args.session_idle_secs),
+        body_limit_bytes: args.body_limit,
+        max_connections: args.max_connections,
+        header_read_timeout: secs("header-timeout-secs", args.header_timeout_secs)?,
+        body_read_timeout: secs("body-timeout-secs", args.body_timeout_secs)?,
+        keep_alive_timeout: secs("keep-alive-secs", args.keep_alive_secs)?,
+        write_timeout: secs("write-timeout-secs", args.write_timeout_secs)?,
+        auth: gristmill_server::Tokens::from_file_or_env(args.tokens.as_deref())?,
         ..Default::default()
+    };
+    let envs = if args.specs.is_empty() {
+        vec![gristmill_server::load_env_str(DEFAULT_SPEC, "built-in example (examples/learn.toml)")?]
+    } else {
+        gristmill_server::load_envs(&args.specs)?
     };
     gristmill_server::serve_blocking(config, envs)?;
     Ok(ExitCode::SUCCESS)

@@ -62,26 +62,7 @@ enum Command {
     /// Serve a GGUF model in-process through an OpenAI-compatible chat-completions API.
     ServePolicy(lm::ServePolicyArgs),
     /// Serve environments over HTTP: sample tasks, score responses per piece, step episodes.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: std::net::SocketAddr,
-        /// Spec files to serve (repeatable); without one, the built-in example is served.
-        #[arg(long = "spec")]
-        specs: Vec<PathBuf>,
-        /// Largest request batch (tasks per sample, items per score, forks per fork).
-        #[arg(long, default_value_t = 1024)]
-        max_batch: usize,
-        /// Most live episode sessions.
-        #[arg(long, default_value_t = 10_000)]
-        max_sessions: usize,
-        /// Seconds before an idle session expires.
-        #[arg(long, default_value_t = 300)]
-        session_idle_secs: u64,
-        /// Largest request body in bytes.
-        #[arg(long, default_value_t = 1 << 20)]
-        body_limit: usize,
-    },
+    Serve(commands::ServeArgs),
     /// Train with a piece, remove it, continue; compare with the run that never had it.
     Withdraw(tune::WithdrawArgs),
     /// Train all trainable pieces alone, in pairs and together; report gains and interference.
@@ -110,9 +91,7 @@ fn main() -> ExitCode {
         Command::Credit(args) => credit::credit(&cli.db, args),
         Command::Eval(args) => lm::eval(&cli.db, args),
         Command::ServePolicy(args) => lm::serve_policy(args),
-        Command::Serve { addr, specs, max_batch, max_sessions, session_idle_secs, body_limit } => {
-            commands::serve(addr, &specs, max_batch, max_sessions, session_idle_secs, body_limit)
-        }
+        Command::Serve(args) => commands::serve(args),
         Command::Withdraw(args) => tune::withdraw_cmd(&cli.db, args),
         Command::Tune(args) => tune::tune_cmd(&cli.db, args),
         Command::Transfer(args) => tune::transfer_cmd(&cli.db, args),

@@ -11,7 +11,7 @@ use gristmill_core::task::{Split, Task, TaskKey};
 use gristmill_engine::{catalog, EngineError, Environment};
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ErrorCode, ServerError};
+use crate::error::{clip, ApiError, ErrorCode, ServerError};
 use crate::keys::WireKey;
 
 /// The catalog specs are validated against: the engine's kinds plus the learner's policy
@@ -216,7 +216,7 @@ impl EnvEntry {
             let known: Vec<&str> = self.episodes.iter().map(|e| e.id.as_str()).collect();
             let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             let what = match id {
-                Some(id) => format!("environment `{}` has no episode source `{id}`", self.name),
+                Some(id) => format!("environment `{}` has no episode source `{}`", self.name, clip(id)),
                 None => format!("environment `{}` has no episode source", self.name),
             };
             ApiError::new(ErrorCode::UnknownEpisode, format!("{what}; known: {known}"))

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use axum::http::StatusCode;
+use axum::http::header::{CONNECTION, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gristmill_core::{ParseError, SpecError};
 use gristmill_engine::EngineError;
@@ -46,6 +47,10 @@ pub enum ServerError {
     /// A setting is out of range.
     #[error("invalid server config: {0}")]
     Config(String),
+    /// A token list (file or environment variable) is not in the format of
+    /// [`Tokens`](crate::Tokens).
+    #[error("invalid tokens: {0}")]
+    Tokens(String),
     /// The listening socket could not be bound.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -95,8 +100,17 @@ error_codes! {
     UnsupportedMediaType = ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE),
     /// The body is larger than `body_limit_bytes` (413).
     BodyTooLarge = ("body_too_large", PAYLOAD_TOO_LARGE),
-    /// A batch (tasks, items or forks) is larger than `max_batch` (413).
-    BatchTooLarge = ("batch_too_large", PAYLOAD_TOO_LARGE),
+    /// A batch (tasks, items or forks) is larger than `max_batch`, the documented maximum
+    /// (422).
+    BatchTooLarge = ("batch_too_large", UNPROCESSABLE_ENTITY),
+    /// The body did not arrive within `body_read_timeout`; the connection is closed (408).
+    RequestTimeout = ("request_timeout", REQUEST_TIMEOUT),
+    /// The server requires a bearer token and the request has none, or not a valid one
+    /// (401).
+    Unauthorized = ("unauthorized", UNAUTHORIZED),
+    /// The token is valid but its role may not do this (gold answers need an `eval`
+    /// token) (403).
+    Forbidden = ("forbidden", FORBIDDEN),
     /// No environment has that name (404).
     UnknownEnv = ("unknown_env", NOT_FOUND),
     /// The environment has no `[[episode]]` source with that id (404).
@@ -106,9 +120,11 @@ error_codes! {
     /// A well-formed task key names no task of the environment (an eval index past the
     /// suite) (404).
     UnknownTaskKey = ("unknown_task_key", NOT_FOUND),
-    /// No live session has that id (never existed, closed, or expired) (404).
+    /// No live session has that id (never existed, closed, expired, or another token's)
+    /// (404).
     UnknownSession = ("unknown_session", NOT_FOUND),
-    /// No stored snapshot has that token (never existed, closed, or expired) (404).
+    /// No stored snapshot has that id (never existed, closed, expired, or another token's)
+    /// (404).
     UnknownSnapshot = ("unknown_snapshot", NOT_FOUND),
     /// The action text did not parse by the episode family's rule (422).
     UnparsableAction = ("unparsable_action", UNPROCESSABLE_ENTITY),
@@ -181,6 +197,102 @@ impl IntoResponse for ApiError {
                 parse: self.parse.as_ref(),
             },
         };
-        crate::handlers::json_bytes(self.code.status(), &body)
+        let mut response = crate::handlers::json_bytes(self.code.status(), &body);
+        let headers = response.headers_mut();
+        match self.code {
+            ErrorCode::Unauthorized => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gristmill\""));
+            }
+            ErrorCode::RequestTimeout => {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// How many characters of client text a response repeats: every echo (ids, keys, names,
+/// unparsable answers and actions, offending values in error messages) is at most this
+/// long; a longer text is cut to one character less and `…`.
+pub const ECHO_MAX_CHARS: usize = 64;
+
+/// The longest error message, in characters, whatever the request held.
+pub const MESSAGE_MAX_CHARS: usize = 1024;
+
+/// Client-supplied text shortened for a response: at most [`ECHO_MAX_CHARS`] characters,
+/// the last of them `…` when it was cut.
+pub(crate) fn clip(s: &str) -> String {
+    clip_to(s, ECHO_MAX_CHARS)
+}
+
+fn clip_to(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some(_) => {
+            let end = s.char_indices().nth(max - 1).map_or(s.len(), |(i, _)| i);
+            format!("{}…", &s[..end])
+        }
+    }
+}
+
+/// A message that may quote client text (serde's messages do: unknown field names and
+/// offending string values, in backticks or Rust-escaped double quotes): every quoted
+/// stretch is clipped to [`ECHO_MAX_CHARS`], and the whole to [`MESSAGE_MAX_CHARS`].
+pub(crate) fn clip_echoes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MESSAGE_MAX_CHARS + 8));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open];
+        out.push_str(&rest[..=open]);
+        let inner = &rest[open + 1..];
+        // A double-quoted stretch is Rust-escaped: it ends at the first unescaped quote.
+        let close = if quote == b'"' {
+            let mut escaped = false;
+            inner.char_indices().find_map(|(i, c)| {
+                let end = !escaped && c == '"';
+                escaped = !escaped && c == '\\';
+                end.then_some(i)
+            })
+        } else {
+            inner.find('`')
+        };
+        let Some(close) = close else {
+            out.push_str(&clip(inner));
+            rest = "";
+            break;
+        };
+        out.push_str(&clip(&inner[..close]));
+        out.push(quote as char);
+        rest = &inner[close + 1..];
+    }
+    out.push_str(rest);
+    clip_to(&out, MESSAGE_MAX_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes_are_clipped() {
+        let long = "x".repeat(10_000);
+        assert_eq!(clip("short"), "short");
+        assert_eq!(clip(&long).chars().count(), ECHO_MAX_CHARS);
+        assert!(clip(&long).ends_with('…'));
+        assert_eq!(clip(&"é".repeat(64)), "é".repeat(64));
+        assert_eq!(clip(&"é".repeat(65)), format!("{}…", "é".repeat(63)));
+
+        let m = format!("unknown field `{long}`, expected one of `env`, `seed`");
+        let c = clip_echoes(&m);
+        assert_eq!(c, format!("unknown field `{}…`, expected one of `env`, `seed`", "x".repeat(63)));
+        let m = format!("invalid type: string \"a\\\"{long}\", expected u64 at line 1 column 9");
+        let c = clip_echoes(&m);
+        assert!(c.starts_with("invalid type: string \"a\\\"xxx"), "{c}");
+        assert!(c.ends_with("…\", expected u64 at line 1 column 9"), "{c}");
+        // Unbalanced quotes and many short echoes stay bounded.
+        assert!(clip_echoes(&format!("`{long}")).chars().count() <= ECHO_MAX_CHARS + 1);
+        let many = "`ab` ".repeat(5000);
+        assert_eq!(clip_echoes(&many).chars().count(), MESSAGE_MAX_CHARS);
     }
 }

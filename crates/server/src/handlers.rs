@@ -14,12 +14,15 @@ use gristmill_core::ParseError;
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::auth::Caller;
+use crate::config::{ServerConfig, DEFAULT_MAX_BATCH};
+use crate::de;
 use crate::envs::EnvEntry;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{clip, ApiError, ErrorCode, ServerError};
 use crate::extract::{ApiJson, ApiPath};
-use crate::keys::WireKey;
+use crate::keys::{KeyError, WireKey};
 use crate::sessions::{Held, Kind};
-use crate::state::{clip, AppState};
+use crate::state::AppState;
 
 /// Batches larger than this run on the blocking pool, so one big batch does not stall the
 /// runtime's workers.
@@ -78,35 +81,71 @@ fn check_batch(state: &AppState, what: &str, n: u64) -> Result<(), ApiError> {
 /// The OpenAPI document, as committed in `crates/server/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
-pub(crate) async fn openapi() -> Response {
-    raw_json(StatusCode::OK, OPENAPI_JSON.as_bytes().to_vec())
+/// Where the committed document states `max_batch` (as `maximum` or `maxItems`).
+pub(crate) const BATCH_MAXIMUMS: &[&str] = &[
+    "/components/schemas/SampleTrainRequest/properties/count/maximum",
+    "/components/schemas/SampleEvalRequest/properties/count/maximum",
+    "/components/schemas/ScoreBatchRequest/properties/items/maxItems",
+    "/components/schemas/ForkRequest/properties/n/maximum",
+];
+
+/// The document a server with `config` serves (see [`AppState::openapi_document`]).
+pub(crate) fn served_openapi(config: &ServerConfig) -> Result<Vec<u8>, ServerError> {
+    if config.max_batch == DEFAULT_MAX_BATCH && config.auth.is_none() {
+        return Ok(OPENAPI_JSON.as_bytes().to_vec());
+    }
+    let broken = |what: String| ServerError::Config(format!("the committed openapi.json {what}"));
+    let mut doc: serde_json::Value =
+        serde_json::from_str(OPENAPI_JSON).map_err(|e| broken(format!("is not JSON: {e}")))?;
+    for pointer in BATCH_MAXIMUMS {
+        let slot = doc.pointer_mut(pointer).ok_or_else(|| broken(format!("has no {pointer}")))?;
+        *slot = serde_json::Value::from(config.max_batch);
+    }
+    if config.auth.is_some() {
+        // Tokens are required: drop the anonymous alternative.
+        doc["security"] = serde_json::json!([{ "bearer": [] }]);
+    }
+    serde_json::to_vec_pretty(&doc).map_err(|e| broken(format!("does not serialize: {e}")))
+}
+
+pub(crate) async fn openapi(State(state): State<AppState>) -> Response {
+    raw_json(StatusCode::OK, state.openapi_document().to_vec())
 }
 
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let (sessions, snapshots) = state.session_counts();
     let c = state.config();
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
     ok(&serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "envs": state.env_names(),
         "sessions": sessions,
         "snapshots": snapshots,
+        "connections": state.connection_count(),
+        "auth": if c.auth.is_some() { "bearer" } else { "none" },
         "limits": {
             "body_limit_bytes": c.body_limit_bytes,
             "max_batch": c.max_batch,
             "max_sessions": c.max_sessions,
             "max_snapshots": c.max_snapshots,
-            "session_idle_timeout_ms": c.session_idle_timeout.as_millis() as u64,
+            "session_idle_timeout_ms": ms(c.session_idle_timeout),
+            "max_connections": c.max_connections,
+            "header_read_timeout_ms": ms(c.header_read_timeout),
+            "body_read_timeout_ms": ms(c.body_read_timeout),
+            "keep_alive_timeout_ms": ms(c.keep_alive_timeout),
+            "write_timeout_ms": ms(c.write_timeout),
         },
     }))
 }
 
-pub(crate) async fn list_envs(State(state): State<AppState>) -> Response {
+pub(crate) async fn list_envs(State(state): State<AppState>, _caller: Caller) -> Response {
     raw_json(StatusCode::OK, state.inner.envs_listing.clone())
 }
 
 pub(crate) async fn get_env(
     State(state): State<AppState>,
+    _caller: Caller,
     ApiPath(name): ApiPath,
 ) -> Result<Response, ApiError> {
     Ok(ok(&state.env(&name)?.listing))
@@ -122,24 +161,46 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 
 // ---------------------------------------------------------------- sample
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum SplitName {
     #[default]
     Train,
     Eval,
 }
 
+impl<'de> Deserialize<'de> for SplitName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Split;
+        impl serde::de::Visitor<'_> for Split {
+            type Value = SplitName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`train` or `eval`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SplitName, E> {
+                match v {
+                    "train" => Ok(SplitName::Train),
+                    "eval" => Ok(SplitName::Eval),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Split)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SampleRequest {
     env: String,
+    #[serde(default, deserialize_with = "de::some_uint")]
     seed: Option<u64>,
+    #[serde(default, deserialize_with = "de::some_uint")]
     step: Option<u64>,
+    #[serde(deserialize_with = "de::uint")]
     count: u64,
     #[serde(default)]
     split: SplitName,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::uint")]
     offset: u64,
 }
 
@@ -162,20 +223,21 @@ struct SampleResponse<'a> {
 
 pub(crate) async fn sample(
     State(state): State<AppState>,
+    _caller: Caller,
     ApiJson(req): ApiJson<SampleRequest>,
 ) -> Result<Response, ApiError> {
     let entry = Arc::clone(state.env(&req.env)?);
     check_batch(&state, "count", req.count)?;
-    let end = req.offset.checked_add(req.count).ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidRequest, "offset + count overflows a 64-bit integer")
-    })?;
+    // Indices offset, offset + 1, ... for `count` tasks, cut where the tasks end.
+    let (offset, count) = (req.offset, req.count);
+    let indices = (0..count).map_while(move |i| offset.checked_add(i));
     let keys: Vec<WireKey> = match req.split {
         SplitName::Train => {
             let seed = req.seed.ok_or_else(|| {
                 ApiError::new(ErrorCode::InvalidRequest, "`seed` is required for the train split")
             })?;
             let step = req.step.unwrap_or(0);
-            (req.offset..end).map(|index| WireKey::Train { seed, step, index }).collect()
+            indices.map(|index| WireKey::Train { seed, step, index }).collect()
         }
         SplitName::Eval => {
             if req.seed.is_some() || req.step.is_some() {
@@ -185,16 +247,7 @@ pub(crate) async fn sample(
                 ));
             }
             let size = entry.env.spec.spec.eval.size as u64;
-            if end > size {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!(
-                        "the gold suite of `{}` has {size} tasks; offset {} + count {} runs past it",
-                        entry.name, req.offset, req.count
-                    ),
-                ));
-            }
-            (req.offset..end).map(|index| WireKey::Eval { index }).collect()
+            indices.take_while(|&i| i < size).map(|index| WireKey::Eval { index }).collect()
         }
     };
     let split = match req.split {
@@ -230,6 +283,7 @@ pub(crate) async fn sample(
 pub(crate) struct ScoreItem {
     task_key: String,
     response: String,
+    #[serde(default, deserialize_with = "de::some_uint")]
     sample: Option<u64>,
 }
 
@@ -237,16 +291,40 @@ pub(crate) struct ScoreItem {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScoreRequest {
     env: String,
+    #[serde(default, deserialize_with = "de::some")]
     items: Option<Vec<ScoreItem>>,
+    #[serde(default, deserialize_with = "de::some")]
     task_key: Option<String>,
+    #[serde(default, deserialize_with = "de::some")]
     response: Option<String>,
+    #[serde(default, deserialize_with = "de::some_uint")]
     sample: Option<u64>,
     #[serde(default)]
     eval: bool,
 }
 
+/// A parse error as a response repeats it: its text clipped to
+/// [`ECHO_MAX_CHARS`](crate::ECHO_MAX_CHARS).
+fn clipped(e: &ParseError) -> ParseError {
+    match e {
+        ParseError::Missing => ParseError::Missing,
+        ParseError::Malformed(text) => ParseError::Malformed(clip(text)),
+        ParseError::OutOfSpace(text) => ParseError::OutOfSpace(clip(text)),
+    }
+}
+
+/// What a parse error means, without repeating the text (which `detail` holds).
+fn parse_message(e: &ParseError, what: &str) -> String {
+    match e {
+        ParseError::Missing => format!("no {what} found in the text"),
+        ParseError::Malformed(_) => format!("the {what} is not in the expected format (see `detail`)"),
+        ParseError::OutOfSpace(_) => format!("the {what} is outside the {what} space (see `detail`)"),
+    }
+}
+
 /// The parse outcome: `{"ok": true, "answer": n}` or
-/// `{"ok": false, "reason": ..., "detail"?: ..., "message": ...}`.
+/// `{"ok": false, "reason": ..., "detail"?: ..., "message": ...}`, the text in `detail`
+/// only, clipped.
 struct ParseOutcome<'a>(&'a Result<i64, ParseError>);
 
 impl Serialize for ParseOutcome<'_> {
@@ -265,7 +343,9 @@ impl Serialize for ParseOutcome<'_> {
                 st.serialize_field("answer", answer)?;
                 st.end()
             }
-            Err(e) => Failed { ok: false, error: e, message: e.to_string() }.serialize(s),
+            Err(e) => {
+                Failed { ok: false, error: &clipped(e), message: parse_message(e, "answer") }.serialize(s)
+            }
         }
     }
 }
@@ -317,11 +397,15 @@ struct ScoreResponse<'a> {
 }
 
 fn score_one(entry: &Arc<EnvEntry>, i: usize, item: ScoreItem, eval: bool) -> Result<ScoreResult, ApiError> {
-    let key: WireKey = item.task_key.parse().map_err(|why| {
-        ApiError::new(
+    let key: WireKey = item.task_key.parse().map_err(|why| match why {
+        KeyError::Format(why) => ApiError::new(
             ErrorCode::BadTaskKey,
             format!("items[{i}].task_key `{}` is not a task key: {why}", clip(&item.task_key)),
-        )
+        ),
+        KeyError::OutOfRange(why) => ApiError::new(
+            ErrorCode::UnknownTaskKey,
+            format!("items[{i}].task_key `{}` names no task: {why}", clip(&item.task_key)),
+        ),
     })?;
     let task =
         entry.task(key).map_err(|e| ApiError { message: format!("items[{i}]: {}", e.message), ..e })?;
@@ -344,8 +428,12 @@ fn score_one(entry: &Arc<EnvEntry>, i: usize, item: ScoreItem, eval: bool) -> Re
 
 pub(crate) async fn score(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> Result<Response, ApiError> {
+    if req.eval {
+        caller.require_gold()?;
+    }
     let entry = Arc::clone(state.env(&req.env)?);
     let items = match (req.items, req.task_key, req.response) {
         (Some(items), None, None) if req.sample.is_none() => items,
@@ -373,24 +461,29 @@ pub(crate) async fn score(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetRequest {
     env: String,
+    #[serde(default, deserialize_with = "de::some")]
     episode: Option<String>,
+    #[serde(deserialize_with = "de::uint")]
     seed: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::uint")]
     step: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::uint")]
     index: u64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StepRequest {
+    #[serde(default, deserialize_with = "de::some")]
     action: Option<String>,
+    #[serde(default, deserialize_with = "de::some_uint")]
     action_index: Option<u64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ForkRequest {
+    #[serde(deserialize_with = "de::uint")]
     n: u64,
 }
 
@@ -466,6 +559,7 @@ struct Closed {
 
 pub(crate) async fn reset(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<Response, ApiError> {
     let entry = Arc::clone(state.env(&req.env)?);
@@ -476,6 +570,7 @@ pub(crate) async fn reset(
         env: Arc::clone(&entry),
         source,
         last_used: Instant::now(),
+        owner: caller.owner,
     };
     let view = StateView::of(&held);
     let ids = state.inner.sessions.insert(Kind::Session, vec![held])?;
@@ -485,18 +580,20 @@ pub(crate) async fn reset(
 
 pub(crate) async fn get_session(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath,
 ) -> Result<Response, ApiError> {
-    let view = state.inner.sessions.with(Kind::Session, &id, |held| Ok(StateView::of(held)))?;
+    let view = state.inner.sessions.with(Kind::Session, &id, caller.owner, |held| Ok(StateView::of(held)))?;
     Ok(ok(&SessionView { session: id, state: view }))
 }
 
 pub(crate) async fn step(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<StepRequest>,
 ) -> Result<Response, ApiError> {
-    let (view, reward, action) = state.inner.sessions.with(Kind::Session, &id, |held| {
+    let (view, reward, action) = state.inner.sessions.with(Kind::Session, &id, caller.owner, |held| {
         let ep = &mut held.state;
         if ep.done() {
             return Err(ApiError::new(
@@ -510,8 +607,8 @@ pub(crate) async fn step(
         let action = match (&req.action, req.action_index) {
             (Some(text), None) => ep.parse_action(text).map_err(|e| ApiError {
                 code: ErrorCode::UnparsableAction,
-                message: format!("action {:?} did not parse: {e}", clip(text)),
-                parse: Some(e),
+                message: format!("the action did not parse: {}", parse_message(&e, "action")),
+                parse: Some(clipped(&e)),
             })?,
             (None, Some(i)) => {
                 let n = ep.action_count();
@@ -539,15 +636,17 @@ pub(crate) async fn step(
 
 pub(crate) async fn snapshot(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath,
 ) -> Result<Response, ApiError> {
     let sessions = &state.inner.sessions;
-    let (copy, view) = sessions.with(Kind::Session, &id, |held| {
+    let (copy, view) = sessions.with(Kind::Session, &id, caller.owner, |held| {
         let copy = Held {
             env: Arc::clone(&held.env),
             source: held.source,
             state: held.state.snapshot(),
             last_used: Instant::now(),
+            owner: held.owner,
         };
         let view = StateView::of(&copy);
         Ok((copy, view))
@@ -558,6 +657,7 @@ pub(crate) async fn snapshot(
 
 pub(crate) async fn fork(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(token): ApiPath,
     ApiJson(req): ApiJson<ForkRequest>,
 ) -> Result<Response, ApiError> {
@@ -566,7 +666,7 @@ pub(crate) async fn fork(
     }
     check_batch(&state, "n", req.n)?;
     let sessions = &state.inner.sessions;
-    let (copies, view) = sessions.with(Kind::Snapshot, &token, |held| {
+    let (copies, view) = sessions.with(Kind::Snapshot, &token, caller.owner, |held| {
         let now = Instant::now();
         let copies: Vec<Held> = (0..req.n)
             .map(|_| Held {
@@ -574,6 +674,7 @@ pub(crate) async fn fork(
                 source: held.source,
                 state: held.state.snapshot(),
                 last_used: now,
+                owner: held.owner,
             })
             .collect();
         Ok((copies, StateView::of(held)))
@@ -585,16 +686,18 @@ pub(crate) async fn fork(
 
 pub(crate) async fn close_session(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath,
 ) -> Result<Response, ApiError> {
-    state.inner.sessions.close(Kind::Session, &id)?;
+    state.inner.sessions.close(Kind::Session, &id, caller.owner)?;
     Ok(ok(&Closed { closed: id }))
 }
 
 pub(crate) async fn close_snapshot(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(token): ApiPath,
 ) -> Result<Response, ApiError> {
-    state.inner.sessions.close(Kind::Snapshot, &token)?;
+    state.inner.sessions.close(Kind::Snapshot, &token, caller.owner)?;
     Ok(ok(&Closed { closed: token }))
 }

@@ -13,8 +13,10 @@
 //! (`gristmill_engine::sample_index`), so a client that passes that reproduces a rollout's
 //! reward vectors exactly.
 //!
-//! Seeds are lowercase hexadecimal without padding; step and index are decimal; all three
-//! are `u64`. Parsing is strict: only those digits, no signs, no spaces, no extra parts.
+//! Every key has exactly one spelling, the one the server writes: seeds are lowercase
+//! hexadecimal without leading zeros, step and index decimal without leading zeros (`0`
+//! itself is written `0`); no signs, spaces, upper case or extra parts. A key in that
+//! grammar whose number does not fit a `u64` is well-formed but names no task.
 
 use std::fmt;
 use std::str::FromStr;
@@ -59,41 +61,74 @@ impl fmt::Display for WireKey {
 /// Longest key accepted (a train key with three maximal numbers is 2 + 16 + 1 + 20 + 1 + 20).
 const MAX_KEY_LEN: usize = 64;
 
-fn hex(part: &str) -> Option<u64> {
-    if part.is_empty() || part.len() > 16 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u64::from_str_radix(part, 16).ok()
+/// Why a text is not a task key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// Not in the key grammar (`bad_task_key`).
+    Format(String),
+    /// In the grammar, but a number does not fit a `u64`, so no task has it
+    /// (`unknown_task_key`).
+    OutOfRange(String),
 }
 
-fn dec(part: &str) -> Option<u64> {
-    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Format(why) | KeyError::OutOfRange(why) => f.write_str(why),
+        }
     }
-    part.parse().ok()
+}
+
+/// Digits in their one spelling: non-empty, no leading zero unless the number is 0.
+fn canonical(part: &str, digit: impl Fn(u8) -> bool) -> bool {
+    !part.is_empty() && part.bytes().all(digit) && (part == "0" || !part.starts_with('0'))
+}
+
+fn hex(part: &str) -> Result<u64, KeyError> {
+    if part.len() > 16 || !canonical(part, |b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(KeyError::Format(
+            "seed must be 1 to 16 lowercase hex digits without leading zeros".into(),
+        ));
+    }
+    u64::from_str_radix(part, 16).map_err(|e| KeyError::Format(format!("seed: {e}")))
+}
+
+fn dec(part: &str, what: &str) -> Result<u64, KeyError> {
+    if part.len() > 20 || !canonical(part, |b| b.is_ascii_digit()) {
+        return Err(KeyError::Format(format!("{what} must be decimal digits without leading zeros")));
+    }
+    part.parse().map_err(|_| KeyError::OutOfRange(format!("{what} {part} is larger than 2^64 - 1")))
 }
 
 impl FromStr for WireKey {
-    /// Why the key is not in the format.
-    type Err = String;
+    /// Why the key is not a task key.
+    type Err = KeyError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, KeyError> {
+        let format = |why: &str| KeyError::Format(why.to_string());
         if text.len() > MAX_KEY_LEN {
-            return Err(format!("longer than {MAX_KEY_LEN} bytes"));
+            return Err(KeyError::Format(format!("longer than {MAX_KEY_LEN} bytes")));
         }
         let mut parts = text.split('-');
         let kind = parts.next().unwrap_or("");
-        let rest: Vec<&str> = parts.collect();
-        match (kind, rest.as_slice()) {
-            ("t", [seed, step, index]) => Ok(WireKey::Train {
-                seed: hex(seed).ok_or("seed must be 1 to 16 hex digits")?,
-                step: dec(step).ok_or("step must be a decimal u64")?,
-                index: dec(index).ok_or("index must be a decimal u64")?,
-            }),
-            ("t", _) => Err("a training key has the form `t-<seed hex>-<step>-<index>`".into()),
-            ("e", [index]) => Ok(WireKey::Eval { index: dec(index).ok_or("index must be a decimal u64")? }),
-            ("e", _) => Err("an eval key has the form `e-<index>`".into()),
-            _ => Err("must start with `t-` (training task) or `e-` (gold eval task)".into()),
+        let fields = [parts.next(), parts.next(), parts.next(), parts.next()];
+        match (kind, fields) {
+            ("t", [Some(seed), Some(step), Some(index), None]) => {
+                let seed = hex(seed);
+                let step = dec(step, "step");
+                let index = dec(index, "index");
+                // A format error anywhere outranks a number out of range.
+                for r in [&seed, &step, &index] {
+                    if let Err(e @ KeyError::Format(_)) = r {
+                        return Err(e.clone());
+                    }
+                }
+                Ok(WireKey::Train { seed: seed?, step: step?, index: index? })
+            }
+            ("t", _) => Err(format("a training key has the form `t-<seed hex>-<step>-<index>`")),
+            ("e", [Some(index), None, None, None]) => Ok(WireKey::Eval { index: dec(index, "index")? }),
+            ("e", _) => Err(format("an eval key has the form `e-<index>`")),
+            _ => Err(format("must start with `t-` (training task) or `e-` (gold eval task)")),
         }
     }
 }
@@ -123,15 +158,36 @@ mod tests {
             "t-1-+2-3",
             "t-1-2- 3",
             "t-11111111111111111-1-1",
-            "t-1-99999999999999999999-1",
             "e-",
             "e--1",
             "e-1-2",
             "x-1",
             "T-1-2-3",
+            // One spelling per key: no upper case, no padding.
+            "t-DEADBEEF-3-17",
+            "t-Deadbeef-3-17",
+            "t-0deadbeef-3-17",
+            "t-00-1-1",
+            "t-1-03-1",
+            "t-1-3-017",
+            "t-1-00-0",
+            "e-07",
+            "e-00",
         ] {
-            assert!(bad.parse::<WireKey>().is_err(), "{bad:?} parsed");
+            assert!(
+                matches!(bad.parse::<WireKey>(), Err(KeyError::Format(_))),
+                "{bad:?} parsed: {:?}",
+                bad.parse::<WireKey>()
+            );
         }
+        assert_eq!("t-0-0-0".parse(), Ok(WireKey::Train { seed: 0, step: 0, index: 0 }));
+        assert_eq!("e-0".parse(), Ok(WireKey::Eval { index: 0 }));
+        // In the grammar but past u64: well-formed, names no task.
+        for far in ["t-1-18446744073709551616-0", "t-1-0-99999999999999999999", "e-18446744073709551616"] {
+            assert!(matches!(far.parse::<WireKey>(), Err(KeyError::OutOfRange(_))), "{far:?}");
+        }
+        // A format error wins over a number out of range.
+        assert!(matches!("t-X-99999999999999999999-0".parse::<WireKey>(), Err(KeyError::Format(_))));
         assert!("t-1-1-".repeat(20).parse::<WireKey>().is_err());
     }
 }

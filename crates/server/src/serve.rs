@@ -1,16 +1,18 @@
 //! The router and the serving loops.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use gristmill_engine::Environment;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::auth::Role;
 use crate::config::ServerConfig;
+use crate::conn::{accept_loop, Timeouts};
 use crate::error::{ApiError, ErrorCode, ServerError};
 use crate::handlers as h;
 use crate::state::AppState;
@@ -63,7 +65,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `state` on an already bound `listener` until `shutdown` completes, then stops
 /// accepting, lets in-flight requests finish (for at most `shutdown_grace`), and returns.
-/// Runs the idle-session sweeper meanwhile.
+/// Runs the idle-session sweeper meanwhile. Connections are held to the config's timeouts
+/// and to `max_connections` (see [`ServerConfig`]).
 pub async fn serve_on<F>(listener: TcpListener, state: AppState, shutdown: F) -> Result<(), ServerError>
 where
     F: Future<Output = ()> + Send + 'static,
@@ -80,31 +83,20 @@ where
             }
         })
     };
-    let listener = listener.tap_io(|tcp| {
-        // Small request/response pairs: never wait for Nagle.
-        let _ = tcp.set_nodelay(true);
-    });
-    // Shutdown: stop accepting, let in-flight requests finish, but give up on them after
-    // the grace period.
-    let grace = state.config().shutdown_grace;
-    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
         shutdown.await;
-        let _ = signalled.send(());
-    };
-    let deadline = async move {
-        match on_signal.await {
-            Ok(()) => tokio::time::sleep(grace).await,
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    let serving = axum::serve(listener, router(state)).with_graceful_shutdown(signal).into_future();
-    let result = tokio::select! {
-        r = serving => r,
-        _ = deadline => Ok(()),
-    };
+        let _ = stop.send(true);
+        // Held until the serving loop is done with it.
+        stop.closed().await;
+    });
+    let config = state.config();
+    let (timeouts, grace) = (Timeouts::of(config), config.shutdown_grace);
+    let registry = Arc::clone(&state.inner.connections);
+    accept_loop(listener, router(state), registry, timeouts, grace, stopped).await;
     sweeper.abort();
-    result.map_err(ServerError::Io)
+    signal.abort();
+    Ok(())
 }
 
 /// Binds `config.addr` and serves `envs` until `shutdown` completes (see [`serve_on`]).
@@ -146,7 +138,8 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, Se
 }
 
 /// Builds a multi-thread runtime (`config.worker_threads`, default one per core), binds
-/// `config.addr`, prints `gristmill-server: listening on http://ADDR` to stderr, and serves
+/// `config.addr`, prints `gristmill-server: listening on http://ADDR (environments: …;
+/// authentication)` to stderr, and serves
 /// `envs` until SIGTERM or SIGINT, finishing in-flight requests before it returns.
 pub fn serve_blocking(config: ServerConfig, envs: Vec<(String, Environment)>) -> Result<(), ServerError> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -161,8 +154,12 @@ pub fn serve_blocking(config: ServerConfig, envs: Vec<(String, Environment)>) ->
         let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
         let local = listener.local_addr()?;
         let signal = shutdown_signal()?;
+        let auth = match &state.config().auth {
+            Some(t) => format!("bearer tokens: {} train, {} eval", t.count(Role::Train), t.count(Role::Eval)),
+            None => "no authentication".to_string(),
+        };
         eprintln!(
-            "gristmill-server: listening on http://{local} (environments: {})",
+            "gristmill-server: listening on http://{local} (environments: {}; {auth})",
             state.env_names().join(", ")
         );
         serve_on(listener, state, signal).await?;

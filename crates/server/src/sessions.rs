@@ -1,19 +1,25 @@
 //! Live multi-turn sessions and stored snapshots.
 //!
+//! Ids are 128 random bits from the operating system's CSPRNG (`getrandom`), written as
+//! `s-<32 lowercase hex>` and `snap-<32 lowercase hex>`: one spelling each, and not
+//! guessable from any other id. Randomness here never touches determinism, which is about
+//! tasks, episodes and rewards, never ids. Every entry has an owner (the token that created
+//! it); to anyone else it does not exist.
+//!
 //! Locking: one short-held lock over the two id maps (insert, look up, remove, sweep), and
 //! one lock per session or snapshot, taken after the map lock is released. The sweeper
 //! takes a per-entry lock only with `try_lock` while it holds the map lock, so the two
 //! orders never wait on each other.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gristmill_core::episode::Episode;
 
+use crate::auth::Owner;
 use crate::envs::EnvEntry;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{clip, ApiError, ErrorCode};
 
 /// Locks, ignoring poisoning: every critical section leaves its data consistent (they are
 /// single assignments, inserts and removals), so a panic elsewhere cannot corrupt it.
@@ -28,14 +34,16 @@ pub(crate) struct Held {
     pub source: usize,
     pub state: Box<dyn Episode>,
     pub last_used: Instant,
+    /// Who created it.
+    pub owner: Owner,
 }
 
 type Slot = Arc<Mutex<Held>>;
 
 #[derive(Default)]
 struct Maps {
-    sessions: HashMap<u64, Slot>,
-    snapshots: HashMap<u64, Slot>,
+    sessions: HashMap<u128, Slot>,
+    snapshots: HashMap<u128, Slot>,
 }
 
 /// Which map an id lives in.
@@ -66,22 +74,31 @@ impl Kind {
         ApiError::new(
             code,
             format!(
-                "{} `{id}` is unknown, closed, or expired (idle timeout {} ms)",
+                "{} `{}` is unknown, closed, or expired (idle timeout {} ms)",
                 self.noun(),
+                clip(id),
                 idle.as_millis()
             ),
         )
     }
     /// The wire id of number `n`.
-    pub fn id(self, n: u64) -> String {
-        format!("{}{n}", self.prefix())
+    pub fn id(self, n: u128) -> String {
+        format!("{}{n:032x}", self.prefix())
     }
+}
+
+/// `n` fresh random ids.
+fn random_ids(n: usize) -> Result<Vec<u128>, ApiError> {
+    let mut bytes = vec![0u8; n * 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        ApiError::new(ErrorCode::Internal, format!("the operating system's random source failed: {e}"))
+    })?;
+    Ok(bytes.chunks_exact(16).map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default())).collect())
 }
 
 /// The session and snapshot tables with their limits.
 pub(crate) struct Sessions {
     maps: Mutex<Maps>,
-    next: AtomicU64,
     max_sessions: usize,
     max_snapshots: usize,
     idle: Duration,
@@ -89,13 +106,7 @@ pub(crate) struct Sessions {
 
 impl Sessions {
     pub fn new(max_sessions: usize, max_snapshots: usize, idle: Duration) -> Sessions {
-        Sessions {
-            maps: Mutex::new(Maps::default()),
-            next: AtomicU64::new(1),
-            max_sessions,
-            max_snapshots,
-            idle,
-        }
+        Sessions { maps: Mutex::new(Maps::default()), max_sessions, max_snapshots, idle }
     }
 
     /// Live sessions and stored snapshots (expired ones not yet swept included).
@@ -139,6 +150,8 @@ impl Sessions {
             };
             live.checked_add(new.len()).is_some_and(|total| total <= limit)
         };
+        // Drawn before the lock is taken: one system call for the whole batch.
+        let mut fresh = random_ids(new.len())?;
         let mut maps = lock(&self.maps);
         if !fits(&maps) {
             drop(maps);
@@ -164,34 +177,40 @@ impl Sessions {
                 ));
             }
         }
-        let first = self.next.fetch_add(new.len() as u64, Ordering::Relaxed);
+        // A clash with a live id (never seen in practice at 128 bits) draws again.
         let table = match kind {
             Kind::Session => &mut maps.sessions,
             Kind::Snapshot => &mut maps.snapshots,
         };
         let mut ids = Vec::with_capacity(new.len());
-        for (i, held) in new.into_iter().enumerate() {
-            let n = first + i as u64;
+        for held in new {
+            let mut n = fresh.pop().unwrap_or_default();
+            while table.contains_key(&n) {
+                n = random_ids(1)?[0];
+            }
             table.insert(n, Arc::new(Mutex::new(held)));
             ids.push(kind.id(n));
         }
         Ok(ids)
     }
 
-    fn number(kind: Kind, id: &str) -> Option<u64> {
+    /// The number of a wire id in its one spelling: the prefix and exactly 32 lowercase
+    /// hex digits.
+    fn number(kind: Kind, id: &str) -> Option<u128> {
         let digits = id.strip_prefix(kind.prefix())?;
-        if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return None;
         }
-        digits.parse().ok()
+        u128::from_str_radix(digits, 16).ok()
     }
 
-    /// Runs `f` on the entry `id`, marking it used. An expired entry is removed and reported
-    /// unknown.
+    /// Runs `f` on the entry `id` of `owner`, marking it used. An expired entry is removed
+    /// and reported unknown, and so is another owner's (without touching it).
     pub fn with<R>(
         &self,
         kind: Kind,
         id: &str,
+        owner: Owner,
         f: impl FnOnce(&mut Held) -> Result<R, ApiError>,
     ) -> Result<R, ApiError> {
         let unknown = || kind.unknown(id, self.idle);
@@ -205,6 +224,9 @@ impl Sessions {
             table.get(&n).cloned().ok_or_else(unknown)?
         };
         let mut held = lock(&slot);
+        if held.owner != owner {
+            return Err(unknown());
+        }
         let now = Instant::now();
         if self.expired(&held, now) {
             drop(held);
@@ -215,7 +237,7 @@ impl Sessions {
         f(&mut held)
     }
 
-    fn remove_slot(&self, kind: Kind, n: u64, slot: &Slot) {
+    fn remove_slot(&self, kind: Kind, n: u128, slot: &Slot) {
         let mut maps = lock(&self.maps);
         let table = match kind {
             Kind::Session => &mut maps.sessions,
@@ -226,25 +248,60 @@ impl Sessions {
         }
     }
 
-    /// Removes the entry `id`.
-    pub fn close(&self, kind: Kind, id: &str) -> Result<(), ApiError> {
+    /// Removes the entry `id` of `owner`.
+    pub fn close(&self, kind: Kind, id: &str, owner: Owner) -> Result<(), ApiError> {
         let unknown = || kind.unknown(id, self.idle);
         let n = Self::number(kind, id).ok_or_else(unknown)?;
-        let removed = {
-            let mut maps = lock(&self.maps);
+        let slot = {
+            let maps = lock(&self.maps);
             let table = match kind {
-                Kind::Session => &mut maps.sessions,
-                Kind::Snapshot => &mut maps.snapshots,
+                Kind::Session => &maps.sessions,
+                Kind::Snapshot => &maps.snapshots,
             };
-            table.remove(&n)
+            table.get(&n).cloned().ok_or_else(unknown)?
         };
-        let slot = removed.ok_or_else(unknown)?;
+        let (mine, expired) = {
+            let held = lock(&slot);
+            (held.owner == owner, self.expired(&held, Instant::now()))
+        };
+        if !mine {
+            return Err(unknown());
+        }
+        self.remove_slot(kind, n, &slot);
         // An entry past its idle timeout counts as already gone.
-        let expired = self.expired(&lock(&slot), Instant::now());
         if expired {
             Err(unknown())
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_one_spelling() {
+        let n = 0x0123_4567_89ab_cdef_0011_2233_4455_6677u128;
+        let id = Kind::Session.id(n);
+        assert_eq!(id, "s-0123456789abcdef0011223344556677");
+        assert_eq!(Sessions::number(Kind::Session, &id), Some(n));
+        assert_eq!(Kind::Snapshot.id(7), format!("snap-{}7", "0".repeat(31)));
+        for bad in [
+            "s-0123456789ABCDEF0011223344556677",
+            "s-123456789abcdef0011223344556677",
+            "s-00123456789abcdef0011223344556677",
+            "s-+123456789abcdef0011223344556677",
+            "s-77",
+            "s-0077",
+            "snap-0123456789abcdef0011223344556677",
+            "",
+        ] {
+            assert_eq!(Sessions::number(Kind::Session, bad), None, "{bad}");
+        }
+        let ids = random_ids(64).unwrap();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 64);
     }
 }

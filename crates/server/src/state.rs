@@ -8,8 +8,10 @@ use gristmill_engine::Environment;
 use serde_json::{json, Value};
 
 use crate::config::ServerConfig;
+use crate::conn::Registry;
 use crate::envs::EnvEntry;
-use crate::error::{ApiError, ErrorCode, ServerError};
+use crate::error::{clip, ApiError, ErrorCode, ServerError};
+use crate::handlers::served_openapi;
 use crate::sessions::Sessions;
 
 /// What a server serves: its config, its environments (immutable after start) and its
@@ -27,6 +29,11 @@ pub(crate) struct Inner {
     pub sessions: Sessions,
     /// The body of `GET /v1/envs`, serialized once.
     pub envs_listing: Vec<u8>,
+    /// The body of `GET /openapi.json`: the committed document with this config's limits
+    /// and security requirement.
+    pub openapi: Vec<u8>,
+    /// Open connections and their limit.
+    pub connections: Arc<Registry>,
 }
 
 impl AppState {
@@ -54,7 +61,11 @@ impl AppState {
         let envs_listing = serde_json::to_vec(&json!({ "envs": listing }))
             .map_err(|e| ServerError::Config(format!("serializing the environment listing: {e}")))?;
         let sessions = Sessions::new(config.max_sessions, config.max_snapshots, config.session_idle_timeout);
-        Ok(AppState { inner: Arc::new(Inner { config, envs: map, names, sessions, envs_listing }) })
+        let openapi = served_openapi(&config)?;
+        let connections = Arc::new(Registry::new(config.max_connections));
+        Ok(AppState {
+            inner: Arc::new(Inner { config, envs: map, names, sessions, envs_listing, openapi, connections }),
+        })
     }
 
     /// The config served with.
@@ -73,6 +84,19 @@ impl AppState {
         self.inner.sessions.counts()
     }
 
+    /// Open connections right now (across every `serve_on` of this state).
+    pub fn connection_count(&self) -> usize {
+        self.inner.connections.live()
+    }
+
+    /// The OpenAPI document this state serves at `GET /openapi.json`: the committed
+    /// [`OPENAPI_JSON`](crate::OPENAPI_JSON) itself under the default `max_batch` without
+    /// tokens, else that document with the configured `max_batch` as its batch maximums and,
+    /// with tokens, the bearer token required.
+    pub fn openapi_document(&self) -> &[u8] {
+        &self.inner.openapi
+    }
+
     /// Drops expired sessions and snapshots now (the sweeper does this periodically).
     pub fn sweep_expired(&self) {
         self.inner.sessions.sweep(Instant::now());
@@ -86,17 +110,4 @@ impl AppState {
             )
         })
     }
-}
-
-/// A client-supplied string shortened for an error message.
-pub(crate) fn clip(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.len() <= MAX {
-        return s.to_string();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
