@@ -189,12 +189,17 @@ fn main() -> anyhow::Result<()> {
                 Ok(start.elapsed().as_secs_f64())
             };
             config.credit_nodes = 0;
+            let mut optimizer_share = 0.0;
             let plain = p.install(|| {
                 time(&mut || {
                     let mut t = Trainer::new(env.clone(), config.clone(), seed)?;
+                    let (mut opt, mut total) = (0.0, 0.0);
                     for _ in 0..steps {
-                        t.step()?;
+                        let r = t.step()?;
+                        opt += r.timings.optimizer;
+                        total += r.timings.rollout + r.timings.gradient + r.timings.metric;
                     }
+                    optimizer_share = opt / total;
                     Ok(())
                 })
             })?;
@@ -228,8 +233,12 @@ fn main() -> anyhow::Result<()> {
                 println!("{name:<28} {s:>10.3} {:>10.2}", s / plain);
             }
             println!("in-run residual {residual:+.3e}");
+            println!(
+                "the split optimizer (Owen value of Adam's update) is {:.1}% of a plain run's step time",
+                100.0 * optimizer_share
+            );
             json!({ "pieces": n, "steps": steps, "threads": all, "plain_s": plain, "inrun_s": inrun, "shapley_s": shap, "loo_s": loo,
-                "inrun_ratio": inrun / plain, "shapley_ratio": shap / plain, "loo_ratio": loo / plain, "residual": residual })
+                "inrun_ratio": inrun / plain, "shapley_ratio": shap / plain, "loo_ratio": loo / plain, "residual": residual, "optimizer_share_of_plain_step": optimizer_share })
         }
         Command::Catalogue { specs, seeds } => {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
