@@ -10,10 +10,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use gristmill_core::spec::EnvSpec;
+use gristmill_core::spec::Overrides;
 use gristmill_engine::Environment;
-use gristmill_learn::{TrainConfig, Trainer, TRAINABLE_POLICIES};
-use gristmill_measure::{kendall_tau, shapley, InRunCredit, DEFAULT_NODES};
+use gristmill_learn::TrainConfig;
+use gristmill_measure::{kendall_tau, DEFAULT_NODES};
+use gristmill_run::coalition::shapley;
+use gristmill_run::Run;
 use serde::Serialize;
 
 /// One piece on one seed.
@@ -74,14 +76,14 @@ pub struct SpecResult {
 
 fn build(path: &Path, seed: u64) -> anyhow::Result<(Environment, TrainConfig)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let origin = path.display().to_string();
-    let mut spec = EnvSpec::parse(&text, &origin).map_err(|e| anyhow!("{e}"))?;
-    spec.run.seed = seed;
-    let valid =
-        spec.validate(&gristmill_engine::catalog(TRAINABLE_POLICIES), &origin).map_err(|e| anyhow!("{e}"))?;
-    let config = TrainConfig::from_params(valid.policy_kind.name, &valid.policy_params)
-        .ok_or_else(|| anyhow!("{origin}: the catalogue needs a trainable policy"))?;
-    Ok((Environment::build(valid)?, config))
+    let env = gristmill_engine::load(
+        &text,
+        &path.display().to_string(),
+        &Overrides { seed: Some(seed), steps: None },
+    )?;
+    let config = TrainConfig::of(&env.spec)
+        .ok_or_else(|| anyhow!("{}: the catalogue needs a trainable policy", path.display()))?;
+    Ok((env, config))
 }
 
 /// Runs one spec on `seeds`.
@@ -91,7 +93,7 @@ pub fn run_spec(path: &Path, seeds: &[u64]) -> anyhow::Result<SpecResult> {
     let mut setting = String::new();
     for &seed in seeds {
         let (env, config) = build(path, seed)?;
-        name = env.spec.spec.name.clone();
+        name = env.spec.spec().name.clone();
         setting = format!(
             "{}, {}",
             config.arch_name(),
@@ -101,14 +103,13 @@ pub fn run_spec(path: &Path, seeds: &[u64]) -> anyhow::Result<SpecResult> {
                 gristmill_learn::Normalization::None => "no σ",
             }
         );
-        let steps = env.spec.spec.run.steps;
-        let mut trainer = Trainer::new(env.clone(), config.clone(), seed)?;
-        let mut credit = InRunCredit::new(&trainer, DEFAULT_NODES);
-        for _ in 0..steps {
-            let r = trainer.step()?;
-            credit.observe(&trainer, &r)?;
-        }
-        let (phi, values) = shapley(&env, &config, seed, steps)?;
+        let steps = env.spec.spec().run.steps;
+        let mut credited = config.clone();
+        credited.credit_nodes = DEFAULT_NODES;
+        let mut run = Run::with_config(env.clone(), credited)?;
+        run.advance(steps)?;
+        let credit = run.ledger().expect("credit is on");
+        let (phi, values) = shapley(&env, &config, steps)?;
         let n = env.pieces.len();
         let full = (1u64 << n) - 1;
         let pieces: Vec<PieceResult> = env
@@ -126,7 +127,7 @@ pub fn run_spec(path: &Path, seeds: &[u64]) -> anyhow::Result<SpecResult> {
         let (a, b): (Vec<f64>, Vec<f64>) = pieces.iter().map(|p| (p.inrun, p.shapley)).unzip();
         out.push(SeedResult {
             seed,
-            delta_metric: credit.delta_metric,
+            delta_metric: credit.delta_metric(),
             residual: credit.residual(),
             conflict_index: credit.conflict_index(),
             tau: kendall_tau(&a, &b),

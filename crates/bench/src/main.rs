@@ -150,14 +150,14 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     let policy = spec::policy(valid)?;
     let epsilon = spec::episode_epsilon(valid);
     let (pool1, pool_all) = (measure::pool(1)?, measure::pool(all)?);
-    let run = &valid.spec.run;
-    let channels: Vec<&str> = valid.spec.pieces.iter().map(|p| p.kind.as_str()).collect();
+    let run = &valid.spec().run;
+    let channels: Vec<&str> = valid.spec().pieces.iter().map(|p| p.kind.as_str()).collect();
 
     println!(
         "gristmill-bench rollouts: spec `{}` from {} (hash {}), seed {}",
-        valid.spec.name,
+        valid.spec().name,
         bench.origin,
-        &valid.hash[..12],
+        &valid.hash()[..12],
         run.seed
     );
     println!(
@@ -184,7 +184,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
 
     // 3. Multi-turn.
     let mut episodes: Vec<(String, EpisodeCase, EpisodeCase)> = Vec::new();
-    for (e, es) in valid.spec.episodes.iter().enumerate() {
+    for (e, es) in valid.spec().episodes.iter().enumerate() {
         eprintln!(
             "multi-turn `{}`: {} episodes x {} forks per step ...",
             es.id, es.episodes_per_step, es.forks
@@ -196,7 +196,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     drop(env);
 
     // 4. Items: the mixture and every source alone, one response per task.
-    let sources = &valid.spec.sources;
+    let sources = &valid.spec().sources;
     let mut groups: Vec<(String, String, Vec<usize>)> = Vec::new();
     if sources.len() > 1 {
         groups.push((
@@ -213,7 +213,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     let matched_policy = spec::ParsedOracle::new();
     for (label, peer_label, members) in groups {
         let v = spec::matched_variant(&bench, &members, &label)?;
-        let items_per_step = v.spec.run.tasks_per_step;
+        let items_per_step = v.spec().run.tasks_per_step;
         let env =
             pool_all.install(|| Environment::build(v)).with_context(|| format!("building `{label}`"))?;
         eprintln!("items (matched work): {label}, {items_per_step} per step, 1 and {all} threads ...");
@@ -221,7 +221,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
         let matched_all = measure::rollouts(&pool_all, all, &env, &matched_policy, budget)?;
 
         let v = spec::items_variant(&bench, &members, &label)?;
-        let items_per_step = v.spec.run.tasks_per_step;
+        let items_per_step = v.spec().run.tasks_per_step;
         let env =
             pool_all.install(|| Environment::build(v)).with_context(|| format!("building `{label}`"))?;
         eprintln!("items (all pieces): {label}, {items_per_step} per step, 1 and {all} threads ...");
@@ -293,7 +293,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     println!();
 
     for (id, one, many) in &episodes {
-        let es = valid.spec.episodes.iter().find(|e| &e.id == id);
+        let es = valid.spec().episodes.iter().find(|e| &e.id == id);
         let shape = es.map_or(String::new(), |e| {
             format!(
                 ": {} episodes x {} forks per step, {} prefix steps",
@@ -490,9 +490,9 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         let value = json!({
             "spec": {
-                "name": valid.spec.name,
+                "name": valid.spec().name,
                 "origin": bench.origin,
-                "hash": valid.hash,
+                "hash": valid.hash(),
                 "seed": run.seed,
                 "tasks_per_step": run.tasks_per_step,
                 "responses_per_task": run.responses_per_task,
@@ -547,7 +547,7 @@ fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The goal: ours at least this many times the peer's items/s per core.
+/// The throughput goal (BENCHMARKS.md): ours at least this many times the peer's items/s per core.
 const GOAL_RATIO: f64 = 100.0;
 
 /// How the goal fares, for matched work and for the full pipeline: the mixture row's ratio

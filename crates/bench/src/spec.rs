@@ -46,17 +46,17 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<BenchSpec> {
         ),
         None => (EMBEDDED.to_string(), EMBEDDED_ORIGIN.to_string()),
     };
-    let valid = EnvSpec::parse(&text, &origin)?.validate(&catalog(&[]), &origin)?;
+    let valid = EnvSpec::parse(&text, &origin)?.validate(&catalog(), &origin)?;
     policy(&valid)?;
     Ok(BenchSpec { valid, origin })
 }
 
 /// The spec's reference policy.
 pub fn policy(valid: &ValidSpec) -> anyhow::Result<Box<dyn Policy>> {
-    reference_policy(valid.policy_kind.name, &valid.policy_params).ok_or_else(|| {
+    reference_policy(valid.policy_kind().name, valid.policy_params()).ok_or_else(|| {
         anyhow!(
             "policy kind `{}` is not a reference policy; the bench needs `oracle` or `uniform`",
-            valid.policy_kind.name
+            valid.policy_kind().name
         )
     })
 }
@@ -64,8 +64,8 @@ pub fn policy(valid: &ValidSpec) -> anyhow::Result<Box<dyn Policy>> {
 /// The ε of the reference agent that steps episodes: the oracle's error rate, or 1 (all
 /// uniform) for the uniform policy.
 pub fn episode_epsilon(valid: &ValidSpec) -> f64 {
-    if valid.policy_kind.name == "oracle" {
-        valid.policy_params.float("error_rate")
+    if valid.policy_kind().name == "oracle" {
+        valid.policy_params().float("error_rate")
     } else {
         1.0
     }
@@ -76,8 +76,8 @@ pub fn episode_epsilon(valid: &ValidSpec) -> f64 {
 /// of samples per step as the original (capped at the task limit), no episodes, and no
 /// curriculum (its weights are per source). Pieces are otherwise unchanged.
 pub fn items_variant(bench: &BenchSpec, sources: &[usize], label: &str) -> anyhow::Result<ValidSpec> {
-    let original = &bench.valid.spec;
-    let mut spec = original.clone();
+    let original = bench.valid.spec();
+    let mut spec: EnvSpec = original.clone();
     spec.sources = sources
         .iter()
         .map(|&i| original.sources.get(i).cloned().ok_or_else(|| anyhow!("no source at position {i}")))
@@ -89,7 +89,7 @@ pub fn items_variant(bench: &BenchSpec, sources: &[usize], label: &str) -> anyho
     spec.run.tasks_per_step = samples.min(u64::from(limits::MAX_TASKS_PER_STEP)) as u32;
     spec.run.responses_per_task = 1;
     let origin = format!("{} [items: {label}]", bench.origin);
-    Ok(spec.validate(&catalog(&[]), &origin)?)
+    Ok(spec.validate(&catalog(), &origin)?)
 }
 
 /// Responses per task in the matched-work comparison: the peer scores two answers per item.
@@ -101,7 +101,7 @@ pub const MATCHED_RESPONSES: u32 = 2;
 /// answers. Samples per step as in [`items_variant`].
 pub fn matched_variant(bench: &BenchSpec, sources: &[usize], label: &str) -> anyhow::Result<ValidSpec> {
     let items = items_variant(bench, sources, label)?;
-    let mut spec = items.spec;
+    let mut spec = items.spec().clone();
     spec.pieces = vec![PieceSpec {
         id: "exact".into(),
         kind: "exact_verifier".into(),
@@ -112,7 +112,7 @@ pub fn matched_variant(bench: &BenchSpec, sources: &[usize], label: &str) -> any
     spec.run.responses_per_task = MATCHED_RESPONSES;
     spec.run.tasks_per_step = (spec.run.tasks_per_step / MATCHED_RESPONSES).max(1);
     let origin = format!("{} [matched: {label}]", bench.origin);
-    Ok(spec.validate(&catalog(&[]), &origin)?)
+    Ok(spec.validate(&catalog(), &origin)?)
 }
 
 /// The matched-work policy: the oracle at error rate 1/2 (so on average one of the two
@@ -164,26 +164,26 @@ mod tests {
     #[test]
     fn embedded_spec_is_valid_and_every_source_has_a_peer() {
         let bench = load(None).unwrap();
-        let spec = &bench.valid.spec;
+        let spec = &bench.valid.spec();
         assert_eq!(spec.pieces.len(), 6);
         assert_eq!(spec.episodes.len(), 1);
         for s in &spec.sources {
             assert!(peer_dataset(&s.family).is_some(), "{}", s.family);
         }
         let one = items_variant(&bench, &[2], "gcd").unwrap();
-        assert_eq!(one.spec.sources.len(), 1);
-        assert_eq!(one.spec.sources[0].family, "gcd");
-        assert_eq!(one.spec.run.responses_per_task, 1);
+        assert_eq!(one.spec().sources.len(), 1);
+        assert_eq!(one.spec().sources[0].family, "gcd");
+        assert_eq!(one.spec().run.responses_per_task, 1);
         assert_eq!(
-            u64::from(one.spec.run.tasks_per_step),
+            u64::from(one.spec().run.tasks_per_step),
             u64::from(spec.run.tasks_per_step) * u64::from(spec.run.responses_per_task)
         );
         assert!(items_variant(&bench, &[9], "none").is_err());
         let matched = matched_variant(&bench, &[0, 3], "two").unwrap();
-        assert_eq!(matched.spec.sources.len(), 2);
-        assert_eq!(matched.spec.pieces.len(), 1);
-        assert_eq!(matched.spec.pieces[0].kind, "exact_verifier");
-        assert_eq!(matched.spec.run.responses_per_task, MATCHED_RESPONSES);
+        assert_eq!(matched.spec().sources.len(), 2);
+        assert_eq!(matched.spec().pieces.len(), 1);
+        assert_eq!(matched.spec().pieces[0].kind, "exact_verifier");
+        assert_eq!(matched.spec().run.responses_per_task, MATCHED_RESPONSES);
     }
 
     #[test]

@@ -5,31 +5,46 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use gristmill_core::spec::{EnvSpec, ValidSpec};
+use gristmill_core::spec::{Overrides, ValidSpec};
 use gristmill_core::SpecError;
 use gristmill_engine::{catalog, reference_policy, run_rollouts, Environment, RunOutcome};
+use gristmill_learn::TrainConfig;
 use gristmill_store::{NewRun, RunId, RunStatus, Store};
 use serde_json::json;
 
 use crate::output::{num, progress, table, write_json};
+
+/// The flags of every command that runs a spec, declared once (`--db` is global).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunFlags {
+    /// Root seed (default: the spec's `run.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Steps (default: the spec's `run.steps`).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl RunFlags {
+    /// The spec overrides these flags ask for (applied before validation).
+    pub fn overrides(&self) -> Overrides {
+        Overrides { seed: self.seed, steps: self.steps }
+    }
+}
 
 /// `gristmill run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Spec file (TOML); without one, the built-in example (examples/learn.toml) runs.
     pub spec: Option<PathBuf>,
-    /// Root seed (default: the spec's `run.seed`).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Steps (default: the spec's `run.steps`).
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Also write the result as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: RunFlags,
 }
 
 /// `gristmill replay`.
@@ -40,11 +55,6 @@ pub struct ReplayArgs {
     /// Worker threads for the replay (may differ from the original).
     #[arg(long)]
     pub threads: Option<usize>,
-}
-
-/// The catalog of every kind the binary knows.
-fn full_catalog() -> gristmill_core::spec::Catalog<'static> {
-    catalog(gristmill_learn::TRAINABLE_POLICIES)
 }
 
 /// A spec that failed to load: printed as a list of problems, exit code 2.
@@ -58,15 +68,23 @@ impl std::fmt::Display for InvalidSpec {
 }
 impl std::error::Error for InvalidSpec {}
 
-fn parse_and_validate(text: &str, origin: &str) -> Result<ValidSpec, SpecError> {
-    EnvSpec::parse(text, origin)?.validate(&full_catalog(), origin)
+/// Reads, overrides and validates the spec at `path`; returns it with its text.
+pub(crate) fn load_spec(path: &Path, overrides: &Overrides) -> anyhow::Result<(ValidSpec, String)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
+    let valid =
+        gristmill_engine::load_spec(&text, &path.display().to_string(), overrides).map_err(InvalidSpec)?;
+    Ok((valid, text))
 }
 
-pub(crate) fn load_spec(path: &Path) -> anyhow::Result<(ValidSpec, String)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
-    let origin = path.display().to_string();
-    let valid = parse_and_validate(&text, &origin).map_err(InvalidSpec)?;
-    Ok((valid, text))
+/// A stored spec text, validated again with the run's seed and steps.
+fn stored_spec(store: &Store, run: &gristmill_store::RunRecord) -> anyhow::Result<(ValidSpec, String)> {
+    let spec = store
+        .spec(&run.spec_hash)?
+        .ok_or_else(|| anyhow!("spec {} of run {} is missing", run.spec_hash, run.id))?;
+    let overrides = Overrides { seed: Some(run.seed), steps: Some(run.steps) };
+    let valid = gristmill_engine::load_spec(&spec.text, &format!("run {} spec", run.id), &overrides)
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok((valid, spec.text))
 }
 
 pub(crate) fn exit_for(e: anyhow::Error) -> anyhow::Result<ExitCode> {
@@ -86,37 +104,19 @@ pub(crate) fn pool(threads: Option<usize>) -> anyhow::Result<(rayon::ThreadPool,
     Ok((pool, n))
 }
 
-/// Applies `--seed` and `--steps` overrides to a validated spec.
-pub(crate) fn with_overrides(
-    mut valid: ValidSpec,
-    seed: Option<u64>,
-    steps: Option<u64>,
-) -> anyhow::Result<ValidSpec> {
-    if let Some(s) = seed {
-        valid.spec.run.seed = s;
-    }
-    if let Some(s) = steps {
-        if s == 0 || s > gristmill_core::spec::limits::MAX_STEPS {
-            bail!("--steps {s} is out of range: expected 1..={}", gristmill_core::spec::limits::MAX_STEPS);
-        }
-        valid.spec.run.steps = s;
-    }
-    Ok(valid)
-}
-
 fn execute(
     valid: ValidSpec,
     threads: Option<usize>,
     show_progress: bool,
 ) -> anyhow::Result<(RunOutcome, usize)> {
     let (pool, n) = pool(threads)?;
-    let seed = valid.spec.run.seed;
-    let steps = valid.spec.run.steps;
-    let policy = reference_policy(valid.policy_kind.name, &valid.policy_params).ok_or_else(|| {
-        anyhow!("policy kind `{}` cannot roll out without training", valid.policy_kind.name)
+    let seed = valid.spec().run.seed;
+    let steps = valid.spec().run.steps;
+    let policy = reference_policy(valid.policy_kind().name, valid.policy_params()).ok_or_else(|| {
+        anyhow!("policy kind `{}` cannot roll out without training", valid.policy_kind().name)
     })?;
     let epsilon =
-        if valid.policy_kind.name == "uniform" { 1.0 } else { valid.policy_params.float("error_rate") };
+        if valid.policy_kind().name == "uniform" { 1.0 } else { valid.policy_params().float("error_rate") };
     let env = pool.install(|| Environment::build(valid))?;
     let pb = progress(steps, "rollouts");
     if !show_progress {
@@ -132,38 +132,50 @@ fn execute(
 pub const DEFAULT_SPEC: &str = include_str!("../../../examples/learn.toml");
 
 pub fn run(db: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let overrides = args.flags.overrides();
     let loaded = match &args.spec {
-        Some(path) => load_spec(path),
-        None => parse_and_validate(DEFAULT_SPEC, "built-in example (examples/learn.toml)")
-            .map(|v| (v, DEFAULT_SPEC.to_string()))
-            .map_err(|e| InvalidSpec(e).into()),
+        Some(path) => load_spec(path, &overrides),
+        None => {
+            gristmill_engine::load_spec(DEFAULT_SPEC, "built-in example (examples/learn.toml)", &overrides)
+                .map(|v| (v, DEFAULT_SPEC.to_string()))
+                .map_err(|e| InvalidSpec(e).into())
+        }
     };
     let (valid, text) = match loaded {
         Ok(v) => v,
         Err(e) => return exit_for(e),
     };
-    let valid = with_overrides(valid, args.seed, args.steps)?;
+    let flags = &args.flags;
     let mut store = Store::open(db)?;
-    store.put_spec(&valid.hash, &valid.spec.name, &text)?;
-    let (seed, steps) = (valid.spec.run.seed, valid.spec.run.steps);
-    let config = json!({ "seed": seed, "steps": steps, "threads": args.threads });
+    store.put_spec(valid.hash(), &valid.spec().name, &text)?;
+    let (seed, steps) = (valid.seed(), valid.spec().run.steps);
+    let config = json!({ "seed": seed, "steps": steps, "threads": flags.threads });
     let threads_used =
-        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        flags.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let train = TrainConfig::of(&valid);
     let run_id = store.create_run(&NewRun {
-        kind: if crate::train::train_config(&valid).is_some() { "train".into() } else { "run".into() },
-        spec_hash: valid.hash.clone(),
+        kind: if train.is_some() { "train".into() } else { "run".into() },
+        spec_hash: valid.hash().to_string(),
         seed,
         steps,
         threads: threads_used as u32,
         config,
         parent: None,
     })?;
-    let spec_hash = valid.hash.clone();
-    let name = valid.spec.name.clone();
-    if let Some(config) = crate::train::train_config(&valid) {
-        return train_run(&mut store, run_id, valid, config, args.threads, args.json.as_deref(), false);
+    if let Some(config) = train {
+        return crate::train::train_run(
+            &mut store,
+            run_id,
+            valid,
+            config,
+            flags.threads,
+            flags.json.as_deref(),
+            false,
+        );
     }
-    let outcome = match execute(valid, args.threads, true) {
+    let spec_hash = valid.hash().to_string();
+    let name = valid.spec().name.clone();
+    let outcome = match execute(valid, flags.threads, true) {
         Ok((o, _)) => o,
         Err(e) => {
             store.fail_run(run_id, &format!("{e:#}"))?;
@@ -186,7 +198,7 @@ pub fn run(db: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     print_outcome(&outcome);
     println!("digest {}", outcome.digest);
-    if let Some(path) = &args.json {
+    if let Some(path) = &flags.json {
         write_json(path, &summary)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -248,55 +260,6 @@ fn print_outcome(o: &RunOutcome) {
     }
 }
 
-/// Trains (from scratch or from the run's last checkpoint), stores and reports.
-fn train_run(
-    store: &mut Store,
-    run_id: RunId,
-    valid: ValidSpec,
-    config: gristmill_learn::TrainConfig,
-    threads: Option<usize>,
-    json_path: Option<&Path>,
-    resume: bool,
-) -> anyhow::Result<ExitCode> {
-    let (pool, _) = pool(threads)?;
-    let (seed, steps, spec_hash, name) =
-        (valid.spec.run.seed, valid.spec.run.steps, valid.hash.clone(), valid.spec.name.clone());
-    let checkpoint = if resume { store.latest_checkpoint(run_id)?.map(|c| (c.step, c.bytes)) } else { None };
-    let prepared = pool.install(|| crate::train::prepare(valid, config, checkpoint));
-    let mut session = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            store.fail_run(run_id, &format!("{e:#}"))?;
-            return Err(e);
-        }
-    };
-    let from = session.trainer.state.step;
-    let outcome = pool.install(|| crate::train::train_loop(store, run_id, &mut session, steps, true))?;
-    let trainer = &session.trainer;
-    let mut summary = crate::train::train_json(trainer, &outcome);
-    let extra = json!({ "run_id": run_id.0, "spec_hash": spec_hash, "seed": seed, "digest": outcome.digest, "steps": steps });
-    if let (Some(obj), Some(extra)) = (summary.as_object_mut(), extra.as_object()) {
-        for (k, v) in extra {
-            obj.insert(k.clone(), v.clone());
-        }
-    }
-    for p in trainer.env.pieces.iter() {
-        store.put_piece_summary(run_id, &p.id, p.kind_name, &summary["pieces"][&p.id])?;
-    }
-    store.finish_run(run_id, &outcome.digest, &summary)?;
-    println!(
-        "run {run_id}: {name} (spec {}), seed {seed}, trained steps {from}..{steps} with {}",
-        &spec_hash[..12],
-        trainer.config.arch_name()
-    );
-    crate::train::print_train(trainer, &outcome);
-    println!("digest {}", outcome.digest);
-    if let Some(path) = json_path {
-        write_json(path, &summary)?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `gristmill resume RUN_ID`.
 pub fn resume(
     db: &Path,
@@ -306,17 +269,17 @@ pub fn resume(
 ) -> anyhow::Result<ExitCode> {
     let mut store = Store::open(db)?;
     let run = store.run(run_id)?;
-    let spec = store
-        .spec(&run.spec_hash)?
-        .ok_or_else(|| anyhow!("spec {} of run {} is missing", run.spec_hash, run.id))?;
-    let valid = parse_and_validate(&spec.text, &format!("run {run_id} spec")).map_err(|e| anyhow!("{e}"))?;
-    let valid = with_overrides(valid, Some(run.seed), Some(run.steps))?;
-    let config = crate::train::train_config(&valid).ok_or_else(|| {
-        anyhow!("run {run_id} does not train (policy `{}`); nothing to resume", valid.policy_kind.name)
+    let (valid, _) = stored_spec(&store, &run)?;
+    let config = TrainConfig::of(&valid).ok_or_else(|| {
+        anyhow!("run {run_id} does not train (policy `{}`); nothing to resume", valid.policy_kind().name)
     })?;
     match run.status {
         RunStatus::Finished => {
             println!("run {run_id} already finished (digest {})", run.digest.unwrap_or_default());
+            // Its report is the stored summary; a requested --json still gets it.
+            if let (Some(path), Some(summary)) = (json_path, &run.summary) {
+                write_json(path, summary)?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
         RunStatus::Failed => {
@@ -327,19 +290,19 @@ pub fn resume(
         }
         RunStatus::Running | RunStatus::Stopped => {}
     }
-    train_run(&mut store, run_id, valid, config, threads, json_path, true)
+    crate::train::train_run(&mut store, run_id, valid, config, threads, json_path, true)
 }
 
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
-    match load_spec(path) {
+    match load_spec(path, &Overrides::default()) {
         Ok((valid, _)) => {
             println!(
                 "{}: ok ({} sources, {} pieces, {} episode sources; spec hash {})",
                 path.display(),
-                valid.spec.sources.len(),
-                valid.spec.pieces.len(),
-                valid.spec.episodes.len(),
-                &valid.hash[..12]
+                valid.spec().sources.len(),
+                valid.spec().pieces.len(),
+                valid.spec().episodes.len(),
+                &valid.hash()[..12]
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -348,7 +311,7 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub fn tasks() -> anyhow::Result<ExitCode> {
-    let c = full_catalog();
+    let c = catalog();
     let mut t = table(&["family", "turns", "knobs", "answer space (defaults)", "answer format"]);
     for f in c.families {
         let knobs = f.knobs.iter().map(|k| format!("{}: {}", k.name, k.describe_range())).collect::<Vec<_>>();
@@ -377,7 +340,7 @@ pub fn tasks() -> anyhow::Result<ExitCode> {
 }
 
 pub fn pieces() -> anyhow::Result<ExitCode> {
-    let c = full_catalog();
+    let c = catalog();
     let mut t = table(&["kind", "does", "params"]);
     for k in c.pieces {
         let params =
@@ -393,26 +356,22 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let run = store.run(args.run_id)?;
     let digest =
         run.digest.clone().ok_or_else(|| anyhow!("run {} has no digest (status {})", run.id, run.status))?;
-    let spec = store
-        .spec(&run.spec_hash)?
-        .ok_or_else(|| anyhow!("spec {} of run {} is missing", run.spec_hash, run.id))?;
-    let origin = format!("run {} spec", run.id);
-    let valid = parse_and_validate(&spec.text, &origin).map_err(|e| anyhow!("{e}"))?;
-    let valid = with_overrides(valid, Some(run.seed), Some(run.steps))?;
-    let (recomputed_digest, recomputed_metrics, n) = if let Some(config) = crate::train::train_config(&valid)
-    {
+    let (valid, text) = stored_spec(&store, &run)?;
+    let (recomputed_digest, recomputed_metrics, n) = if let Some(config) = TrainConfig::of(&valid) {
         // Re-train into a scratch in-memory store, then compare with what was stored.
         let (pool, n) = pool(args.threads)?;
         let mut scratch = Store::open_in_memory()?;
-        scratch.put_spec(&valid.hash, &valid.spec.name, &spec.text)?;
-        let id = scratch.create_run(&NewRun::new("train".into(), valid.hash.clone(), run.seed, run.steps))?;
-        let steps = valid.spec.run.steps;
-        let outcome = pool.install(|| -> anyhow::Result<_> {
-            let mut session = crate::train::prepare(valid, config, None)?;
-            crate::train::train_loop(&mut scratch, id, &mut session, steps, true)
-        })?;
+        scratch.put_spec(valid.hash(), &valid.spec().name, &text)?;
+        let id = scratch.create_run(&NewRun::new(
+            "train".into(),
+            valid.hash().to_string(),
+            run.seed,
+            run.steps,
+        ))?;
+        let digest =
+            pool.install(|| crate::train::train_into(&mut scratch, id, valid, config, None, true))?.digest();
         let metrics = scratch.step_metrics(id)?.into_iter().map(|m| (m.step, m.name, m.value)).collect();
-        (outcome.digest, metrics, n)
+        (digest, metrics, n)
     } else {
         let (outcome, n) = execute(valid, args.threads, true)?;
         let metrics = outcome

@@ -9,10 +9,12 @@ use clap::{Args, ValueEnum};
 use comfy_table::Cell;
 use gristmill_core::digest::Digest;
 use gristmill_engine::Environment;
-use gristmill_learn::{TrainConfig, Trainer};
-use gristmill_measure::{kendall_tau, leave_one_out, sampled_shapley, shapley, standalone, InRunCredit};
+use gristmill_learn::TrainConfig;
+use gristmill_run::report::{CreditReport, Methods};
 use gristmill_store::{NewRun, Store};
 use serde_json::json;
+
+use crate::commands::RunFlags;
 
 use crate::output::{num, progress, table, write_json};
 
@@ -39,196 +41,80 @@ pub struct CreditArgs {
     /// Which method(s).
     #[arg(long, value_enum, default_value_t = Method::All)]
     pub method: Method,
-    /// Root seed (default: the spec's).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Training steps per run (default: the spec's).
-    #[arg(long)]
-    pub steps: Option<u64>,
     /// Orders sampled by `shapley-sampled`.
     #[arg(long, default_value_t = 32)]
     pub permutations: usize,
-    /// Worker threads.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Also write the report as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: RunFlags,
 }
 
 pub fn credit(db: &Path, args: CreditArgs) -> anyhow::Result<ExitCode> {
-    let (valid, text) = match crate::commands::load_spec(&args.spec) {
+    let (valid, text) = match crate::commands::load_spec(&args.spec, &args.flags.overrides()) {
         Ok(v) => v,
         Err(e) => return crate::commands::exit_for(e),
     };
-    let valid = crate::commands::with_overrides(valid, args.seed, args.steps)?;
-    let config: TrainConfig = crate::train::train_config(&valid).ok_or_else(|| {
+    let config: TrainConfig = TrainConfig::of(&valid).ok_or_else(|| {
         anyhow!(
             "credit needs a trainable policy (`loglinear` or `mlp`); the spec's policy is `{}`",
-            valid.policy_kind.name
+            valid.policy_kind().name
         )
     })?;
-    let (pool, threads) = crate::commands::pool(args.threads)?;
-    let (seed, steps) = (valid.spec.run.seed, valid.spec.run.steps);
+    let (pool, threads) = crate::commands::pool(args.flags.threads)?;
+    let (seed, steps) = (valid.seed(), valid.spec().run.steps);
     let mut store = Store::open(db)?;
-    store.put_spec(&valid.hash, &valid.spec.name, &text)?;
-    let mut new = NewRun::new("credit".into(), valid.hash.clone(), seed, steps);
+    store.put_spec(valid.hash(), &valid.spec().name, &text)?;
+    let mut new = NewRun::new("credit".into(), valid.hash().to_string(), seed, steps);
     new.threads = threads as u32;
     new.config = json!({ "method": format!("{:?}", args.method), "permutations": args.permutations });
     let run_id = store.create_run(&new)?;
-    let spec_hash = valid.hash.clone();
-    let env = pool.install(|| Environment::build(valid))?;
-    let result = pool.install(|| report(&env, &config, seed, steps, &args));
-    let report = match result {
+    let spec_hash = valid.hash().to_string();
+    let m = args.method;
+    let want = |x: Method| m == x || m == Method::All;
+    let methods = Methods {
+        inrun: want(Method::Inrun),
+        shapley: want(Method::Shapley),
+        sampled: (m == Method::ShapleySampled).then_some(args.permutations),
+        loo: want(Method::Loo),
+    };
+    let result = pool.install(|| -> anyhow::Result<CreditReport> {
+        let env = Environment::build(valid)?;
+        let pb = progress(if methods.inrun { steps } else { 0 }, "in-run credit");
+        let mut phase = |name: &str| {
+            pb.finish_and_clear();
+            pb.reset();
+            pb.set_length(0);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{msg} {spinner} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            pb.set_message(name.to_string());
+            pb.enable_steady_tick(std::time::Duration::from_millis(200));
+        };
+        let report = CreditReport::compute(&env, &config, methods, &mut |_| pb.inc(1), &mut phase)?;
+        pb.finish_and_clear();
+        Ok(report)
+    });
+    let mut report = match result {
         Ok(r) => r,
         Err(e) => {
             store.fail_run(run_id, &format!("{e:#}"))?;
             return Err(e);
         }
     };
-    let mut d = Digest::new();
-    d.str(&report.to_string());
-    let mut body = report;
-    body["run_id"] = json!(run_id.0);
-    body["spec_hash"] = json!(spec_hash);
-    body["seed"] = json!(seed);
-    body["steps"] = json!(steps);
+    // The digest covers the report itself, before the run's own identifiers are added.
+    let digest = Digest::new().str(&serde_json::to_value(&report)?.to_string()).hex();
+    report.run_id = Some(run_id.0);
+    report.spec_hash = Some(spec_hash);
+    report.seed = Some(seed);
+    report.steps = Some(steps);
+    let body = serde_json::to_value(&report)?;
     store.put_result(run_id, "credit", &body)?;
-    store.finish_run(run_id, &d.hex(), &body)?;
+    store.finish_run(run_id, &digest, &body)?;
     print_report(&body);
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.flags.json {
         write_json(path, &body)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn report(
-    env: &Environment,
-    config: &TrainConfig,
-    seed: u64,
-    steps: u64,
-    args: &CreditArgs,
-) -> anyhow::Result<serde_json::Value> {
-    let n = env.pieces.len();
-    let m = args.method;
-    let want = |x: Method| m == x || m == Method::All;
-
-    // Exact Shapley is refused before any work when it cannot be afforded.
-    if want(Method::Shapley) && n > gristmill_measure::MAX_EXACT_PIECES {
-        return Err(gristmill_measure::CoalitionError::TooManyPieces {
-            n,
-            runs: 1u128 << n,
-            max: gristmill_measure::MAX_EXACT_PIECES,
-        }
-        .into());
-    }
-
-    let mut trainer = Trainer::new(env.clone(), config.clone(), seed)?;
-    let metric_before = trainer.state.metric;
-    let standalone = standalone(&trainer)?;
-    let mut inrun = None;
-    let mut metric_after = None;
-    if want(Method::Inrun) {
-        let mut c = InRunCredit::new(&trainer, config.credit_nodes.max(1));
-        let pb = progress(steps, "in-run credit");
-        for _ in 0..steps {
-            let r = trainer.step()?;
-            c.observe(&trainer, &r)?;
-            pb.inc(1);
-        }
-        pb.finish_and_clear();
-        metric_after = Some(trainer.state.metric);
-        inrun = Some(c);
-    }
-    let pb = progress(0, "coalition runs");
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {spinner} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    let mut shapley_values = None;
-    let mut shapley_hw: Option<Vec<f64>> = None;
-    let mut coalition_values = None;
-    if want(Method::Shapley) {
-        let (phi, values) = shapley(env, config, seed, steps)?;
-        shapley_values = Some(phi);
-        coalition_values = Some(values);
-    } else if m == Method::ShapleySampled {
-        let s = sampled_shapley(env, config, seed, steps, args.permutations)?;
-        shapley_values = Some(s.mean);
-        shapley_hw = Some(s.half_width);
-    }
-    let loo = if want(Method::Loo) { Some(leave_one_out(env, config, seed, steps)?) } else { None };
-    pb.finish_and_clear();
-
-    let inrun_rows = inrun.as_ref().map(|c| (c.rows.clone(), c.row_totals()));
-    let inrun_of =
-        |id: &str| inrun_rows.as_ref().and_then(|(r, t)| r.iter().position(|x| x == id).map(|i| t[i]));
-    let pieces: Vec<serde_json::Value> = env
-        .pieces
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let s = &standalone[i];
-            json!({
-                "id": p.id,
-                "kind": p.kind_name,
-                "standalone": s.value,
-                "standalone_metric": s.metric,
-                "standalone_detail": s,
-                "inrun": inrun_of(&p.id),
-                "shapley": shapley_values.as_ref().map(|v| v[i]),
-                "shapley_ci95": shapley_hw.as_ref().map(|v| v[i]),
-                "loo": loo.as_ref().map(|v| v[i]),
-            })
-        })
-        .collect();
-    let pseudo: Vec<serde_json::Value> = ["kl", "weight_decay"]
-        .iter()
-        .filter_map(|id| inrun_of(id).map(|v| json!({ "id": id, "inrun": v })))
-        .collect();
-    // Rank agreement of each proxy with each measured effect, over the pieces that share the
-    // proxy (an entropy and an agreement rate are not on one scale).
-    let mut metrics: Vec<&str> = standalone.iter().filter(|s| s.value.is_some()).map(|s| s.metric).collect();
-    metrics.sort_unstable();
-    metrics.dedup();
-    let taus: Vec<serde_json::Value> = metrics
-        .iter()
-        .map(|m| {
-            let idx: Vec<usize> =
-                (0..n).filter(|&i| standalone[i].metric == *m && standalone[i].value.is_some()).collect();
-            let tau = |effect: &dyn Fn(usize) -> Option<f64>| {
-                let (a, b): (Vec<f64>, Vec<f64>) =
-                    idx.iter().filter_map(|&i| Some((standalone[i].value?, effect(i)?))).unzip();
-                kendall_tau(&a, &b)
-            };
-            json!({
-                "metric": m,
-                "pieces": idx.iter().map(|&i| env.pieces[i].id.clone()).collect::<Vec<_>>(),
-                "vs_inrun": tau(&|i| inrun_of(&env.pieces[i].id)),
-                "vs_shapley": tau(&|i| shapley_values.as_ref().map(|v| v[i])),
-            })
-        })
-        .collect();
-    let delta_metric = inrun.as_ref().map(|c| c.delta_metric);
-    Ok(json!({
-        "metric_before": metric_before,
-        "metric_after": metric_after,
-        "delta_metric": delta_metric,
-        "residual": inrun.as_ref().map(|c| c.residual()),
-        "max_step_residual": inrun.as_ref().map(|c| c.max_step_residual),
-        "quadrature_nodes": inrun.as_ref().map(|c| c.nodes.len()),
-        "pieces": pieces,
-        "pseudo_pieces": pseudo,
-        "sources": inrun.as_ref().map(|c| json!({ "columns": c.columns, "credit": c.column_totals() })),
-        "cells": inrun.as_ref().map(|c| json!({ "rows": c.rows, "columns": c.columns, "values": c.cells })),
-        "curve": inrun.as_ref().map(|c| &c.curve),
-        "conflict_index": inrun.as_ref().and_then(|c| c.conflict_index()),
-        "conflict": inrun.as_ref().map(crate::train::conflict_pairs),
-        "kendall_tau": taus,
-        "coalitions": coalition_values.map(|v| v.into_iter().map(|(mask, m)| json!({ "mask": mask, "metric": m })).collect::<Vec<_>>()),
-        "shapley_efficiency_target": shapley_values.as_ref().map(|v| v.iter().sum::<f64>()),
-    }))
 }
 
 fn print_report(body: &serde_json::Value) {

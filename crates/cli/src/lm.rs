@@ -21,7 +21,7 @@ use gristmill_lm::{ChatModel, ClientConfig, Generation, LocalModel, Message, Ope
 use gristmill_store::{NewRun, Store};
 use serde_json::{json, Value};
 
-use crate::commands::{exit_for, load_spec, pool, with_overrides};
+use crate::commands::{exit_for, load_spec, pool};
 use crate::output::{num, table, write_json};
 
 /// `gristmill eval`.
@@ -291,7 +291,7 @@ fn score_line(
     let line = json!({
         "eval_id": eval_id,
         "task": task.key.to_string(),
-        "source": env.spec.spec.sources[task.key.source as usize].id,
+        "source": env.spec.spec().sources[task.key.source as usize].id,
         "family": source.family(),
         "sample": sample,
         "seed": seed,
@@ -342,7 +342,8 @@ fn scorer_metrics(tasks: &[Vec<&Rollout>], score: impl Fn(&Rollout) -> f64) -> V
 }
 
 pub fn eval(db: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let (valid, text) = match load_spec(&args.spec) {
+    let overrides = gristmill_core::spec::Overrides { seed: args.seed, steps: None };
+    let (valid, text) = match load_spec(&args.spec, &overrides) {
         Ok(v) => v,
         Err(e) => return exit_for(e),
     };
@@ -357,8 +358,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
     }
-    let valid = with_overrides(valid, args.seed, None)?;
-    let seed = valid.spec.run.seed;
+    let seed = valid.seed();
     let params = SamplingParams {
         temperature: args.temperature,
         top_p: args.top_p,
@@ -367,8 +367,8 @@ pub fn eval(db: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     params.validate()?;
     let (pool, threads) = pool(args.threads)?;
-    let spec_hash = valid.hash.clone();
-    let spec_name = valid.spec.name.clone();
+    let spec_hash = valid.hash().to_string();
+    let spec_name = valid.spec().name.clone();
     let env = pool.install(|| Environment::build(valid))?;
     let mut suite = pool.install(|| env.eval_suite())?;
     if let Some(n) = args.tasks {
@@ -520,7 +520,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let mut by_source: BTreeMap<String, Vec<Vec<&Rollout>>> = BTreeMap::new();
     for (task, samples) in suite.iter().zip(&per_task) {
-        let id = env.spec.spec.sources[task.key.source as usize].id.clone();
+        let id = env.spec.spec().sources[task.key.source as usize].id.clone();
         by_source.entry(id).or_default().push(samples.clone());
     }
     let sources: serde_json::Map<String, Value> = by_source

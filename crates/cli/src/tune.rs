@@ -16,6 +16,7 @@ use gristmill_tune::{
 };
 use serde_json::json;
 
+use crate::commands::RunFlags;
 use crate::output::{num, progress, table, write_json};
 
 /// `gristmill withdraw`.
@@ -32,19 +33,12 @@ pub struct WithdrawArgs {
     /// Steps continued without it (default: the other half).
     #[arg(long = "continue")]
     pub continue_steps: Option<u64>,
-    /// Root seed (default: the spec's).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Worker threads.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Also write the report as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
     /// What trains a hint marked `train = true`: the one-step lookahead on the hint-free
     /// metric, or the earlier first-order signal (for comparison).
     #[arg(long, value_enum, default_value_t = HintSignalArg::Lookahead)]
     pub hint_signal: HintSignalArg,
+    #[command(flatten)]
+    pub flags: RunFlags,
 }
 
 /// `--hint-signal` values.
@@ -70,18 +64,6 @@ impl From<HintSignalArg> for HintSignal {
 pub struct TuneArgs {
     /// Spec file with a trainable policy and pieces marked `train = true`.
     pub spec: PathBuf,
-    /// Steps per run (default: the spec's).
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Root seed (default: the spec's).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Worker threads.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Also write the report as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
     /// Write each jointly trained piece as an artifact file into this directory (artifacts
     /// are always kept in the run store).
     #[arg(long)]
@@ -94,6 +76,8 @@ pub struct TuneArgs {
     /// Seeds of the study, comma-separated (default: the spec's seed and the next two).
     #[arg(long, value_delimiter = ',', requires = "study")]
     pub seeds: Vec<u64>,
+    #[command(flatten)]
+    pub flags: RunFlags,
 }
 
 /// `gristmill transfer`.
@@ -105,18 +89,8 @@ pub struct TransferArgs {
     /// weight or a hint accepts; a curriculum needs the sources it was trained over).
     #[arg(long)]
     pub to: PathBuf,
-    /// Steps per run (default: the target spec's).
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Root seed (default: the target spec's).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Worker threads.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Also write the report as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: RunFlags,
 }
 
 struct Prepared {
@@ -134,28 +108,25 @@ fn prepare(
     db: &Path,
     spec: &Path,
     kind: &str,
-    seed: Option<u64>,
-    steps: Option<u64>,
-    threads: Option<usize>,
+    flags: &RunFlags,
 ) -> anyhow::Result<Result<Prepared, ExitCode>> {
-    let (valid, text): (ValidSpec, String) = match crate::commands::load_spec(spec) {
+    let (valid, text): (ValidSpec, String) = match crate::commands::load_spec(spec, &flags.overrides()) {
         Ok(v) => v,
         Err(e) => return crate::commands::exit_for(e).map(Err),
     };
-    let valid = crate::commands::with_overrides(valid, seed, steps)?;
-    let config = crate::train::train_config(&valid).ok_or_else(|| {
+    let config = TrainConfig::of(&valid).ok_or_else(|| {
         anyhow!(
             "{kind} needs a trainable policy (`loglinear` or `mlp`); the spec's policy is `{}`",
-            valid.policy_kind.name
+            valid.policy_kind().name
         )
     })?;
-    let (pool, n) = crate::commands::pool(threads)?;
-    let (seed, steps) = (valid.spec.run.seed, valid.spec.run.steps);
+    let (pool, n) = crate::commands::pool(flags.threads)?;
+    let (seed, steps) = (valid.seed(), valid.spec().run.steps);
     let train: Vec<usize> =
-        valid.spec.pieces.iter().enumerate().filter(|(_, p)| p.train).map(|(i, _)| i).collect();
+        valid.spec().pieces.iter().enumerate().filter(|(_, p)| p.train).map(|(i, _)| i).collect();
     let mut store = Store::open(db)?;
-    store.put_spec(&valid.hash, &valid.spec.name, &text)?;
-    let mut new = NewRun::new(kind.into(), valid.hash.clone(), seed, steps);
+    store.put_spec(valid.hash(), &valid.spec().name, &text)?;
+    let mut new = NewRun::new(kind.into(), valid.hash().to_string(), seed, steps);
     new.threads = n as u32;
     let run_id = store.create_run(&new)?;
     let env = pool.install(|| Environment::build(valid))?;
@@ -181,7 +152,7 @@ fn finish(
 }
 
 pub fn withdraw_cmd(db: &Path, args: WithdrawArgs) -> anyhow::Result<ExitCode> {
-    let mut p = match prepare(db, &args.spec, "withdraw", args.seed, None, args.threads)? {
+    let mut p = match prepare(db, &args.spec, "withdraw", &args.flags)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
@@ -193,9 +164,8 @@ pub fn withdraw_cmd(db: &Path, args: WithdrawArgs) -> anyhow::Result<ExitCode> {
     };
     let after = args.after.unwrap_or(p.steps / 2);
     let cont = args.continue_steps.unwrap_or(p.steps - p.steps / 2);
-    let result = p.pool.install(|| {
-        withdraw(&p.env, &p.config, p.seed, index, after, cont, &p.train, args.hint_signal.into())
-    });
+    let result =
+        p.pool.install(|| withdraw(&p.env, &p.config, index, after, cont, &p.train, args.hint_signal.into()));
     let r = match result {
         Ok(r) => r,
         Err(e) => {
@@ -240,12 +210,12 @@ pub fn withdraw_cmd(db: &Path, args: WithdrawArgs) -> anyhow::Result<ExitCode> {
     if let Some(note) = &r.retention_note {
         println!("retention {note}");
     }
-    finish(&mut p, "withdraw", &serde_json::to_value(&r)?, args.json.as_deref())?;
+    finish(&mut p, "withdraw", &serde_json::to_value(&r)?, args.flags.json.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
-    let mut p = match prepare(db, &args.spec, "tune", args.seed, args.steps, args.threads)? {
+    let mut p = match prepare(db, &args.spec, "tune", &args.flags)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
@@ -257,7 +227,7 @@ pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
     if args.study {
         return study_cmd(p, &args);
     }
-    let result = p.pool.install(|| team(&p.env, &p.config, p.seed, p.steps, &p.train));
+    let result = p.pool.install(|| team(&p.env, &p.config, p.steps, &p.train));
     let r = match result {
         Ok(r) => r,
         Err(e) => {
@@ -300,7 +270,7 @@ pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
     }
     // The jointly trained pieces become versioned artifacts, each recording the piece's
     // configuration and the sources it was trained over, which `transfer` checks.
-    let spec_hash = p.env.spec.hash.clone();
+    let spec_hash = p.env.spec.hash().to_string();
     let mut artifacts = Vec::new();
     for (id, params) in &r.joint.learned {
         let Some(index) = p.env.piece_index(id) else { continue };
@@ -326,7 +296,7 @@ pub fn tune_cmd(db: &Path, args: TuneArgs) -> anyhow::Result<ExitCode> {
     }
     let mut body = serde_json::to_value(&r)?;
     body["artifacts"] = json!(artifacts);
-    finish(&mut p, "tune", &body, args.json.as_deref())?;
+    finish(&mut p, "tune", &body, args.flags.json.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -391,9 +361,10 @@ fn study_cmd(mut p: Prepared, args: &TuneArgs) -> anyhow::Result<ExitCode> {
     println!(
         "compute: one rollout batch = {} tasks × {} responses sampled and scored; the \
          equal-compute grid's winner is scored by its full-length run, which is not charged",
-        p.env.spec.spec.run.tasks_per_step, p.env.spec.spec.run.responses_per_task
+        p.env.spec.spec().run.tasks_per_step,
+        p.env.spec.spec().run.responses_per_task
     );
-    finish(&mut p, "study", &serde_json::to_value(&r)?, args.json.as_deref())?;
+    finish(&mut p, "study", &serde_json::to_value(&r)?, args.flags.json.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -427,12 +398,12 @@ pub fn transfer_cmd(db: &Path, args: TransferArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(db)?;
     let artifact = load_artifact(&store, &args.artifact)?;
     drop(store);
-    let mut p = match prepare(db, &args.to, "transfer", args.seed, args.steps, args.threads)? {
+    let mut p = match prepare(db, &args.to, "transfer", &args.flags)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
     let target = args.to.display().to_string();
-    let result = p.pool.install(|| transfer(&artifact, &p.env, &p.config, p.seed, p.steps, &target));
+    let result = p.pool.install(|| transfer(&artifact, &p.env, &p.config, p.steps, &target));
     let cases = match result {
         Ok(c) => c,
         Err(e) => {
@@ -462,6 +433,6 @@ pub fn transfer_cmd(db: &Path, args: TransferArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{t}");
     let body = json!({ "artifact": artifact.hash(), "piece": artifact.piece_id, "cases": cases });
-    finish(&mut p, "transfer", &body, args.json.as_deref())?;
+    finish(&mut p, "transfer", &body, args.flags.json.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 #[test]
 fn every_broken_spec_gets_its_exact_error() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken-specs");
-    let bless = std::env::var_os("GRISTMILL_BLESS").is_some();
+    let bless = gristmill_testkit::bless();
     let mut specs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

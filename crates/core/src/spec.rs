@@ -271,40 +271,103 @@ pub struct Catalog<'a> {
 }
 
 /// A spec whose every name and value has been checked, with knobs and params resolved.
+///
+/// It cannot be changed once validated (its fields are private): changes a command line asks
+/// for ([`Overrides`]) are applied to the parsed [`EnvSpec`] before validation, so the content
+/// hash, the resolved params and the root seed always describe the same spec.
 #[derive(Debug, Clone)]
 pub struct ValidSpec {
-    /// The spec as written.
-    pub spec: EnvSpec,
-    /// Content hash of the canonical spec (its TOML re-serialised).
-    pub hash: String,
-    /// Resolved knobs per source (same order as `spec.sources`).
-    pub source_knobs: Vec<Params>,
-    /// Family info per source.
-    pub source_families: Vec<FamilyInfo>,
-    /// Resolved params per piece.
-    pub piece_params: Vec<Params>,
-    /// Kind info per piece.
-    pub piece_kinds: Vec<PieceKindInfo>,
-    /// Resolved knobs per episode source.
-    pub episode_knobs: Vec<Params>,
-    /// Family info per episode source.
-    pub episode_families: Vec<EpisodeFamilyInfo>,
-    /// Resolved policy params.
-    pub policy_params: Params,
-    /// Policy kind.
-    pub policy_kind: PolicyKindInfo,
-    /// Source indices the eval suite draws from.
-    pub eval_sources: Vec<usize>,
+    spec: EnvSpec,
+    hash: String,
+    source_knobs: Vec<Params>,
+    source_families: Vec<FamilyInfo>,
+    piece_params: Vec<Params>,
+    piece_kinds: Vec<PieceKindInfo>,
+    episode_knobs: Vec<Params>,
+    episode_families: Vec<EpisodeFamilyInfo>,
+    policy_params: Params,
+    policy_kind: PolicyKindInfo,
+    eval_sources: Vec<usize>,
 }
 
 impl ValidSpec {
-    /// Positions (in `spec.pieces`) of the pieces that emit reward channels, in channel order.
+    /// The spec as written (with any overrides applied before validation).
+    pub fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+    /// Content hash of the canonical spec (its TOML re-serialised; comments do not count).
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+    /// The root seed: the one source of truth for every keyed stream of a run.
+    pub fn seed(&self) -> u64 {
+        self.spec.run.seed
+    }
+    /// Resolved knobs per source (same order as `spec().sources`).
+    pub fn source_knobs(&self) -> &[Params] {
+        &self.source_knobs
+    }
+    /// Family info per source.
+    pub fn source_families(&self) -> &[FamilyInfo] {
+        &self.source_families
+    }
+    /// Resolved params per piece.
+    pub fn piece_params(&self) -> &[Params] {
+        &self.piece_params
+    }
+    /// Kind info per piece.
+    pub fn piece_kinds(&self) -> &[PieceKindInfo] {
+        &self.piece_kinds
+    }
+    /// Resolved knobs per episode source.
+    pub fn episode_knobs(&self) -> &[Params] {
+        &self.episode_knobs
+    }
+    /// Family info per episode source.
+    pub fn episode_families(&self) -> &[EpisodeFamilyInfo] {
+        &self.episode_families
+    }
+    /// Resolved policy params.
+    pub fn policy_params(&self) -> &Params {
+        &self.policy_params
+    }
+    /// Policy kind.
+    pub fn policy_kind(&self) -> &PolicyKindInfo {
+        &self.policy_kind
+    }
+    /// Source indices the eval suite draws from.
+    pub fn eval_sources(&self) -> &[usize] {
+        &self.eval_sources
+    }
+    /// Positions (in `spec().pieces`) of the pieces that emit reward channels, in channel order.
     pub fn reward_pieces(&self) -> Vec<usize> {
         (0..self.spec.pieces.len()).filter(|&i| self.piece_kinds[i].kind.is_reward()).collect()
     }
     /// Position of the piece with kind `kind`, if any.
     pub fn piece_of_kind(&self, kind: PieceKind) -> Option<usize> {
         self.piece_kinds.iter().position(|k| k.kind == kind)
+    }
+}
+
+/// Changes to a parsed spec that a command line asks for (`--seed`, `--steps`). They are
+/// applied to the [`EnvSpec`] before it is validated ([`EnvSpec::with_overrides`]), so an
+/// out-of-range override is reported like any other spec problem, naming the flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Root seed (`run.seed`).
+    pub seed: Option<u64>,
+    /// Training steps (`run.steps`).
+    pub steps: Option<u64>,
+}
+
+impl Overrides {
+    /// The flag that set the field at `path`, if an override did.
+    fn flag_for(&self, path: &str) -> Option<&'static str> {
+        match path {
+            "run.seed" if self.seed.is_some() => Some("--seed"),
+            "run.steps" if self.steps.is_some() => Some("--steps"),
+            _ => None,
+        }
     }
 }
 
@@ -328,6 +391,35 @@ fn path_string(path: &serde_ignored::Path<'_>) -> String {
 }
 
 impl EnvSpec {
+    /// The spec with `overrides` applied (to be validated next).
+    pub fn with_overrides(mut self, overrides: &Overrides) -> EnvSpec {
+        if let Some(seed) = overrides.seed {
+            self.run.seed = seed;
+        }
+        if let Some(steps) = overrides.steps {
+            self.run.steps = steps;
+        }
+        self
+    }
+
+    /// [`with_overrides`](EnvSpec::with_overrides) then [`validate`](EnvSpec::validate); a
+    /// problem in an overridden field names the flag that set it.
+    pub fn validate_with(
+        self,
+        overrides: &Overrides,
+        catalog: &Catalog<'_>,
+        origin: &str,
+    ) -> Result<ValidSpec, SpecError> {
+        self.with_overrides(overrides).validate(catalog, origin).map_err(|mut e| {
+            for p in &mut e.problems {
+                if let Some(flag) = overrides.flag_for(&p.path) {
+                    p.message = format!("{} (set by {flag})", p.message);
+                }
+            }
+            e
+        })
+    }
+
     /// Parses TOML text. `origin` names the file in messages. Reports a syntax error, or
     /// every unknown key together with the first type error.
     pub fn parse(text: &str, origin: &str) -> Result<EnvSpec, SpecError> {
@@ -366,250 +458,19 @@ impl EnvSpec {
     }
 
     /// Checks names and values against `catalog`, resolving knobs and parameters.
+    /// Checks the spec's meaning against `catalog`, in named phases (run settings, sources,
+    /// pieces, episodes, policy, eval suite), and reports every problem found, each with its
+    /// field path, in that order.
     pub fn validate(&self, catalog: &Catalog<'_>, origin: &str) -> Result<ValidSpec, SpecError> {
-        let mut problems: Vec<SpecProblem> = Vec::new();
-        let mut push = |path: String, msg: String| problems.push(SpecProblem::new(path, msg));
-
-        if self.name.trim().is_empty() {
-            push("name".into(), "must not be empty".into());
-        }
-        let run = &self.run;
-        if run.steps == 0 || run.steps > limits::MAX_STEPS {
-            push(
-                "run.steps".into(),
-                format!("{} is out of range: expected 1..={}", run.steps, limits::MAX_STEPS),
-            );
-        }
-        if run.tasks_per_step == 0 || run.tasks_per_step > limits::MAX_TASKS_PER_STEP {
-            push(
-                "run.tasks_per_step".into(),
-                format!(
-                    "{} is out of range: expected 1..={}",
-                    run.tasks_per_step,
-                    limits::MAX_TASKS_PER_STEP
-                ),
-            );
-        }
-        if run.responses_per_task == 0 || run.responses_per_task > limits::MAX_RESPONSES_PER_TASK {
-            push(
-                "run.responses_per_task".into(),
-                format!(
-                    "{} is out of range: expected 1..={}",
-                    run.responses_per_task,
-                    limits::MAX_RESPONSES_PER_TASK
-                ),
-            );
-        }
-        let samples = run.tasks_per_step as u64 * run.responses_per_task as u64;
-        if samples > limits::MAX_SAMPLES_PER_STEP {
-            push(
-                "run".into(),
-                format!(
-                    "tasks_per_step × responses_per_task = {samples} exceeds the limit of {} samples per step",
-                    limits::MAX_SAMPLES_PER_STEP
-                ),
-            );
-        }
-
-        let mut ids: BTreeMap<String, String> = BTreeMap::new();
-        let mut check_id = |id: &str, path: String, push: &mut dyn FnMut(String, String)| {
-            if id.trim().is_empty() {
-                push(format!("{path}.id"), "must not be empty".into());
-            } else if let Some(first) = ids.get(id) {
-                push(format!("{path}.id"), format!("duplicate id `{id}` (first used at {first})"));
-            } else {
-                ids.insert(id.to_string(), path);
-            }
-        };
-
-        // Sources.
-        if self.sources.is_empty() {
-            push("source".into(), "at least one [[source]] is required".into());
-        }
-        let mut source_knobs = Vec::new();
-        let mut source_families = Vec::new();
-        let mut weight_sum = 0.0;
-        for (i, s) in self.sources.iter().enumerate() {
-            let path = format!("source[{i}]");
-            check_id(&s.id, path.clone(), &mut push);
-            check_weight(s.weight, &format!("{path}.weight"), &mut push);
-            if s.weight.is_finite() && s.weight > 0.0 {
-                weight_sum += s.weight;
-            }
-            match catalog.families.iter().find(|f| f.name == s.family) {
-                None => push(
-                    format!("{path}.family"),
-                    format!(
-                        "unknown family `{}`; known: {}",
-                        s.family,
-                        catalog.families.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
-                    ),
-                ),
-                Some(f) => match resolve(f.knobs, &s.knobs, &format!("{path}.knobs")) {
-                    Ok(p) => {
-                        source_knobs.push(p);
-                        source_families.push(*f);
-                    }
-                    Err(ps) => ps.into_iter().for_each(|p| push(p.path, p.message)),
-                },
-            }
-        }
-        if !self.sources.is_empty() && weight_sum <= 0.0 {
-            push("source".into(), "source weights must not all be zero".into());
-        }
-
-        // Pieces.
-        if self.pieces.len() > limits::MAX_PIECES {
-            push(
-                "piece".into(),
-                format!("{} pieces exceed the limit of {}", self.pieces.len(), limits::MAX_PIECES),
-            );
-        }
-        let mut piece_params = Vec::new();
-        let mut piece_kinds = Vec::new();
-        let mut seen_kinds: BTreeMap<PieceKind, usize> = BTreeMap::new();
-        for (i, p) in self.pieces.iter().enumerate() {
-            let path = format!("piece[{i}]");
-            check_id(&p.id, path.clone(), &mut push);
-            check_weight(p.weight, &format!("{path}.weight"), &mut push);
-            match catalog.pieces.iter().find(|k| k.name == p.kind) {
-                None => push(
-                    format!("{path}.kind"),
-                    format!(
-                        "unknown piece kind `{}`; known: {}",
-                        p.kind,
-                        catalog.pieces.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-                    ),
-                ),
-                Some(k) => {
-                    if matches!(k.kind, PieceKind::Curriculum | PieceKind::Hint) {
-                        if let Some(first) = seen_kinds.insert(k.kind, i) {
-                            push(
-                                format!("{path}.kind"),
-                                format!("only one {} piece is allowed (first at piece[{first}])", k.kind),
-                            );
-                        }
-                    }
-                    match resolve(k.params, &p.params, &format!("{path}.params")) {
-                        Ok(params) => {
-                            if k.kind == PieceKind::Curriculum {
-                                let w = params.weights("source_weights");
-                                if !w.is_empty() && w.len() != self.sources.len() {
-                                    push(
-                                        format!("{path}.params.source_weights"),
-                                        format!(
-                                            "has {} entries but the spec has {} sources",
-                                            w.len(),
-                                            self.sources.len()
-                                        ),
-                                    );
-                                }
-                            }
-                            piece_params.push(params);
-                            piece_kinds.push(*k);
-                        }
-                        Err(ps) => ps.into_iter().for_each(|p| push(p.path, p.message)),
-                    }
-                }
-            }
-        }
-
-        // Episodes.
-        let mut episode_knobs = Vec::new();
-        let mut episode_families = Vec::new();
-        for (i, e) in self.episodes.iter().enumerate() {
-            let path = format!("episode[{i}]");
-            check_id(&e.id, path.clone(), &mut push);
-            if e.forks == 0 || e.forks > limits::MAX_FORKS {
-                push(
-                    format!("{path}.forks"),
-                    format!("{} is out of range: expected 1..={}", e.forks, limits::MAX_FORKS),
-                );
-            }
-            if e.episodes_per_step == 0 || e.episodes_per_step > limits::MAX_TASKS_PER_STEP {
-                push(
-                    format!("{path}.episodes_per_step"),
-                    format!(
-                        "{} is out of range: expected 1..={}",
-                        e.episodes_per_step,
-                        limits::MAX_TASKS_PER_STEP
-                    ),
-                );
-            }
-            match catalog.episodes.iter().find(|f| f.name == e.family) {
-                None => push(
-                    format!("{path}.family"),
-                    format!(
-                        "unknown multi-turn family `{}`; known: {}",
-                        e.family,
-                        catalog.episodes.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
-                    ),
-                ),
-                Some(f) => match resolve(f.knobs, &e.knobs, &format!("{path}.knobs")) {
-                    Ok(p) => {
-                        episode_knobs.push(p);
-                        episode_families.push(*f);
-                    }
-                    Err(ps) => ps.into_iter().for_each(|p| push(p.path, p.message)),
-                },
-            }
-        }
-
-        // Policy.
-        let mut policy = None;
-        match catalog.policies.iter().find(|k| k.name == self.policy.kind) {
-            None => push(
-                "policy.kind".into(),
-                format!(
-                    "unknown policy kind `{}`; known: {}",
-                    self.policy.kind,
-                    catalog.policies.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-                ),
-            ),
-            Some(k) => match resolve(k.params, &self.policy.params, "policy.params") {
-                Ok(p) => policy = Some((*k, p)),
-                Err(ps) => ps.into_iter().for_each(|p| push(p.path, p.message)),
-            },
-        }
-
-        // Eval suite.
-        let eval = &self.eval;
-        if eval.size == 0 || eval.size > limits::MAX_EVAL_SIZE {
-            push(
-                "eval.size".into(),
-                format!("{} is out of range: expected 1..={}", eval.size, limits::MAX_EVAL_SIZE),
-            );
-        }
-        if !(eval.fraction.is_finite() && eval.fraction > 0.0 && eval.fraction <= 0.9) {
-            push(
-                "eval.fraction".into(),
-                format!("{} is out of range: expected a number in (0, 0.9]", eval.fraction),
-            );
-        }
-        let mut eval_sources = Vec::new();
-        match &eval.sources {
-            None => eval_sources.extend(0..self.sources.len()),
-            Some(names) => {
-                if names.is_empty() {
-                    push("eval.sources".into(), "must name at least one source".into());
-                }
-                let mut seen = BTreeSet::new();
-                for (i, n) in names.iter().enumerate() {
-                    match self.sources.iter().position(|s| &s.id == n) {
-                        None => push(format!("eval.sources[{i}]"), format!("unknown source `{n}`")),
-                        Some(j) => {
-                            if !seen.insert(j) {
-                                push(format!("eval.sources[{i}]"), format!("source `{n}` is listed twice"));
-                            }
-                            eval_sources.push(j);
-                        }
-                    }
-                }
-            }
-        }
-
-        if !problems.is_empty() {
-            return Err(SpecError { origin: origin.to_string(), problems });
+        let mut c = Checker::default();
+        self.check_run(&mut c);
+        let (source_knobs, source_families) = self.check_sources(catalog, &mut c);
+        let (piece_params, piece_kinds) = self.check_pieces(catalog, &mut c);
+        let (episode_knobs, episode_families) = self.check_episodes(catalog, &mut c);
+        let policy = self.check_policy(catalog, &mut c);
+        let eval_sources = self.check_eval(&mut c);
+        if !c.problems.is_empty() {
+            return Err(SpecError { origin: origin.to_string(), problems: c.problems });
         }
         let (policy_kind, policy_params) = policy.expect("no problems implies a policy");
         Ok(ValidSpec {
@@ -625,6 +486,294 @@ impl EnvSpec {
             policy_kind,
             eval_sources,
         })
+    }
+
+    /// Name and run settings, within their limits.
+    fn check_run(&self, c: &mut Checker) {
+        if self.name.trim().is_empty() {
+            c.push("name".into(), "must not be empty".into());
+        }
+        let run = &self.run;
+        if run.steps == 0 || run.steps > limits::MAX_STEPS {
+            c.push(
+                "run.steps".into(),
+                format!("{} is out of range: expected 1..={}", run.steps, limits::MAX_STEPS),
+            );
+        }
+        if run.tasks_per_step == 0 || run.tasks_per_step > limits::MAX_TASKS_PER_STEP {
+            c.push(
+                "run.tasks_per_step".into(),
+                format!(
+                    "{} is out of range: expected 1..={}",
+                    run.tasks_per_step,
+                    limits::MAX_TASKS_PER_STEP
+                ),
+            );
+        }
+        if run.responses_per_task == 0 || run.responses_per_task > limits::MAX_RESPONSES_PER_TASK {
+            c.push(
+                "run.responses_per_task".into(),
+                format!(
+                    "{} is out of range: expected 1..={}",
+                    run.responses_per_task,
+                    limits::MAX_RESPONSES_PER_TASK
+                ),
+            );
+        }
+        let samples = run.tasks_per_step as u64 * run.responses_per_task as u64;
+        if samples > limits::MAX_SAMPLES_PER_STEP {
+            c.push(
+                "run".into(),
+                format!(
+                    "tasks_per_step × responses_per_task = {samples} exceeds the limit of {} samples per step",
+                    limits::MAX_SAMPLES_PER_STEP
+                ),
+            );
+        }
+    }
+
+    /// Sources: ids, weights, known families and their knobs.
+    fn check_sources(&self, catalog: &Catalog<'_>, c: &mut Checker) -> (Vec<Params>, Vec<FamilyInfo>) {
+        // Sources.
+        if self.sources.is_empty() {
+            c.push("source".into(), "at least one [[source]] is required".into());
+        }
+        let mut source_knobs = Vec::new();
+        let mut source_families = Vec::new();
+        let mut weight_sum = 0.0;
+        for (i, s) in self.sources.iter().enumerate() {
+            let path = format!("source[{i}]");
+            c.id(&s.id, path.clone());
+            c.weight(s.weight, &format!("{path}.weight"));
+            if s.weight.is_finite() && s.weight > 0.0 {
+                weight_sum += s.weight;
+            }
+            match catalog.families.iter().find(|f| f.name == s.family) {
+                None => c.push(
+                    format!("{path}.family"),
+                    format!(
+                        "unknown family `{}`; known: {}",
+                        s.family,
+                        catalog.families.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+                Some(f) => match resolve(f.knobs, &s.knobs, &format!("{path}.knobs")) {
+                    Ok(p) => {
+                        source_knobs.push(p);
+                        source_families.push(*f);
+                    }
+                    Err(ps) => c.problems.extend(ps),
+                },
+            }
+        }
+        if !self.sources.is_empty() && weight_sum <= 0.0 {
+            c.push("source".into(), "source weights must not all be zero".into());
+        }
+
+        (source_knobs, source_families)
+    }
+
+    /// Pieces: ids, weights, known kinds, at most one curriculum and one hint, params.
+    fn check_pieces(&self, catalog: &Catalog<'_>, c: &mut Checker) -> (Vec<Params>, Vec<PieceKindInfo>) {
+        // Pieces.
+        if self.pieces.len() > limits::MAX_PIECES {
+            c.push(
+                "piece".into(),
+                format!("{} pieces exceed the limit of {}", self.pieces.len(), limits::MAX_PIECES),
+            );
+        }
+        let mut piece_params = Vec::new();
+        let mut piece_kinds = Vec::new();
+        let mut seen_kinds: BTreeMap<PieceKind, usize> = BTreeMap::new();
+        for (i, p) in self.pieces.iter().enumerate() {
+            let path = format!("piece[{i}]");
+            c.id(&p.id, path.clone());
+            c.weight(p.weight, &format!("{path}.weight"));
+            match catalog.pieces.iter().find(|k| k.name == p.kind) {
+                None => c.push(
+                    format!("{path}.kind"),
+                    format!(
+                        "unknown piece kind `{}`; known: {}",
+                        p.kind,
+                        catalog.pieces.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+                Some(k) => {
+                    if matches!(k.kind, PieceKind::Curriculum | PieceKind::Hint) {
+                        if let Some(first) = seen_kinds.insert(k.kind, i) {
+                            c.push(
+                                format!("{path}.kind"),
+                                format!("only one {} piece is allowed (first at piece[{first}])", k.kind),
+                            );
+                        }
+                    }
+                    match resolve(k.params, &p.params, &format!("{path}.params")) {
+                        Ok(params) => {
+                            if k.kind == PieceKind::Curriculum {
+                                let w = params.weights("source_weights");
+                                if !w.is_empty() && w.len() != self.sources.len() {
+                                    c.push(
+                                        format!("{path}.params.source_weights"),
+                                        format!(
+                                            "has {} entries but the spec has {} sources",
+                                            w.len(),
+                                            self.sources.len()
+                                        ),
+                                    );
+                                }
+                            }
+                            piece_params.push(params);
+                            piece_kinds.push(*k);
+                        }
+                        Err(ps) => c.problems.extend(ps),
+                    }
+                }
+            }
+        }
+
+        (piece_params, piece_kinds)
+    }
+
+    /// Multi-turn sources: ids, fork and episode counts, known families and knobs.
+    fn check_episodes(
+        &self,
+        catalog: &Catalog<'_>,
+        c: &mut Checker,
+    ) -> (Vec<Params>, Vec<EpisodeFamilyInfo>) {
+        // Episodes.
+        let mut episode_knobs = Vec::new();
+        let mut episode_families = Vec::new();
+        for (i, e) in self.episodes.iter().enumerate() {
+            let path = format!("episode[{i}]");
+            c.id(&e.id, path.clone());
+            if e.forks == 0 || e.forks > limits::MAX_FORKS {
+                c.push(
+                    format!("{path}.forks"),
+                    format!("{} is out of range: expected 1..={}", e.forks, limits::MAX_FORKS),
+                );
+            }
+            if e.episodes_per_step == 0 || e.episodes_per_step > limits::MAX_TASKS_PER_STEP {
+                c.push(
+                    format!("{path}.episodes_per_step"),
+                    format!(
+                        "{} is out of range: expected 1..={}",
+                        e.episodes_per_step,
+                        limits::MAX_TASKS_PER_STEP
+                    ),
+                );
+            }
+            match catalog.episodes.iter().find(|f| f.name == e.family) {
+                None => c.push(
+                    format!("{path}.family"),
+                    format!(
+                        "unknown multi-turn family `{}`; known: {}",
+                        e.family,
+                        catalog.episodes.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+                Some(f) => match resolve(f.knobs, &e.knobs, &format!("{path}.knobs")) {
+                    Ok(p) => {
+                        episode_knobs.push(p);
+                        episode_families.push(*f);
+                    }
+                    Err(ps) => c.problems.extend(ps),
+                },
+            }
+        }
+
+        (episode_knobs, episode_families)
+    }
+
+    /// The policy kind and its params.
+    fn check_policy(&self, catalog: &Catalog<'_>, c: &mut Checker) -> Option<(PolicyKindInfo, Params)> {
+        // Policy.
+        let mut policy = None;
+        match catalog.policies.iter().find(|k| k.name == self.policy.kind) {
+            None => c.push(
+                "policy.kind".into(),
+                format!(
+                    "unknown policy kind `{}`; known: {}",
+                    self.policy.kind,
+                    catalog.policies.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            Some(k) => match resolve(k.params, &self.policy.params, "policy.params") {
+                Ok(p) => policy = Some((*k, p)),
+                Err(ps) => c.problems.extend(ps),
+            },
+        }
+
+        policy
+    }
+
+    /// The eval suite: size, held-out fraction, and the sources it draws from.
+    fn check_eval(&self, c: &mut Checker) -> Vec<usize> {
+        // Eval suite.
+        let eval = &self.eval;
+        if eval.size == 0 || eval.size > limits::MAX_EVAL_SIZE {
+            c.push(
+                "eval.size".into(),
+                format!("{} is out of range: expected 1..={}", eval.size, limits::MAX_EVAL_SIZE),
+            );
+        }
+        if !(eval.fraction.is_finite() && eval.fraction > 0.0 && eval.fraction <= 0.9) {
+            c.push(
+                "eval.fraction".into(),
+                format!("{} is out of range: expected a number in (0, 0.9]", eval.fraction),
+            );
+        }
+        let mut eval_sources = Vec::new();
+        match &eval.sources {
+            None => eval_sources.extend(0..self.sources.len()),
+            Some(names) => {
+                if names.is_empty() {
+                    c.push("eval.sources".into(), "must name at least one source".into());
+                }
+                let mut seen = BTreeSet::new();
+                for (i, n) in names.iter().enumerate() {
+                    match self.sources.iter().position(|s| &s.id == n) {
+                        None => c.push(format!("eval.sources[{i}]"), format!("unknown source `{n}`")),
+                        Some(j) => {
+                            if !seen.insert(j) {
+                                c.push(format!("eval.sources[{i}]"), format!("source `{n}` is listed twice"));
+                            }
+                            eval_sources.push(j);
+                        }
+                    }
+                }
+            }
+        }
+
+        eval_sources
+    }
+}
+
+/// Problems found so far, and the ids seen (ids are unique across sources, pieces and
+/// episodes).
+#[derive(Default)]
+struct Checker {
+    problems: Vec<SpecProblem>,
+    ids: BTreeMap<String, String>,
+}
+
+impl Checker {
+    fn push(&mut self, path: String, message: String) {
+        self.problems.push(SpecProblem::new(path, message));
+    }
+
+    fn id(&mut self, id: &str, path: String) {
+        if id.trim().is_empty() {
+            self.push(format!("{path}.id"), "must not be empty".into());
+        } else if let Some(first) = self.ids.get(id) {
+            let message = format!("duplicate id `{id}` (first used at {first})");
+            self.push(format!("{path}.id"), message);
+        } else {
+            self.ids.insert(id.to_string(), path);
+        }
+    }
+
+    fn weight(&mut self, w: f64, path: &str) {
+        check_weight(w, path, &mut |p, m| self.push(p, m));
     }
 }
 

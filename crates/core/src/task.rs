@@ -208,16 +208,21 @@ pub trait TaskSource: Send + Sync {
         body
     }
     /// Writes the canonical text of an answer, as a well-behaved response would write it,
-    /// into `out` (cleared first).
-    fn render_answer_into(&self, value: i64, out: &mut String);
+    /// into `out` (cleared first). By default the integer rule's `Answer: <integer>`.
+    fn render_answer_into(&self, value: i64, out: &mut String) {
+        render_integer_answer(value, out);
+    }
     /// The canonical text of an answer, as a well-behaved response would write it.
     fn render_answer(&self, value: i64) -> String {
         let mut out = String::new();
         self.render_answer_into(value, &mut out);
         out
     }
-    /// Parses an answer from free response text, by the family's documented rule.
-    fn parse_answer(&self, text: &str) -> Result<i64, ParseError>;
+    /// Parses an answer from free response text, by the family's documented rule. By default
+    /// the integer rule ([`parse_integer_answer`]) over the source's answer space.
+    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
+        parse_integer_answer(text, self.answers())
+    }
 }
 
 /// A task family as listed by `gristmill tasks`: its knobs and its constructor.
@@ -321,6 +326,13 @@ pub fn answer_text(text: &str) -> Result<&str, ParseError> {
         return Err(ParseError::Missing);
     }
     Ok(line)
+}
+
+/// Writes `Answer: <v>` into `out` (cleared first): the canonical text of an integer answer.
+pub fn render_integer_answer(v: i64, out: &mut String) {
+    out.clear();
+    out.push_str("Answer: ");
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// Parses a decimal integer answer (after `Answer:`) and checks it is in `space`.

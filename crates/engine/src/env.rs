@@ -6,7 +6,7 @@ use std::sync::Arc;
 use gristmill_core::piece::{PieceKind, RewardPiece, ScoreBatch, ScoreKey};
 use gristmill_core::policy::Response;
 use gristmill_core::rng::{derive_seed, stream, Purpose};
-use gristmill_core::spec::{Catalog, PolicyKindInfo, ValidSpec};
+use gristmill_core::spec::{Catalog, ValidSpec};
 use gristmill_core::task::{generate_task, generate_task_into, Features, Split, Task, TaskKey, TaskSource};
 use gristmill_pieces::{BuildContext, BuiltPiece, Curriculum, Hint};
 use rand::Rng;
@@ -91,21 +91,14 @@ pub struct Environment {
     pub coalition: Coalition,
 }
 
-/// The catalog of everything the built-in crates provide, plus extra policy kinds (the
-/// learner's) supplied by the caller.
-pub fn catalog(extra_policies: &'static [PolicyKindInfo]) -> Catalog<'static> {
-    let policies: &'static [PolicyKindInfo] = if extra_policies.is_empty() {
-        crate::policy::REFERENCE_POLICIES
-    } else {
-        let mut all = crate::policy::REFERENCE_POLICIES.to_vec();
-        all.extend_from_slice(extra_policies);
-        Box::leak(all.into_boxed_slice())
-    };
+/// The one catalog of everything a spec may name: the built-in task families and episode
+/// families, every piece kind and every policy kind (reference and trainable).
+pub fn catalog() -> Catalog<'static> {
     Catalog {
         families: gristmill_tasks::families(),
         episodes: gristmill_tasks::episode_families(),
         pieces: gristmill_pieces::kinds(),
-        policies,
+        policies: crate::policy::POLICY_KINDS,
     }
 }
 
@@ -114,22 +107,22 @@ impl Environment {
     /// spec's seed).
     pub fn build(spec: ValidSpec) -> Result<Environment, EngineError> {
         let sources: Vec<Box<dyn TaskSource>> =
-            spec.source_families.iter().zip(&spec.source_knobs).map(|(f, k)| (f.build)(k)).collect();
+            spec.source_families().iter().zip(spec.source_knobs()).map(|(f, k)| (f.build)(k)).collect();
         let source_refs: Vec<&dyn TaskSource> = sources.iter().map(|s| s.as_ref()).collect();
-        let source_ids: Vec<String> = spec.spec.sources.iter().map(|s| s.id.clone()).collect();
-        let source_weights: Vec<f64> = spec.spec.sources.iter().map(|s| s.weight).collect();
+        let source_ids: Vec<String> = spec.spec().sources.iter().map(|s| s.id.clone()).collect();
+        let source_weights: Vec<f64> = spec.spec().sources.iter().map(|s| s.weight).collect();
         let ctx = BuildContext {
-            seed: spec.spec.run.seed,
+            seed: spec.spec().run.seed,
             sources: &source_refs,
             source_ids: &source_ids,
             source_weights: &source_weights,
-            eval_fraction: spec.spec.eval.fraction,
+            eval_fraction: spec.spec().eval.fraction,
         };
-        let mut pieces = Vec::with_capacity(spec.spec.pieces.len());
-        for (i, p) in spec.spec.pieces.iter().enumerate() {
-            let info = &spec.piece_kinds[i];
-            let built = gristmill_pieces::build(info, &p.id, &spec.piece_params[i], &ctx)
-                .map_err(|e| EngineError::Piece { id: p.id.clone(), message: e.to_string() })?;
+        let mut pieces = Vec::with_capacity(spec.spec().pieces.len());
+        for (i, p) in spec.spec().pieces.iter().enumerate() {
+            let info = &spec.piece_kinds()[i];
+            let built = gristmill_pieces::build(info, &p.id, &spec.piece_params()[i], &ctx)
+                .map_err(|source| EngineError::Piece { id: p.id.clone(), source: Box::new(source) })?;
             pieces.push(EnvPiece {
                 id: p.id.clone(),
                 kind_name: info.name,
@@ -167,9 +160,25 @@ impl Environment {
         Environment { coalition, ..self.clone() }
     }
 
+    /// The same spec with another root seed: validated again and rebuilt, so pieces that
+    /// train when built (reward models) train on the new seed, and the root seed stays the
+    /// one the validated spec names. The coalition is kept; pieces replaced with
+    /// [`with_piece`](Environment::with_piece) are not (apply them again).
+    pub fn reseeded(&self, seed: u64) -> Result<Environment, EngineError> {
+        if seed == self.seed() {
+            return Ok(self.clone());
+        }
+        let origin = format!("{} with seed {seed}", self.spec.spec().name);
+        let overrides = gristmill_core::spec::Overrides { seed: Some(seed), steps: None };
+        let spec = self.spec.spec().clone().validate_with(&overrides, &catalog(), &origin)?;
+        let mut env = Environment::build(spec)?;
+        env.coalition = self.coalition.clone();
+        Ok(env)
+    }
+
     /// The root seed the spec names.
     pub fn seed(&self) -> u64 {
-        self.spec.spec.run.seed
+        self.spec.spec().run.seed
     }
 
     /// Channel ids in channel order.
@@ -203,7 +212,7 @@ impl Environment {
 
     /// The spec's mixture weights over sources, normalized: the reference distribution `p₀`.
     pub fn mixture(&self) -> Vec<f64> {
-        let w: Vec<f64> = self.spec.spec.sources.iter().map(|s| s.weight).collect();
+        let w: Vec<f64> = self.spec.spec().sources.iter().map(|s| s.weight).collect();
         let total: f64 = w.iter().sum();
         w.iter().map(|x| x / total).collect()
     }
@@ -277,7 +286,12 @@ impl Environment {
     pub fn task(&self, key: TaskKey) -> Result<Task, EngineError> {
         let s = key.source as usize;
         let source = self.sources.get(s).ok_or(EngineError::UnknownSource { index: key.source })?;
-        Ok(generate_task(source.as_ref(), &self.spec.spec.sources[s].id, key, self.spec.spec.eval.fraction)?)
+        Ok(generate_task(
+            source.as_ref(),
+            &self.spec.spec().sources[s].id,
+            key,
+            self.spec.spec().eval.fraction,
+        )?)
     }
 
     /// [`task`](Environment::task) into an existing task, reusing its buffers, with or
@@ -285,15 +299,15 @@ impl Environment {
     pub fn task_into(&self, key: TaskKey, features: Features, task: &mut Task) -> Result<(), EngineError> {
         let s = key.source as usize;
         let source = self.sources.get(s).ok_or(EngineError::UnknownSource { index: key.source })?;
-        let id = &self.spec.spec.sources[s].id;
-        Ok(generate_task_into(source.as_ref(), id, key, self.spec.spec.eval.fraction, features, task)?)
+        let id = &self.spec.spec().sources[s].id;
+        Ok(generate_task_into(source.as_ref(), id, key, self.spec.spec().eval.fraction, features, task)?)
     }
 
     /// The gold eval suite: `eval.size` tasks round-robin over the eval sources, from the
     /// eval seed, on the eval side of the content partition (so never seen in training).
     pub fn eval_suite(&self) -> Result<Vec<Task>, EngineError> {
-        let eval = &self.spec.spec.eval;
-        let srcs = &self.spec.eval_sources;
+        let eval = &self.spec.spec().eval;
+        let srcs = &self.spec.eval_sources();
         (0..eval.size as u64)
             .into_par_iter()
             .map(|i| {
@@ -301,6 +315,15 @@ impl Environment {
                 self.task(TaskKey { seed: eval.seed, source, index: i, split: Split::Eval })
             })
             .collect()
+    }
+
+    /// The gold score of `response` to `task`: what the gold metric counts. This is the one
+    /// place it is computed (rollouts, training, eval and the server all call it).
+    pub fn gold_score(&self, task: &Task, response: &Response) -> f64 {
+        match &response.answer {
+            Ok(v) if *v == task.gold() => 1.0,
+            _ => 0.0,
+        }
     }
 
     /// The reward vector of `response` to `task`: one entry per channel (0 for switched-off

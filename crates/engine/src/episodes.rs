@@ -35,9 +35,9 @@ pub fn reference_action(episode: &dyn Episode, epsilon: f64, rng: &mut KeyedRng)
 /// keyed seed, advanced `prefix_steps`, snapshotted and forked `forks` times; the forks are
 /// stepped to the end in parallel with the reference agent.
 pub fn episode_step(env: &Environment, which: usize, epsilon: f64, seed: u64, step: u64) -> EpisodeBatch {
-    let spec = &env.spec.spec.episodes[which];
-    let family = &env.spec.episode_families[which];
-    let knobs = &env.spec.episode_knobs[which];
+    let spec = &env.spec.spec().episodes[which];
+    let family = &env.spec.episode_families()[which];
+    let knobs = &env.spec.episode_knobs()[which];
     let purpose = Purpose::EPISODE.with(&spec.id);
     let forks_per = spec.forks as usize;
     let per_episode: Vec<(Vec<f64>, u64, Vec<String>)> = (0..spec.episodes_per_step as u64)

@@ -6,12 +6,13 @@ use gristmill_core::TaskError;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// A piece failed to build.
-    #[error("piece `{id}`: {message}")]
+    #[error("piece `{id}`: {source}")]
     Piece {
         /// Piece id.
         id: String,
-        /// Why.
-        message: String,
+        /// Why (boxed: a piece error carries its parameter problems, and every engine
+        /// result would otherwise pay for its size).
+        source: Box<gristmill_pieces::PieceError>,
     },
     /// A task could not be generated.
     #[error(transparent)]
@@ -34,6 +35,9 @@ pub enum EngineError {
         /// The value.
         value: f64,
     },
+    /// The spec could not be loaded.
+    #[error(transparent)]
+    Spec(#[from] gristmill_core::SpecError),
     /// A policy kind is not one the engine can roll out by itself.
     #[error("policy kind `{0}` is not a reference policy; trainable policies run through the learner")]
     NotReference(String),

@@ -15,11 +15,10 @@
 //! the encoding is skipped.
 //!
 //! ```no_run
-//! use gristmill_core::spec::EnvSpec;
-//! use gristmill_engine::{catalog, run_rollouts, Environment, OraclePolicy};
+//! use gristmill_core::spec::Overrides;
+//! use gristmill_engine::{load, run_rollouts, OraclePolicy};
 //! let text = std::fs::read_to_string("examples/arith.toml").unwrap();
-//! let spec = EnvSpec::parse(&text, "arith.toml").unwrap().validate(&catalog(&[]), "arith.toml").unwrap();
-//! let env = Environment::build(spec).unwrap();
+//! let env = load(&text, "arith.toml", &Overrides::default()).unwrap();
 //! let out = run_rollouts(&env, &OraclePolicy { error_rate: 0.3 }, 7, 5, 0.3, &|_| {}).unwrap();
 //! println!("{} {}", out.gold_mean, out.digest);
 //! ```
@@ -31,6 +30,7 @@
 mod env;
 mod episodes;
 mod error;
+mod load;
 mod policy;
 mod rollout;
 mod run;
@@ -38,6 +38,9 @@ mod run;
 pub use env::{catalog, Coalition, EnvPiece, Environment, TaskSlot};
 pub use episodes::{episode_step, reference_action, EpisodeBatch};
 pub use error::EngineError;
-pub use policy::{reference_policy, OraclePolicy, UniformPolicy, REFERENCE_POLICIES};
-pub use rollout::{rollout_step, rollout_step_into, sample_index, StepBatch};
+pub use load::{load, load_spec};
+pub use policy::{
+    reference_policy, OraclePolicy, UniformPolicy, POLICY_KINDS, REFERENCE_POLICIES, TRAINABLE_POLICIES,
+};
+pub use rollout::{inverse_cdf, rollout_step, rollout_step_into, sample_answer, sample_index, StepBatch};
 pub use run::{agreement, digest_batch, run_rollouts, EpisodeSummary, PieceSummary, RunOutcome, StepMetrics};

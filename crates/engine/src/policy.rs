@@ -89,6 +89,51 @@ pub const REFERENCE_POLICIES: &[PolicyKindInfo] = &[
     },
 ];
 
+macro_rules! common_params {
+    ($($extra:expr),*) => {
+        &[
+            ParamSpec::float("learning_rate", 0.0, 100.0, 0.05, "optimizer step size η"),
+            ParamSpec::choice("optimizer", &["sgd", "adam"], "adam", "update rule (Adam's step is split by the Owen value of its update over credit cells)"),
+            ParamSpec::float("beta1", 0.0, 0.999999, 0.9, "Adam first-moment decay"),
+            ParamSpec::float("beta2", 0.0, 0.999999, 0.999, "Adam second-moment decay"),
+            ParamSpec::float("eps", 1e-300, 1.0, 1e-8, "Adam denominator guard"),
+            ParamSpec::choice("normalization", &["shared", "per_channel", "none"], "shared", "advantage σ: shared (combined reward), per channel, or none"),
+            ParamSpec::float("kl", 0.0, 100.0, 0.0, "KL-to-initial-policy coefficient β (pseudo-piece `kl`)"),
+            ParamSpec::float("weight_decay", 0.0, 10.0, 0.0, "weight decay λ (pseudo-piece `weight_decay`)"),
+            ParamSpec::int("checkpoint_every", 1, 1_000_000, 10, "steps between checkpoints"),
+            ParamSpec::int("credit_nodes", 0, 16, 4, "Gauss–Legendre nodes for in-run credit; 0 turns it off"),
+            $($extra),*
+        ]
+    };
+}
+
+const LOGLINEAR_PARAMS: &[ParamSpec] = common_params!();
+const MLP_PARAMS: &[ParamSpec] = common_params!(
+    ParamSpec::int("hidden", 1, 1024, 32, "hidden width"),
+    ParamSpec::float("init_scale", 0.0, 10.0, 1.0, "std × √D of the random input layer")
+);
+
+/// The trainable policy kinds (trained by `gristmill-learn`; declared here so that one catalog
+/// validates every spec).
+pub const TRAINABLE_POLICIES: &[PolicyKindInfo] = &[
+    PolicyKindInfo {
+        name: "loglinear",
+        doc: "Log-linear policy over (task features × answer) plus (features × answer last digit); starts uniform.",
+        trainable: true,
+        params: LOGLINEAR_PARAMS,
+    },
+    PolicyKindInfo {
+        name: "mlp",
+        doc: "One-hidden-layer tanh MLP over the task encoding; zero output layer, so it starts uniform.",
+        trainable: true,
+        params: MLP_PARAMS,
+    },
+];
+
+/// Every policy kind a spec may name: the reference policies, then the trainable ones.
+pub const POLICY_KINDS: &[PolicyKindInfo] =
+    &[REFERENCE_POLICIES[0], REFERENCE_POLICIES[1], TRAINABLE_POLICIES[0], TRAINABLE_POLICIES[1]];
+
 /// Builds a reference policy by kind name, or `None` if the kind is not a reference policy.
 pub fn reference_policy(kind: &str, params: &Params) -> Option<Box<dyn Policy>> {
     match kind {

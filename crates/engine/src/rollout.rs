@@ -6,6 +6,7 @@ use gristmill_core::policy::Policy;
 use gristmill_core::policy::Response;
 use gristmill_core::rng::{Purpose, StreamPrefix};
 use gristmill_core::task::{Features, Task};
+use rand::Rng;
 use rayon::prelude::*;
 
 use crate::env::{Environment, TaskSlot};
@@ -65,6 +66,28 @@ pub fn sample_index(b: usize, g: usize, group_size: usize) -> u64 {
     (b * group_size + g) as u64
 }
 
+/// The index drawn from probabilities `p` by the inverse CDF of the uniform `u`: two
+/// policies given the same `u` pick the same quantile (common random numbers).
+pub fn inverse_cdf(p: &[f64], u: f64) -> usize {
+    let mut acc = 0.0;
+    for (i, pi) in p.iter().enumerate() {
+        acc += pi;
+        if u < acc {
+            return i;
+        }
+    }
+    p.len() - 1
+}
+
+/// The answer a policy with answer probabilities `probs` gives sample `index` of a step
+/// whose sampling streams are `samples`: the inverse CDF of the sample's first keyed
+/// uniform. Every learned policy samples through this, so coalitions and counterfactual
+/// observations share their random numbers.
+pub fn sample_answer(probs: &[f64], samples: &StreamPrefix, index: u64) -> usize {
+    let u: f64 = samples.at(index).random();
+    inverse_cdf(probs, u)
+}
+
 /// Rolls out one step: draws `B` training tasks (keyed by `seed` and `step`), samples `G`
 /// responses to each from `policy`, and scores every response with every channel.
 ///
@@ -92,7 +115,7 @@ pub fn rollout_step_into<P: Policy + ?Sized>(
     step: u64,
     batch: &mut StepBatch,
 ) -> Result<(), EngineError> {
-    let run = &env.spec.spec.run;
+    let run = &env.spec.spec().run;
     let (b_count, g_count) = (run.tasks_per_step as usize, run.responses_per_task as usize);
     let channels = env.channels.len();
     let weights = env.sampling_distribution();
@@ -156,9 +179,8 @@ pub fn rollout_step_into<P: Policy + ?Sized>(
                     value: *v,
                 });
             }
-            let answer = response.answer.as_ref().ok().copied();
-            gold[j] = if answer == Some(tasks[j / g_count].gold()) { 1.0 } else { 0.0 };
-            answers[j] = answer;
+            gold[j] = env.gold_score(&tasks[j / g_count], response);
+            answers[j] = response.answer.as_ref().ok().copied();
         }
         Ok(())
     };

@@ -117,10 +117,10 @@ pub fn run_rollouts<P: Policy + ?Sized>(
     let c = env.channels.len();
     let ids = env.channel_ids();
     let mut digest = Digest::new();
-    digest.str(&env.spec.hash).u64(seed).u64(steps);
+    digest.str(env.spec.hash()).u64(seed).u64(steps);
     let (mut reward_sums, mut agree_sums, mut pair_sums) = (vec![0.0; c], vec![0.0; c], vec![0u64; c]);
     let (mut gold_sum, mut samples) = (0.0, 0u64);
-    let n_ep = env.spec.spec.episodes.len();
+    let n_ep = env.spec.spec().episodes.len();
     let (mut ep_returns, mut ep_forks, mut ep_steps) = (vec![0.0; n_ep], vec![0u64; n_ep], vec![0u64; n_ep]);
     let mut per_step = Vec::with_capacity(steps as usize);
     let mut batch = StepBatch::default();
@@ -154,8 +154,10 @@ pub fn run_rollouts<P: Policy + ?Sized>(
             ep_returns[e] += total;
             ep_forks[e] += eb.forks;
             ep_steps[e] += eb.steps;
-            values
-                .push((format!("episode.{}.return", env.spec.spec.episodes[e].id), total / eb.forks as f64));
+            values.push((
+                format!("episode.{}.return", env.spec.spec().episodes[e].id),
+                total / eb.forks as f64,
+            ));
         }
         for (name, v) in &values {
             digest.str(name).f64(*v);
@@ -181,7 +183,7 @@ pub fn run_rollouts<P: Policy + ?Sized>(
         .collect();
     let episodes = (0..n_ep)
         .map(|e| EpisodeSummary {
-            id: env.spec.spec.episodes[e].id.clone(),
+            id: env.spec.spec().episodes[e].id.clone(),
             mean_return: ep_returns[e] / ep_forks[e].max(1) as f64,
             forks: ep_forks[e],
             steps: ep_steps[e],

@@ -3,8 +3,10 @@
 
 use gristmill_engine::{run_rollouts, Environment, OraclePolicy, RunOutcome};
 
-mod common;
-use common::example;
+/// The example spec `examples/<name>`, loaded.
+fn example(name: &str) -> gristmill_engine::Environment {
+    gristmill_testkit::load(&gristmill_testkit::example(name))
+}
 
 fn run(env: &Environment, seed: u64, threads: usize) -> RunOutcome {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
-mod common;
-use common::example;
+/// The example spec `examples/<name>`, loaded.
+fn example(name: &str) -> gristmill_engine::Environment {
+    gristmill_testkit::load(&gristmill_testkit::example(name))
+}
 
 use gristmill_core::digest::Digest;
 use gristmill_core::piece::{RewardPiece, ScoreKey};

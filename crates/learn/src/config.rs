@@ -1,7 +1,9 @@
-//! Trainable policy kinds and their training settings (the `[policy]` table of a spec).
+//! Training settings of the trainable policy kinds (the `[policy]` table of a spec). The
+//! kinds and their declared parameters live in the engine's catalog
+//! (`gristmill_engine::TRAINABLE_POLICIES`), so everything that validates a spec shares one
+//! catalog; this module turns resolved params into a [`TrainConfig`].
 
-use gristmill_core::params::{ParamSpec, Params};
-use gristmill_core::spec::PolicyKindInfo;
+use gristmill_core::params::Params;
 
 use crate::model::Arch;
 use crate::optim::OptimizerKind;
@@ -44,47 +46,12 @@ pub struct TrainConfig {
 /// The guard added to group standard deviations.
 pub const SIGMA_EPS: f64 = 1e-6;
 
-macro_rules! common_params {
-    ($($extra:expr),*) => {
-        &[
-            ParamSpec::float("learning_rate", 0.0, 100.0, 0.05, "optimizer step size η"),
-            ParamSpec::choice("optimizer", &["sgd", "adam"], "adam", "update rule (Adam keeps one first moment per channel)"),
-            ParamSpec::float("beta1", 0.0, 0.999999, 0.9, "Adam first-moment decay"),
-            ParamSpec::float("beta2", 0.0, 0.999999, 0.999, "Adam second-moment decay"),
-            ParamSpec::float("eps", 1e-300, 1.0, 1e-8, "Adam denominator guard"),
-            ParamSpec::choice("normalization", &["shared", "per_channel", "none"], "shared", "advantage σ: shared (combined reward), per channel, or none"),
-            ParamSpec::float("kl", 0.0, 100.0, 0.0, "KL-to-initial-policy coefficient β (pseudo-piece `kl`)"),
-            ParamSpec::float("weight_decay", 0.0, 10.0, 0.0, "weight decay λ (pseudo-piece `weight_decay`)"),
-            ParamSpec::int("checkpoint_every", 1, 1_000_000, 10, "steps between checkpoints"),
-            ParamSpec::int("credit_nodes", 0, 16, 4, "Gauss–Legendre nodes for in-run credit; 0 turns it off"),
-            $($extra),*
-        ]
-    };
-}
-
-const LOGLINEAR_PARAMS: &[ParamSpec] = common_params!();
-const MLP_PARAMS: &[ParamSpec] = common_params!(
-    ParamSpec::int("hidden", 1, 1024, 32, "hidden width"),
-    ParamSpec::float("init_scale", 0.0, 10.0, 1.0, "std × √D of the random input layer")
-);
-
-/// The trainable policy kinds.
-pub const TRAINABLE_POLICIES: &[PolicyKindInfo] = &[
-    PolicyKindInfo {
-        name: "loglinear",
-        doc: "Log-linear policy over (task features × answer) plus (features × answer last digit); starts uniform.",
-        trainable: true,
-        params: LOGLINEAR_PARAMS,
-    },
-    PolicyKindInfo {
-        name: "mlp",
-        doc: "One-hidden-layer tanh MLP over the task encoding; zero output layer, so it starts uniform.",
-        trainable: true,
-        params: MLP_PARAMS,
-    },
-];
-
 impl TrainConfig {
+    /// The config of a validated spec whose policy trains; `None` for other policy kinds.
+    pub fn of(spec: &gristmill_core::spec::ValidSpec) -> Option<TrainConfig> {
+        TrainConfig::from_params(spec.policy_kind().name, spec.policy_params())
+    }
+
     /// The config of a trainable kind from resolved params; `None` for other kinds.
     pub fn from_params(kind: &str, p: &Params) -> Option<TrainConfig> {
         let arch = match kind {

@@ -9,12 +9,12 @@
 //! * [`trainer`]: a GRPO step whose advantage, gradient and optimizer step are all split by
 //!   credit cell (channel × source), so that what each piece did to the parameters is known
 //!   exactly;
-//! * [`optim`]: SGD and Adam with one first-moment buffer per cell.
+//! * [`optim`]: SGD (linear) and Adam split by the Owen value of its update over the cells.
 //!
 //! ```no_run
 //! # use gristmill_learn::{Trainer, TrainConfig};
 //! # fn demo(env: gristmill_engine::Environment, config: TrainConfig) -> Result<(), gristmill_learn::LearnError> {
-//! let mut trainer = Trainer::new(env, config, 7)?;
+//! let mut trainer = Trainer::new(env, config)?; // seeded by the spec's root seed
 //! let report = trainer.step()?;
 //! let step: Vec<f64> = (0..report.theta_before.len())
 //!     .map(|k| report.deltas.iter().map(|d| d[k]).sum())
@@ -32,7 +32,7 @@ pub mod model;
 pub mod optim;
 pub mod trainer;
 
-pub use config::{Normalization, TrainConfig, TRAINABLE_POLICIES};
+pub use config::{Normalization, TrainConfig};
 pub use trainer::{
     ChannelKind, CreditChannel, SampleRecord, SampledGroup, StepReport, StepSamples, StepTimings, TrainState,
     Trainer,
@@ -92,19 +92,3 @@ impl From<gristmill_core::TaskError> for LearnError {
 
 #[cfg(test)]
 mod model_tests;
-
-/// A spec parsed, validated against every built-in kind (the learner's policies included) and
-/// built: the environment, its training settings (for trainable policies) and the root seed.
-/// Errors are the spec's problems, each with its field path.
-pub fn environment_from_toml(
-    text: &str,
-    origin: &str,
-) -> Result<(gristmill_engine::Environment, Option<TrainConfig>, u64), String> {
-    let spec = gristmill_core::spec::EnvSpec::parse(text, origin)
-        .and_then(|s| s.validate(&gristmill_engine::catalog(TRAINABLE_POLICIES), origin))
-        .map_err(|e| e.to_string())?;
-    let config = TrainConfig::from_params(spec.policy_kind.name, &spec.policy_params);
-    let seed = spec.spec.run.seed;
-    let env = gristmill_engine::Environment::build(spec).map_err(|e| e.to_string())?;
-    Ok((env, config, seed))
-}

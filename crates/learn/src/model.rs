@@ -336,15 +336,5 @@ pub fn log_softmax(logits: &[f64]) -> Vec<f64> {
     logits.iter().map(|z| z - lse).collect()
 }
 
-/// Draws an index from `p` by inverse CDF of the uniform `u` (common random numbers: two
-/// policies given the same `u` pick the same quantile).
-pub fn inverse_cdf(p: &[f64], u: f64) -> usize {
-    let mut acc = 0.0;
-    for (i, pi) in p.iter().enumerate() {
-        acc += pi;
-        if u < acc {
-            return i;
-        }
-    }
-    p.len() - 1
-}
+/// The inverse CDF draw every policy samples with (re-exported from the engine).
+pub use gristmill_engine::inverse_cdf;

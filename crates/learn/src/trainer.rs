@@ -23,18 +23,17 @@
 //! the [`SplitOptimizer`] turns them into per-cell steps that sum to the real step.
 
 use gristmill_core::digest::Digest;
-use gristmill_core::piece::{PieceKind, ScoreKey};
+use gristmill_core::piece::{PieceKind, ScoreBatch};
 use gristmill_core::policy::Response;
-use gristmill_core::rng::{stream, Purpose};
+use gristmill_core::rng::{Purpose, StreamPrefix};
 use gristmill_core::task::Task;
-use gristmill_engine::Environment;
-use rand::Rng;
+use gristmill_engine::{sample_answer, sample_index, Environment};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Normalization, TrainConfig, SIGMA_EPS};
 use crate::metric::{metric, metric_and_grad};
-use crate::model::{inverse_cdf, log_softmax, softmax, Activations, Encoded, Model};
+use crate::model::{log_softmax, softmax, Activations, Encoded, Model};
 use crate::optim::owen::MAX_CELLS;
 use crate::optim::SplitOptimizer;
 use crate::LearnError;
@@ -161,28 +160,26 @@ pub struct TrainState {
     pub digest: String,
 }
 
-/// A training run in progress.
+/// A training run in progress. Its fields are private: a trainer is built from an
+/// environment and a config ([`Trainer::new`]), steps ([`Trainer::step`]), is read through
+/// accessors, restored from a checkpointed state ([`Trainer::restore`]), and takes a
+/// retrained environment ([`Trainer::set_environment`]).
 pub struct Trainer {
     /// The environment (its coalition decides which pieces train the policy).
-    pub env: Environment,
-    /// Settings.
-    pub config: TrainConfig,
-    /// Policy shape.
-    pub model: Model,
+    env: Environment,
+    config: TrainConfig,
+    model: Model,
     /// Initial parameters (for the KL pseudo-piece).
-    pub theta0: Vec<f64>,
-    /// Root seed.
-    pub seed: u64,
+    theta0: Vec<f64>,
     /// The gold suite, encoded (never with hints).
-    pub suite: Vec<Encoded>,
+    suite: Vec<Encoded>,
     /// Source of each suite task.
-    pub suite_sources: Vec<usize>,
+    suite_sources: Vec<usize>,
     /// Credit channels (rows).
-    pub channels: Vec<CreditChannel>,
-    /// Mutable state.
-    pub state: TrainState,
+    channels: Vec<CreditChannel>,
+    state: TrainState,
     /// Record per-sample influences in every [`StepReport`] (costs one `∇M` per step).
-    pub influence: bool,
+    influence: bool,
 }
 
 /// The responses [`Trainer::sample_group`] drew for one task.
@@ -192,6 +189,8 @@ pub struct SampledGroup {
     pub picks: Vec<usize>,
     /// Reward vectors, flat `[response][channel]`.
     pub rewards: Vec<f64>,
+    /// Gold score of each response (the environment's [`Environment::gold_score`]).
+    pub gold: Vec<f64>,
     /// Wall seconds spent scoring (for the step's phase timings).
     pub score_secs: f64,
 }
@@ -217,8 +216,9 @@ struct TaskRollout {
 }
 
 impl Trainer {
-    /// A trainer at step 0.
-    pub fn new(env: Environment, config: TrainConfig, seed: u64) -> Result<Trainer, LearnError> {
+    /// A trainer at step 0, seeded by the environment's validated spec (the one root seed).
+    pub fn new(env: Environment, config: TrainConfig) -> Result<Trainer, LearnError> {
+        let seed = env.seed();
         let spaces: Vec<_> = env.sources.iter().map(|s| s.answers()).collect();
         let dims: Vec<_> = env.sources.iter().map(|s| s.feature_dim()).collect();
         let model = Model::new(config.arch, &spaces, &dims);
@@ -261,20 +261,99 @@ impl Trainer {
         );
         let metric = metric(&model, &theta0, &suite)?;
         let mut d = Digest::new();
-        d.str(&env.spec.hash).u64(seed).f64(metric);
+        d.str(env.spec.hash()).u64(seed).f64(metric);
         let state = TrainState { step: 0, theta: theta0.clone(), optimizer, metric, digest: d.hex() };
-        Ok(Trainer {
-            env,
-            config,
-            model,
-            theta0,
-            seed,
-            suite,
-            suite_sources,
-            channels,
-            state,
-            influence: false,
-        })
+        Ok(Trainer { env, config, model, theta0, suite, suite_sources, channels, state, influence: false })
+    }
+
+    /// The environment.
+    pub fn env(&self) -> &Environment {
+        &self.env
+    }
+
+    /// Replaces the environment by one with the same sources and pieces (by id and kind):
+    /// a retrained piece, a new channel weight, another coalition. Anything that would change
+    /// the credit layout or the gold suite is refused.
+    pub fn set_environment(&mut self, env: Environment) -> Result<(), LearnError> {
+        let ids = |e: &Environment| -> Vec<(String, PieceKind)> {
+            e.pieces.iter().map(|p| (p.id.clone(), p.kind)).collect()
+        };
+        let sources =
+            |e: &Environment| -> Vec<String> { e.spec.spec().sources.iter().map(|s| s.id.clone()).collect() };
+        if ids(&env) != ids(&self.env) || sources(&env) != sources(&self.env) || env.seed() != self.env.seed()
+        {
+            return Err(LearnError::Checkpoint(format!(
+                "the new environment's pieces {:?}, sources {:?} or seed {} differ from the trainer's {:?}, {:?}, {}",
+                ids(&env).iter().map(|p| &p.0).collect::<Vec<_>>(),
+                sources(&env),
+                env.seed(),
+                ids(&self.env).iter().map(|p| &p.0).collect::<Vec<_>>(),
+                sources(&self.env),
+                self.env.seed()
+            )));
+        }
+        self.env = env;
+        Ok(())
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Policy shape.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Initial parameters.
+    pub fn theta0(&self) -> &[f64] {
+        &self.theta0
+    }
+
+    /// The root seed (the environment's).
+    pub fn seed(&self) -> u64 {
+        self.env.seed()
+    }
+
+    /// The gold suite, encoded (never with hints).
+    pub fn suite(&self) -> &[Encoded] {
+        &self.suite
+    }
+
+    /// Source of each suite task.
+    pub fn suite_sources(&self) -> &[usize] {
+        &self.suite_sources
+    }
+
+    /// Credit channels (rows of the credit table).
+    pub fn channels(&self) -> &[CreditChannel] {
+        &self.channels
+    }
+
+    /// The state a checkpoint restores.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// Parameters now.
+    pub fn theta(&self) -> &[f64] {
+        &self.state.theta
+    }
+
+    /// `M(θ)` now.
+    pub fn current_metric(&self) -> f64 {
+        self.state.metric
+    }
+
+    /// Steps done.
+    pub fn steps_done(&self) -> u64 {
+        self.state.step
+    }
+
+    /// Whether every [`StepReport`] records per-sample influences (costs one `∇M` a step).
+    pub fn set_influence(&mut self, on: bool) {
+        self.influence = on;
     }
 
     /// Number of source columns: one per source plus `(global)`.
@@ -289,7 +368,7 @@ impl Trainer {
 
     /// Column names: source ids, then `(global)`.
     pub fn column_ids(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.env.spec.spec.sources.iter().map(|s| s.id.clone()).collect();
+        let mut v: Vec<String> = self.env.spec.spec().sources.iter().map(|s| s.id.clone()).collect();
         v.push("(global)".into());
         v
     }
@@ -337,8 +416,8 @@ impl Trainer {
         b: usize,
     ) -> Result<TaskRollout, LearnError> {
         let env = &self.env;
-        let g_count = env.spec.spec.run.responses_per_task as usize;
-        let seed = self.seed;
+        let g_count = env.spec.spec().run.responses_per_task as usize;
+        let seed = self.seed();
         let theta = &self.state.theta;
         let task = env.training_task(q, hint_p, seed, step, b as u64)?;
         let source = task.key.source as usize;
@@ -355,9 +434,8 @@ impl Trainer {
         } else {
             (hinted.clone(), act_h.clone(), p_h.clone())
         };
-        let SampledGroup { picks, rewards, score_secs } = self.sample_group(&task, &p_h, step, b)?;
+        let SampledGroup { picks, rewards, gold, score_secs } = self.sample_group(&task, &p_h, step, b)?;
         let values: Vec<i64> = picks.iter().map(|&y| task.answers.value(y)).collect();
-        let gold = values.iter().map(|&v| if v == task.gold() { 1.0 } else { 0.0 }).collect();
         let advantages = self.advantages(&rewards, weights, g_count);
         let hint_weights = match task.hint {
             Some(_) => {
@@ -401,35 +479,37 @@ impl Trainer {
         b: usize,
     ) -> Result<SampledGroup, LearnError> {
         let env = &self.env;
-        let g_count = env.spec.spec.run.responses_per_task as usize;
-        let seed = self.seed;
+        let g_count = env.spec.spec().run.responses_per_task as usize;
+        let seed = self.seed();
         let src = env.sources[task.key.source as usize].as_ref();
-        let mut group = SampledGroup {
-            picks: Vec::with_capacity(g_count),
-            rewards: Vec::with_capacity(g_count * env.channels.len()),
-            score_secs: 0.0,
+        let samples = StreamPrefix::new(seed, Purpose::SAMPLE, step);
+        let first_index = sample_index(b, 0, g_count);
+        let picks: Vec<usize> =
+            (0..g_count).map(|g| sample_answer(probs, &samples, sample_index(b, g, g_count))).collect();
+        let responses: Vec<Response> =
+            picks.iter().map(|&y| Response::from_answer(src, task.answers.value(y))).collect();
+        let channels = env.channels.len();
+        let mut rewards = vec![0.0; g_count * channels];
+        let scoring = std::time::Instant::now();
+        let batch = ScoreBatch {
+            tasks: std::slice::from_ref(task),
+            responses: &responses,
+            group_size: g_count,
+            seed,
+            step,
+            first_index,
         };
-        for g in 0..g_count {
-            let index = (b * g_count + g) as u64;
-            let u: f64 = stream(seed, Purpose::SAMPLE, step, index).random();
-            let y = inverse_cdf(probs, u);
-            let response = Response::from_answer(src, task.answers.value(y));
-            let start = group.rewards.len();
-            let scoring = std::time::Instant::now();
-            env.score_into(task, &response, ScoreKey { seed, step, index }, &mut group.rewards);
-            group.score_secs += scoring.elapsed().as_secs_f64();
-            for (c, r) in group.rewards[start..].iter().enumerate() {
-                if !r.is_finite() {
-                    return Err(LearnError::NonFinite {
-                        step: Some(step),
-                        channel: env.pieces[env.channels[c]].id.clone(),
-                        value: *r,
-                    });
-                }
-            }
-            group.picks.push(y);
+        env.score_batch_to(&batch, &mut rewards, &mut Vec::new());
+        let score_secs = scoring.elapsed().as_secs_f64();
+        if let Some(k) = rewards.iter().position(|r| !r.is_finite()) {
+            return Err(LearnError::NonFinite {
+                step: Some(step),
+                channel: env.pieces[env.channels[k % channels]].id.clone(),
+                value: rewards[k],
+            });
         }
-        Ok(group)
+        let gold = responses.iter().map(|r| env.gold_score(task, r)).collect();
+        Ok(SampledGroup { picks, rewards, gold, score_secs })
     }
 
     /// Per-sample, per-channel advantages of one group (flat `[g][c]`), with the centred
@@ -490,58 +570,132 @@ impl Trainer {
         (adv, centred_all, inv_sigma)
     }
 
-    /// Runs one training step.
+    /// Runs one training step, in four phases: sample and score the step's groups
+    /// ([`Trainer::rollouts`]), split the policy gradient into credit cells
+    /// ([`Trainer::cell_gradients`]), split the optimizer's step over the cells, and record
+    /// the step (metric, digest). Nothing is committed until every phase has succeeded, so a
+    /// failing step leaves the last good state to checkpoint.
     pub fn step(&mut self) -> Result<StepReport, LearnError> {
         let step = self.state.step;
+        let clock = std::time::Instant::now();
+        let rollouts = self.rollouts(step)?;
+        let samples = if self.influence { Some(self.sample_records(step, &rollouts)?) } else { None };
+        let rollout_secs = clock.elapsed().as_secs_f64();
+
+        let clock = std::time::Instant::now();
+        let grads = self.cell_gradients(step, &rollouts)?;
+        let mut gradient = vec![0.0; self.model.len()];
+        for g in &grads {
+            for (a, b) in gradient.iter_mut().zip(g) {
+                *a += b;
+            }
+        }
+        let optimizer_clock = std::time::Instant::now();
+        let split = self.state.optimizer.propose(&grads);
+        let optimizer_secs = optimizer_clock.elapsed().as_secs_f64();
+        let mut theta = self.state.theta.clone();
+        match &split.real {
+            // Adam: the real update, of which the cells are the Owen split.
+            Some(real) => theta.iter_mut().zip(real).for_each(|(t, x)| *t += x),
+            // SGD: the cells are the step, applied in cell order.
+            None => {
+                for d in &split.cells {
+                    theta.iter_mut().zip(d).for_each(|(t, x)| *t += x);
+                }
+            }
+        }
+        if let Some(v) = theta.iter().find(|v| !v.is_finite()) {
+            return Err(LearnError::NonFinite { step: Some(step), channel: "parameters".into(), value: *v });
+        }
+        let gradient_secs = clock.elapsed().as_secs_f64();
+
+        let clock = std::time::Instant::now();
+        let metric_after = self.metric(&theta).map_err(|e| e.at_step(step))?;
+        let metric_secs = clock.elapsed().as_secs_f64();
+        let metric_before = self.state.metric;
+        let theta_before = std::mem::replace(&mut self.state.theta, theta);
+        self.state.optimizer.commit();
+        let record = self.record(step, &rollouts, metric_after);
+        Ok(StepReport {
+            step,
+            theta_before,
+            deltas: split.cells,
+            gradient,
+            metric_before,
+            metric_after,
+            train_reward: record.train_reward,
+            train_gold: record.train_gold,
+            samples_per_source: record.samples_per_source,
+            digest: self.state.digest.clone(),
+            samples,
+            timings: StepTimings {
+                rollout: rollout_secs,
+                scoring: rollouts.iter().map(|r| r.score_secs).sum(),
+                gradient: gradient_secs,
+                optimizer: optimizer_secs,
+                metric: metric_secs,
+            },
+        })
+    }
+
+    /// Phase 1: the step's `B` tasks, each with its `G` sampled responses, rewards and
+    /// advantages (in parallel, collected in task order).
+    fn rollouts(&self, step: u64) -> Result<Vec<TaskRollout>, LearnError> {
         let env = &self.env;
-        let run = &env.spec.spec.run;
+        let b_count = env.spec.spec().run.tasks_per_step as usize;
+        let q = env.sampling_distribution();
+        let hint_p = env.hint().map(|h| h.probability);
+        let weights = env.channel_weights();
+        (0..b_count).into_par_iter().map(|b| self.rollout_task(&q, hint_p, &weights, step, b)).collect()
+    }
+
+    /// Per-sample records for trainable pieces: each sample's influence on `M` and its
+    /// advantage terms (costs one `∇M`).
+    fn sample_records(&self, step: u64, rollouts: &[TaskRollout]) -> Result<StepSamples, LearnError> {
+        let g_count = self.env.spec.spec().run.responses_per_task as usize;
+        let c_rew = self.env.channels.len();
+        let (_, metric_grad) = self.metric_and_grad(&self.state.theta).map_err(|e| e.at_step(step))?;
+        let mut records = Vec::with_capacity(rollouts.len() * g_count);
+        for (t, r) in rollouts.iter().enumerate() {
+            let (adv, centred, inv_sigma) = &r.advantages;
+            let dz = self.model.jvp(&self.state.theta, &r.hinted, &r.act_h, &metric_grad);
+            let mean_dz: f64 = r.p_h.iter().zip(&dz).map(|(p, d)| p * d).sum();
+            for g in 0..g_count {
+                records.push(SampleRecord {
+                    task: t,
+                    source: r.source,
+                    hinted: r.task.hint.is_some(),
+                    answer: r.values[g],
+                    influence: dz[r.picks[g]] - mean_dz,
+                    rewards: r.rewards[g * c_rew..(g + 1) * c_rew].to_vec(),
+                    advantages: adv[g * c_rew..(g + 1) * c_rew].to_vec(),
+                    centred: centred[g * c_rew..(g + 1) * c_rew].to_vec(),
+                    inv_sigma: inv_sigma.clone(),
+                });
+            }
+        }
+        Ok(StepSamples {
+            tasks: rollouts.iter().map(|r| r.task.clone()).collect(),
+            metric_grad,
+            samples: records,
+        })
+    }
+
+    /// Phase 2: the policy gradient split into credit cells (see the module doc), summed
+    /// over fixed chunks of tasks in chunk order; every cell checked finite.
+    fn cell_gradients(&self, step: u64, rollouts: &[TaskRollout]) -> Result<Vec<Vec<f64>>, LearnError> {
+        let env = &self.env;
+        let run = &env.spec.spec().run;
         let (b_count, g_count) = (run.tasks_per_step as usize, run.responses_per_task as usize);
         let q = env.sampling_distribution();
         let p0 = env.mixture();
         let has_curriculum = env.curriculum().is_some();
         let hint_p = env.hint().map(|h| h.probability);
-        let weights = env.channel_weights();
         let c_rew = env.channels.len();
         let cols = self.columns();
         let n_cells = self.channels.len() * cols;
         let p_len = self.model.len();
         let inv_bg = 1.0 / (b_count * g_count) as f64;
-
-        let clock = std::time::Instant::now();
-        let rollouts: Vec<TaskRollout> = (0..b_count)
-            .into_par_iter()
-            .map(|b| self.rollout_task(&q, hint_p, &weights, step, b))
-            .collect::<Result<_, _>>()?;
-
-        let samples = if self.influence {
-            let (_, metric_grad) = self.metric_and_grad(&self.state.theta).map_err(|e| e.at_step(step))?;
-            let mut records = Vec::with_capacity(b_count * g_count);
-            for (t, r) in rollouts.iter().enumerate() {
-                let (adv, centred, inv_sigma) = &r.advantages;
-                let dz = self.model.jvp(&self.state.theta, &r.hinted, &r.act_h, &metric_grad);
-                let mean_dz: f64 = r.p_h.iter().zip(&dz).map(|(p, d)| p * d).sum();
-                for g in 0..g_count {
-                    records.push(SampleRecord {
-                        task: t,
-                        source: r.source,
-                        hinted: r.task.hint.is_some(),
-                        answer: r.values[g],
-                        influence: dz[r.picks[g]] - mean_dz,
-                        rewards: r.rewards[g * c_rew..(g + 1) * c_rew].to_vec(),
-                        advantages: adv[g * c_rew..(g + 1) * c_rew].to_vec(),
-                        centred: centred[g * c_rew..(g + 1) * c_rew].to_vec(),
-                        inv_sigma: inv_sigma.clone(),
-                    });
-                }
-            }
-            Some(StepSamples {
-                tasks: rollouts.iter().map(|r| r.task.clone()).collect(),
-                metric_grad,
-                samples: records,
-            })
-        } else {
-            None
-        };
 
         // Row positions of the non-reward channels.
         let row_of = |pred: &dyn Fn(&ChannelKind) -> bool| self.channels.iter().position(|c| pred(&c.kind));
@@ -551,9 +705,6 @@ impl Trainer {
         let wd_row = row_of(&|k| matches!(k, ChannelKind::WeightDecay));
         let curriculum_on = curriculum_row.filter(|_| has_curriculum);
         let hint_on = hint_row.filter(|_| hint_p.is_some());
-
-        let rollout_secs = clock.elapsed().as_secs_f64();
-        let clock = std::time::Instant::now();
         let partials: Vec<Vec<Vec<f64>>> = rollouts
             .par_chunks(TASK_CHUNK)
             .map(|chunk| {
@@ -641,47 +792,20 @@ impl Trainer {
                 });
             }
         }
+        Ok(grads)
+    }
 
-        // Nothing is committed to `self.state` until the step has fully succeeded, so a
-        // failing step leaves the last good state to checkpoint.
-        let mut gradient = vec![0.0; p_len];
-        for g in &grads {
-            for (a, b) in gradient.iter_mut().zip(g) {
-                *a += b;
-            }
-        }
-        let optimizer_clock = std::time::Instant::now();
-        let split = self.state.optimizer.propose(&grads);
-        let optimizer_secs = optimizer_clock.elapsed().as_secs_f64();
-        let mut theta = self.state.theta.clone();
-        match &split.real {
-            // Adam: the real update, of which the cells are the Owen split.
-            Some(real) => theta.iter_mut().zip(real).for_each(|(t, x)| *t += x),
-            // SGD: the cells are the step, applied in cell order.
-            None => {
-                for d in &split.cells {
-                    theta.iter_mut().zip(d).for_each(|(t, x)| *t += x);
-                }
-            }
-        }
-        let deltas = split.cells;
-        if let Some(v) = theta.iter().find(|v| !v.is_finite()) {
-            return Err(LearnError::NonFinite { step: Some(step), channel: "parameters".into(), value: *v });
-        }
-        let metric_before = self.state.metric;
-        let gradient_secs = clock.elapsed().as_secs_f64();
-        let clock = std::time::Instant::now();
-        let metric_after = self.metric(&theta).map_err(|e| e.at_step(step))?;
-        let metric_secs = clock.elapsed().as_secs_f64();
-        let theta_before = std::mem::replace(&mut self.state.theta, theta);
-        self.state.optimizer.commit();
-
+    /// Phase 4: the step's training reward, gold rate and samples per source, and the chained
+    /// digest over its tasks, answers, rewards, metric and parameters; advances the state.
+    fn record(&mut self, step: u64, rollouts: &[TaskRollout], metric_after: f64) -> StepRecord {
+        let c_rew = self.env.channels.len();
+        let g_count = self.env.spec.spec().run.responses_per_task as usize;
         let mut train_reward = vec![0.0; c_rew];
-        let mut samples_per_source = vec![0u64; cols];
+        let mut samples_per_source = vec![0u64; self.columns()];
         let mut gold_sum = 0.0;
         let mut d = Digest::new();
         d.str(&self.state.digest).u64(step);
-        for r in &rollouts {
+        for r in rollouts {
             samples_per_source[r.source] += g_count as u64;
             r.task.key.digest_into(&mut d);
             for (g, v) in r.values.iter().enumerate() {
@@ -695,33 +819,21 @@ impl Trainer {
                 }
             }
         }
-        let n = (b_count * g_count) as f64;
+        let n = (rollouts.len() * g_count) as f64;
         train_reward.iter_mut().for_each(|x| *x /= n);
         d.f64(metric_after).f64s(&train_reward).f64s(&self.state.theta);
         self.state.digest = d.hex();
         self.state.metric = metric_after;
         self.state.step += 1;
-        Ok(StepReport {
-            step,
-            theta_before,
-            deltas,
-            gradient,
-            metric_before,
-            metric_after,
-            train_reward,
-            train_gold: gold_sum / n,
-            samples_per_source,
-            digest: self.state.digest.clone(),
-            samples,
-            timings: StepTimings {
-                rollout: rollout_secs,
-                scoring: rollouts.iter().map(|r| r.score_secs).sum(),
-                gradient: gradient_secs,
-                optimizer: optimizer_secs,
-                metric: metric_secs,
-            },
-        })
+        StepRecord { train_reward, train_gold: gold_sum / n, samples_per_source }
     }
+}
+
+/// What [`Trainer::record`] reports of a step.
+struct StepRecord {
+    train_reward: Vec<f64>,
+    train_gold: f64,
+    samples_per_source: Vec<u64>,
 }
 
 fn slot(grads: &mut [Vec<f64>], cell: usize, len: usize) -> &mut [f64] {

@@ -8,7 +8,7 @@
 //! coordinate by `√v + ε`, so a coordinate whose gradient cancels to ~1e-17 turns a
 //! summation-order rounding difference into an O(η) step difference, in any implementation.)
 
-mod common;
+use gristmill_testkit::{fixture, trainable, with_policy};
 
 use gristmill_core::piece::ScoreKey;
 use gristmill_core::policy::Response;
@@ -18,7 +18,7 @@ use gristmill_learn::optim::ReferenceOptimizer;
 use gristmill_learn::{Normalization, Trainer};
 use rand::Rng;
 
-/// Relative error bound of the issue: 1e-12. The split and the reference add the same
+/// The efficiency bound on the split: 1e-12 relative. The split and the reference add the same
 /// terms in different orders; with O(100) terms of mixed sign the rounding difference is
 /// a few hundred ulps of the largest term, ~1e-14 relative.
 const REL: f64 = 1e-12;
@@ -32,21 +32,21 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
 /// GRPO as one would write it without any split: combined reward, one advantage per
 /// sample, the gradient of log π on the observation actually shown, plus KL and decay.
 fn reference_gradient(t: &Trainer) -> Vec<f64> {
-    let env = &t.env;
-    let step = t.state.step;
-    let seed = t.seed;
-    let theta = &t.state.theta;
+    let env = t.env();
+    let step = t.steps_done();
+    let seed = t.seed();
+    let theta = t.theta();
     let (b_count, g_count) =
-        (env.spec.spec.run.tasks_per_step as usize, env.spec.spec.run.responses_per_task as usize);
+        (env.spec.spec().run.tasks_per_step as usize, env.spec.spec().run.responses_per_task as usize);
     let q = env.sampling_distribution();
     let hint_p = env.hint().map(|h| h.probability);
     let w = env.channel_weights();
-    let mut grad = vec![0.0; t.model.len()];
+    let mut grad = vec![0.0; t.model().len()];
     for b in 0..b_count {
         let task = env.training_task(&q, hint_p, seed, step, b as u64).unwrap();
         let src = env.sources[task.key.source as usize].as_ref();
-        let e = t.model.encode(&task);
-        let act = t.model.forward(theta, &e);
+        let e = t.model().encode(&task);
+        let act = t.model().forward(theta, &e);
         let p = softmax(&act.logits);
         let mut ys = vec![];
         let mut rs = vec![];
@@ -71,7 +71,7 @@ fn reference_gradient(t: &Trainer) -> Vec<f64> {
                 (0..c)
                     .map(|k| {
                         let centred = w[k] * (rs[g][k] - mean_c[k]);
-                        match t.config.normalization {
+                        match t.config().normalization {
                             Normalization::Shared => centred / (std(combined.clone()) + 1e-6),
                             Normalization::PerChannel => {
                                 centred / (std(rs.iter().map(|r| r[k]).collect()) + 1e-6)
@@ -89,31 +89,32 @@ fn reference_gradient(t: &Trainer) -> Vec<f64> {
                 dz[k] += a * ((k == ys[g]) as i32 as f64 - pk);
             }
         }
-        if t.config.kl > 0.0 {
+        if t.config().kl > 0.0 {
             let lp = log_softmax(&act.logits);
-            let lp0 = log_softmax(&t.model.forward(&t.theta0, &e).logits);
+            let lp0 = log_softmax(&t.model().forward(t.theta0(), &e).logits);
             let kl: f64 = p.iter().zip(lp.iter().zip(&lp0)).map(|(p, (a, b))| p * (a - b)).sum();
             for k in 0..p.len() {
-                dz[k] += -t.config.kl / b_count as f64 * p[k] * (lp[k] - lp0[k] - kl);
+                dz[k] += -t.config().kl / b_count as f64 * p[k] * (lp[k] - lp0[k] - kl);
             }
         }
-        t.model.backward(theta, &e, &act, &dz, &mut grad);
+        t.model().backward(theta, &e, &act, &dz, &mut grad);
     }
     for (g, th) in grad.iter_mut().zip(theta) {
-        *g -= t.config.weight_decay * th;
+        *g -= t.config().weight_decay * th;
     }
     grad
 }
 
 fn check_every_step(policy: &str) {
-    let (env, config, seed) = common::build(&common::rich_spec(policy));
-    let mut trainer = Trainer::new(env, config.clone(), seed).unwrap();
-    let mut reference = ReferenceOptimizer::new(config.optimizer, config.learning_rate, trainer.model.len());
+    let (env, config) = trainable(&with_policy(&fixture("rich"), policy));
+    let mut trainer = Trainer::new(env, config.clone()).unwrap();
+    let mut reference =
+        ReferenceOptimizer::new(config.optimizer, config.learning_rate, trainer.model().len());
     let mut hinted_steps = 0;
     let mut hint_off_features_steps = 0;
     for _ in 0..6 {
         let g = reference_gradient(&trainer);
-        let bound = trainer.state.optimizer.step_bound();
+        let bound = trainer.state().optimizer.step_bound();
         let report = trainer.step().unwrap();
         if let Some(bound) = bound {
             // Every cell's share of every coordinate's step is within twice the largest
@@ -138,8 +139,7 @@ fn check_every_step(policy: &str) {
         } else {
             reference.step(&report.gradient)
         };
-        let real: Vec<f64> =
-            trainer.state.theta.iter().zip(&report.theta_before).map(|(a, b)| a - b).collect();
+        let real: Vec<f64> = trainer.theta().iter().zip(&report.theta_before).map(|(a, b)| a - b).collect();
         let summed: Vec<f64> =
             (0..real.len()).map(|k| report.deltas.iter().map(|d| d[k]).sum::<f64>()).collect();
         assert!(
@@ -154,7 +154,7 @@ fn check_every_step(policy: &str) {
             report.step,
             rel_err(&real, &expected)
         );
-        let hint_row = trainer.channels.iter().position(|c| c.id == "hint").unwrap();
+        let hint_row = trainer.channels().iter().position(|c| c.id == "hint").unwrap();
         let cols = trainer.columns();
         let hint_moved =
             (0..cols).any(|s| report.deltas[trainer.cell(hint_row, s)].iter().any(|v| *v != 0.0));
@@ -165,8 +165,8 @@ fn check_every_step(policy: &str) {
         // weights are zero), the hint's share reaches parameters the unhinted gold suite
         // reads. The old split (∇log π(y|xʰ) − ∇log π(y|x)) lived on the hint features only,
         // so `∇M` never saw it.
-        if trainer.model.arch == Arch::LogLinear && hint_moved {
-            let (d, k) = (trainer.model.input, trainer.model.answers());
+        if trainer.model().arch == Arch::LogLinear && hint_moved {
+            let (d, k) = (trainer.model().input, trainer.model().answers());
             let off_hint = (0..cols).any(|s| {
                 let delta = &report.deltas[trainer.cell(hint_row, s)];
                 (0..d - HINT_FEATURES).any(|i| delta[i * k..(i + 1) * k].iter().any(|v| *v != 0.0))
@@ -175,7 +175,7 @@ fn check_every_step(policy: &str) {
         }
     }
     assert!(hinted_steps > 0, "the hint cell never moved: the test would not see a wrong hint split");
-    if trainer.model.arch == Arch::LogLinear {
+    if trainer.model().arch == Arch::LogLinear {
         assert!(hint_off_features_steps > 0, "{policy}: the hint's share never left the hint features");
     }
 }
@@ -214,18 +214,19 @@ params = { optimizer = "adam", learning_rate = 0.05, hidden = 8, kl = 0.1, weigh
 
 #[test]
 fn training_is_identical_on_one_and_four_threads() {
-    let (env, config, seed) = common::build(&common::rich_spec(
+    let (env, config) = trainable(&with_policy(
+        &fixture("rich"),
         r#"kind = "mlp"
 params = { hidden = 8 }"#,
     ));
     let digest = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let mut t = Trainer::new(env.clone(), config.clone(), seed).unwrap();
+            let mut t = Trainer::new(env.clone(), config.clone()).unwrap();
             for _ in 0..4 {
                 t.step().unwrap();
             }
-            (t.state.digest.clone(), t.state.theta.clone())
+            (t.state().digest.clone(), t.theta().to_vec())
         })
     };
     assert_eq!(digest(1), digest(4));
@@ -233,14 +234,16 @@ params = { hidden = 8 }"#,
 
 #[test]
 fn non_finite_parameters_stop_the_step_naming_step_and_channel_and_keep_the_state() {
-    let (env, config, seed) = common::build(&common::rich_spec(r#"kind = "loglinear""#));
-    let mut t = Trainer::new(env, config, seed).unwrap();
+    let (env, config) = trainable(&with_policy(&fixture("rich"), r#"kind = "loglinear""#));
+    let mut t = Trainer::new(env, config).unwrap();
     t.step().unwrap();
-    t.state.theta[0] = f64::NAN;
-    let before = t.state.clone();
+    let mut poisoned = t.state().clone();
+    poisoned.theta[0] = f64::NAN;
+    t.restore(poisoned).unwrap();
+    let before = t.state().clone();
     let err = t.step().unwrap_err().to_string();
     assert!(err.contains("at step 1") && err.contains("logits"), "{err}");
     // The failing step committed nothing.
-    assert_eq!(t.state.step, before.step);
-    assert_eq!(t.state.digest, before.digest);
+    assert_eq!(t.steps_done(), before.step);
+    assert_eq!(t.state().digest, before.digest);
 }

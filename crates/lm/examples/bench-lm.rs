@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gristmill_core::rng::{stream, Purpose};
-use gristmill_core::spec::EnvSpec;
-use gristmill_engine::{catalog, rollout_step, Environment};
+use gristmill_engine::rollout_step;
 use gristmill_lm::{ChatModel, LmPolicy, LocalModel, Message, SamplingParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -56,14 +55,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Rollouts on a text family: addition with one digit, answers parsed from text.
-    let spec = EnvSpec::parse(
+    let env = gristmill_engine::load(
         "name = 'bench'\n[run]\ntasks_per_step = 8\nresponses_per_task = 4\n\
          [[source]]\nid = 'add'\nfamily = 'addition'\nknobs = { digits = 1 }\n\
          [[piece]]\nid = 'gold'\nkind = 'exact_verifier'\n",
         "bench",
-    )?
-    .validate(&catalog(&[]), "bench")?;
-    let env = Environment::build(spec)?;
+        &gristmill_core::spec::Overrides::default(),
+    )?;
     let params =
         SamplingParams { temperature: 0.7, top_p: 1.0, max_new_tokens: 24, stop: vec!["\n\n".into()] };
     // (a) the engine's per-sample path: `Policy::respond` for each of B × G samples.

@@ -1,32 +1,25 @@
 //! Loading specs into environments, and what the server keeps per environment.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use gristmill_core::episode::EpisodeFamilyInfo;
 use gristmill_core::params::Params;
 use gristmill_core::piece::ScoreKey;
-use gristmill_core::spec::{Catalog, EnvSpec};
+use gristmill_core::spec::Overrides;
 use gristmill_core::task::{Split, Task, TaskKey};
-use gristmill_engine::{catalog, EngineError, Environment};
+use gristmill_engine::{EngineError, Environment};
 use serde_json::{json, Value};
 
 use crate::error::{clip, ApiError, ErrorCode, ServerError};
 use crate::keys::WireKey;
 
-/// The catalog specs are validated against: the engine's kinds plus the learner's policy
-/// kinds, so every spec the `gristmill` binary accepts is served (the policy section plays
-/// no part in serving).
-pub fn server_catalog() -> Catalog<'static> {
-    static CATALOG: OnceLock<Catalog<'static>> = OnceLock::new();
-    *CATALOG.get_or_init(|| catalog(gristmill_learn::TRAINABLE_POLICIES))
-}
-
-/// Parses, validates and builds one spec's environment. `origin` names the spec in errors.
-/// Returns the environment's name (the spec's `name`) with it.
+/// Parses, validates and builds one spec's environment with the engine's one loader and
+/// catalog (so every spec the `gristmill` binary accepts is served; the policy section plays
+/// no part in serving). `origin` names the spec in errors. Returns the environment's name
+/// (the spec's `name`) with it.
 pub fn load_env_str(text: &str, origin: &str) -> Result<(String, Environment), ServerError> {
-    let valid = EnvSpec::parse(text, origin)?.validate(&server_catalog(), origin)?;
-    let name = valid.spec.name.clone();
+    let valid = gristmill_engine::load_spec(text, origin, &Overrides::default())?;
+    let name = valid.spec().name.clone();
     let env = Environment::build(valid)
         .map_err(|source| ServerError::Build { origin: origin.to_string(), source })?;
     Ok((name, env))
@@ -79,11 +72,11 @@ impl EnvEntry {
     pub fn new(name: String, env: Environment) -> EnvEntry {
         let spec = &env.spec;
         let episodes: Vec<EpisodeSource> = spec
-            .spec
+            .spec()
             .episodes
             .iter()
-            .zip(&spec.episode_families)
-            .zip(&spec.episode_knobs)
+            .zip(spec.episode_families())
+            .zip(spec.episode_knobs())
             .map(|((e, f), k)| EpisodeSource { id: e.id.clone(), family: *f, knobs: k.clone() })
             .collect();
         let mut entry = EnvEntry {
@@ -116,7 +109,7 @@ impl EnvEntry {
             })
             .collect();
         let sources: Vec<Value> = spec
-            .spec
+            .spec()
             .sources
             .iter()
             .enumerate()
@@ -127,7 +120,7 @@ impl EnvEntry {
                     "family": s.family,
                     "weight": s.weight,
                     "sampling_probability": self.weights.get(i).copied().unwrap_or(0.0),
-                    "answer_format": spec.source_families[i].answer_format,
+                    "answer_format": spec.source_families()[i].answer_format,
                     "answer_space": { "lo": space.lo, "size": space.size },
                 })
             })
@@ -146,14 +139,14 @@ impl EnvEntry {
                 })
             })
             .collect();
-        let eval = &spec.spec.eval;
+        let eval = &spec.spec().eval;
         let eval_sources: Vec<&str> =
-            spec.eval_sources.iter().map(|&i| spec.spec.sources[i].id.as_str()).collect();
+            spec.eval_sources().iter().map(|&i| spec.spec().sources[i].id.as_str()).collect();
         json!({
             "name": self.name,
-            "description": spec.spec.description,
-            "spec_hash": spec.hash,
-            "seed": spec.spec.run.seed,
+            "description": spec.spec().description,
+            "spec_hash": spec.hash(),
+            "seed": spec.spec().run.seed,
             "channels": self.channel_ids,
             "channel_weights": env.channel_weights(),
             "pieces": pieces,
@@ -161,7 +154,7 @@ impl EnvEntry {
             "episodes": episodes,
             "eval": { "size": eval.size, "seed": eval.seed, "sources": eval_sources },
             "hint_probability": self.hint_p,
-            "spec": serde_json::to_value(&spec.spec).unwrap_or(Value::Null),
+            "spec": serde_json::to_value(spec.spec()).unwrap_or(Value::Null),
         })
     }
 
@@ -172,8 +165,8 @@ impl EnvEntry {
                 self.env.training_task(&self.weights, self.hint_p, seed, step, index)
             }
             WireKey::Eval { index } => {
-                let eval = &self.env.spec.spec.eval;
-                let srcs = &self.env.spec.eval_sources;
+                let eval = &self.env.spec.spec().eval;
+                let srcs = &self.env.spec.eval_sources();
                 if index >= eval.size as u64 || srcs.is_empty() {
                     return Err(ApiError::new(
                         ErrorCode::UnknownTaskKey,
@@ -202,7 +195,7 @@ impl EnvEntry {
         let index = sample.unwrap_or(key.index());
         match key {
             WireKey::Train { seed, step, .. } => ScoreKey { seed, step, index },
-            WireKey::Eval { .. } => ScoreKey { seed: self.env.spec.spec.eval.seed, step: 0, index },
+            WireKey::Eval { .. } => ScoreKey { seed: self.env.spec.spec().eval.seed, step: 0, index },
         }
     }
 

@@ -246,7 +246,7 @@ pub(crate) async fn sample(
                     "`seed` and `step` do not apply to the eval split: the gold suite is fixed by the spec's eval.seed",
                 ));
             }
-            let size = entry.env.spec.spec.eval.size as u64;
+            let size = entry.env.spec.spec().eval.size as u64;
             indices.take_while(|&i| i < size).map(|index| WireKey::Eval { index }).collect()
         }
     };
@@ -264,9 +264,9 @@ pub(crate) async fn sample(
                 Ok(SampledTask {
                     task_key: key.to_string(),
                     prompt: task.observation_text(),
-                    source: spec.spec.sources[s].id.clone(),
-                    family: spec.source_families[s].name,
-                    answer_format: spec.source_families[s].answer_format,
+                    source: spec.spec().sources[s].id.clone(),
+                    family: spec.source_families()[s].name,
+                    answer_format: spec.source_families()[s].answer_format,
                     hinted: task.hint.is_some(),
                 })
             })

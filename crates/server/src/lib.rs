@@ -139,7 +139,7 @@ mod state;
 
 pub use auth::{Role, Tokens, MAX_TOKEN_LEN, MIN_TOKEN_LEN, TOKENS_ENV};
 pub use config::ServerConfig;
-pub use envs::{load_env_str, load_envs, server_catalog};
+pub use envs::{load_env_str, load_envs};
 pub use error::{ApiError, ErrorCode, ServerError, ECHO_MAX_CHARS, MESSAGE_MAX_CHARS};
 pub use handlers::OPENAPI_JSON;
 pub use keys::{KeyError, WireKey};

@@ -55,7 +55,7 @@ fn health_and_listing() {
     assert!(env["sources"][0]["answer_format"].as_str().unwrap().contains("Answer:"));
     assert_eq!(env["episodes"][0]["actions"], json!(["up", "down", "left", "right"]));
     assert_eq!(env["spec"]["piece"][1]["params"]["flip_rate"], 0.3);
-    assert_eq!(env["spec_hash"], test_env().spec.hash.as_str());
+    assert_eq!(env["spec_hash"], test_env().spec.hash());
     assert_eq!(env["eval"], json!({ "size": 32, "seed": 5, "sources": ["add", "cmp"] }));
 
     let (status, one) = server.get("/v1/envs/serve-second");
@@ -84,7 +84,7 @@ fn sampled_tasks_are_the_engines_tasks() {
         let task = env.training_task(&weights, hint_p, 42, 3, i as u64).expect("task");
         assert_eq!(t["task_key"], format!("t-2a-3-{i}"));
         assert_eq!(t["prompt"].as_str().unwrap(), task.observation_text(), "task {i}");
-        assert_eq!(t["source"], env.spec.spec.sources[task.key.source as usize].id.as_str());
+        assert_eq!(t["source"], env.spec.spec().sources[task.key.source as usize].id.as_str());
         assert_eq!(t["hinted"], task.hint.is_some());
         assert!(t.get("gold").is_none(), "gold leaked: {t}");
         hinted += task.hint.is_some() as u32;
@@ -393,8 +393,8 @@ fn bad_requests_get_4xx_json_errors() {
 fn episodes_reset_step_snapshot_fork_close() {
     let server = TestServer::default();
     let env = test_env();
-    let family = env.spec.episode_families[0];
-    let knobs = &env.spec.episode_knobs[0];
+    let family = env.spec.episode_families()[0];
+    let knobs = &env.spec.episode_knobs()[0];
 
     let (status, s) =
         server.post("/v1/episodes/reset", &json!({"env": "serve-test", "seed": 9, "step": 2, "index": 1}));

@@ -1,8 +1,6 @@
 //! Helpers the families share: the integer answer rule, feature encoding, surface choice.
 
 use gristmill_core::rng::mix;
-use gristmill_core::task::{parse_integer_answer, AnswerSpace};
-use gristmill_core::ParseError;
 
 /// The documented rule of every family whose answer is a plain decimal integer.
 pub(crate) const INTEGER_RULE: &str =
@@ -13,12 +11,8 @@ Anything else is malformed; an integer outside the answer space is out of space.
 /// The instruction that ends every integer-answer prompt.
 pub(crate) const INTEGER_INSTRUCTION: &str = "End your response with a line of the form `Answer: <integer>`.";
 
-/// Canonical text of an integer answer.
-pub(crate) fn render_integer(v: i64, out: &mut String) {
-    out.clear();
-    out.push_str("Answer: ");
-    push_int(out, v);
-}
+/// Canonical text of an integer answer (the `TaskSource` default).
+pub(crate) use gristmill_core::task::render_integer_answer as render_integer;
 
 /// Appends the decimal text of `v` (the same text as `{v}` formatting, without `fmt`'s
 /// machinery: prompts are written millions of times per second).
@@ -68,11 +62,6 @@ macro_rules! prompt {
     }};
 }
 pub(crate) use prompt;
-
-/// Parses an integer answer by [`INTEGER_RULE`].
-pub(crate) fn parse_integer(text: &str, space: AnswerSpace) -> Result<i64, ParseError> {
-    parse_integer_answer(text, space)
-}
 
 /// Appends a one-hot block of width `n` with a 1 at `idx` (all zeros if `idx >= n`, which
 /// callers rule out; the guard keeps encoding total).

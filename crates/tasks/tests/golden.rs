@@ -116,7 +116,7 @@ fn render_knob_sweep() -> String {
 
 #[test]
 fn golden_renderings_match() {
-    let bless = std::env::var("GRISTMILL_BLESS").is_ok_and(|v| v == "1");
+    let bless = gristmill_testkit::bless();
     let mut cases: Vec<(String, String)> =
         families().iter().map(|f| (f.name.to_string(), render_family(f.name))).collect();
     cases.extend(episode_families().iter().map(|f| (f.name.to_string(), render_episode(f.name))));

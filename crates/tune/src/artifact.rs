@@ -15,7 +15,7 @@ use gristmill_core::params::Params;
 use gristmill_core::piece::PieceKind;
 use gristmill_engine::{EnvPiece, Environment};
 use gristmill_learn::model::Arch;
-use gristmill_learn::{TrainConfig, Trainer};
+use gristmill_learn::TrainConfig;
 use gristmill_pieces::reward_model::{FEATURE_NAMES, MAX_ABS_WEIGHT};
 use gristmill_pieces::BuiltPiece;
 use rayon::prelude::*;
@@ -119,11 +119,11 @@ fn params_map(p: &Params) -> BTreeMap<String, serde_json::Value> {
 /// The sources of `env` as an artifact records them.
 pub fn source_records(env: &Environment) -> Vec<SourceRecord> {
     env.spec
-        .spec
+        .spec()
         .sources
         .iter()
         .zip(env.sources.iter())
-        .zip(&env.spec.source_knobs)
+        .zip(env.spec.source_knobs())
         .map(|((spec, src), knobs)| {
             let a = src.answers();
             SourceRecord {
@@ -141,7 +141,7 @@ pub fn source_records(env: &Environment) -> Vec<SourceRecord> {
 /// [`Artifact::param_names`]).
 fn layout(env: &Environment, piece: &EnvPiece) -> Vec<String> {
     match &piece.built {
-        BuiltPiece::Curriculum(_) => env.spec.spec.sources.iter().map(|s| s.id.clone()).collect(),
+        BuiltPiece::Curriculum(_) => env.spec.spec().sources.iter().map(|s| s.id.clone()).collect(),
         BuiltPiece::RewardModel(_) => FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         BuiltPiece::Reward(_) => vec!["log_weight".into()],
         BuiltPiece::Hint(_) => vec!["logit".into()],
@@ -325,7 +325,7 @@ impl Artifact {
             format: ARTIFACT_FORMAT,
             piece_id: piece.id.clone(),
             piece_kind: piece.kind_name.to_string(),
-            piece_params: params_map(&env.spec.piece_params[index]),
+            piece_params: params_map(&env.spec.piece_params()[index]),
             params,
             param_names: layout(env, piece),
             sources: source_records(env),
@@ -502,7 +502,7 @@ impl Artifact {
     }
 
     fn check_piece_params(&self, env: &Environment, index: usize) -> Result<(), Misfit> {
-        let target = params_map(&env.spec.piece_params[index]);
+        let target = params_map(&env.spec.piece_params()[index]);
         let skip = superseded(&self.piece_kind);
         let names: std::collections::BTreeSet<&String> =
             self.piece_params.keys().chain(target.keys()).collect();
@@ -556,7 +556,7 @@ impl Artifact {
             Learnable::Curriculum { logits } => {
                 let logits = env
                     .spec
-                    .spec
+                    .spec()
                     .sources
                     .iter()
                     .filter_map(|s| {
@@ -602,37 +602,39 @@ pub fn transfer(
     artifact: &Artifact,
     env: &Environment,
     config: &TrainConfig,
-    seed: u64,
     steps: u64,
     target: &str,
 ) -> Result<Vec<TransferCase>, TuneError> {
+    let seed = env.seed();
     let trained = artifact.apply(env, target)?;
     let mut other = config.clone();
     other.arch = match config.arch {
         Arch::LogLinear => Arch::Mlp { hidden: 32 },
         Arch::Mlp { .. } => Arch::LogLinear,
     };
+    // A new policy seed is a new root seed: the spec is validated again with it and the
+    // environment rebuilt (pieces trained at build time too), then the artifact applied.
+    let reseeded = env.reseeded(seed.wrapping_add(1))?;
+    let reseeded_trained = artifact.apply(&reseeded, target)?;
     let cases = [
-        ("target spec", config.clone(), seed),
-        ("new policy seed", config.clone(), seed.wrapping_add(1)),
-        ("other architecture", other, seed),
+        ("target spec", config.clone(), env, &trained),
+        ("new policy seed", config.clone(), &reseeded, &reseeded_trained),
+        ("other architecture", other, env, &trained),
     ];
-    let run = |e: &Environment, c: &TrainConfig, s: u64| -> Result<f64, TuneError> {
-        let mut t = Trainer::new(e.clone(), c.clone(), s)?;
-        for _ in 0..steps {
-            t.step()?;
-        }
-        Ok(t.state.metric)
+    let run = |e: &Environment, c: &TrainConfig| -> Result<f64, TuneError> {
+        let mut run = gristmill_run::Run::without_credit(e.clone(), c.clone())?;
+        run.advance(steps)?;
+        Ok(run.trainer().current_metric())
     };
     cases
         .par_iter()
-        .map(|(name, c, s)| {
-            let (a, b) = rayon::join(|| run(env, c, *s), || run(&trained, c, *s));
+        .map(|(name, c, untrained, trained)| {
+            let (a, b) = rayon::join(|| run(untrained, c), || run(trained, c));
             let (metric_untrained, metric_trained) = (a?, b?);
             Ok(TransferCase {
                 setting: name.to_string(),
                 policy: c.arch_name(),
-                seed: *s,
+                seed: untrained.seed(),
                 metric_untrained,
                 metric_trained,
                 gain_kept: metric_trained - metric_untrained,

@@ -14,23 +14,23 @@ use crate::tuner::{HintSignal, TuneError, Tuner};
 /// `M(θ)`; a hint shown with probability `p` gives `(1 − p)·M(θ) + p·M_hinted(θ)`, computed
 /// exactly over the suite.
 pub fn metric_with_piece(trainer: &Trainer, index: usize) -> Result<f64, TuneError> {
-    let env = &trainer.env;
-    let BuiltPiece::Hint(h) = &env.pieces[index].built else { return Ok(trainer.state.metric) };
+    let env = trainer.env();
+    let BuiltPiece::Hint(h) = &env.pieces[index].built else { return Ok(trainer.current_metric()) };
     if !env.coalition.on[index] {
-        return Ok(trainer.state.metric);
+        return Ok(trainer.current_metric());
     }
-    let model = &trainer.model;
+    let model = trainer.model();
     let base = model.input - HINT_FEATURES;
     let mut hinted = 0.0;
-    for e in &trainer.suite {
+    for e in trainer.suite() {
         let mut x = e.clone();
         let gold_value = model.space.value(e.start + e.gold);
         x.x[base] = 1.0;
         x.x[base + 1 + (gold_value.unsigned_abs() % 10) as usize] = 1.0;
-        hinted += softmax(&model.forward(&trainer.state.theta, &x).logits)[e.gold];
+        hinted += softmax(&model.forward(trainer.theta(), &x).logits)[e.gold];
     }
-    let hinted = hinted / trainer.suite.len().max(1) as f64;
-    Ok((1.0 - h.probability) * trainer.state.metric + h.probability * hinted)
+    let hinted = hinted / trainer.suite().len().max(1) as f64;
+    Ok((1.0 - h.probability) * trainer.current_metric() + h.probability * hinted)
 }
 
 /// Below this gain of the kept piece over never having it, retention is not reported: a
@@ -103,13 +103,12 @@ fn retention(gain_retained: f64, gain_kept_piece: f64) -> (Option<f64>, Option<S
 }
 
 /// Trains with piece `index` for `after` steps, removes it, continues `continued` steps; runs
-/// the same with the piece kept throughout and without it ever, on the same seeds; pieces in
-/// `train` learn as they go (in every run that has them), a trained hint by `hint_signal`.
-#[allow(clippy::too_many_arguments)]
+/// the same with the piece kept throughout and without it ever, on the environment's seed;
+/// pieces in `train` learn as they go (in every run that has them), a trained hint by
+/// `hint_signal`.
 pub fn withdraw(
     env: &Environment,
     config: &TrainConfig,
-    seed: u64,
     index: usize,
     after: u64,
     continued: u64,
@@ -117,7 +116,7 @@ pub fn withdraw(
     hint_signal: HintSignal,
 ) -> Result<WithdrawReport, TuneError> {
     let tuner = |env: Environment, train: &[usize]| -> Result<Tuner, TuneError> {
-        let mut t = Tuner::new(env, config.clone(), seed, train)?;
+        let mut t = Tuner::new(env, config.clone(), train)?;
         t.hint_signal = hint_signal;
         Ok(t)
     };
@@ -133,37 +132,29 @@ pub fn withdraw(
     }
     let with = || -> Result<_, TuneError> {
         let mut t = tuner(env.clone(), train)?;
-        for _ in 0..after {
-            t.step()?;
-        }
-        let metric_with = metric_with_piece(&t.trainer, index)?;
+        t.advance(after)?;
+        let metric_with = metric_with_piece(t.trainer(), index)?;
         let described = t.pieces.iter().find(|p| p.index == index).map(|p| p.describe());
-        t.withdraw(index);
-        let metric_at_removal = metric_with_piece(&t.trainer, index)?;
-        for _ in 0..continued {
-            t.step()?;
-        }
-        Ok((metric_with, metric_at_removal, t.trainer.state.metric, described))
+        t.withdraw(index)?;
+        let metric_at_removal = metric_with_piece(t.trainer(), index)?;
+        t.advance(continued)?;
+        Ok((metric_with, metric_at_removal, t.trainer().current_metric(), described))
     };
     let kept = || -> Result<Option<f64>, TuneError> {
         if continued == 0 {
             return Ok(None);
         }
         let mut t = tuner(env.clone(), train)?;
-        for _ in 0..after + continued {
-            t.step()?;
-        }
-        Ok(Some(metric_with_piece(&t.trainer, index)?))
+        t.advance(after + continued)?;
+        Ok(Some(metric_with_piece(t.trainer(), index)?))
     };
     let never = || -> Result<f64, TuneError> {
         let mut on = env.coalition.on.clone();
         on[index] = false;
         let others: Vec<usize> = train.iter().copied().filter(|&i| i != index).collect();
         let mut t = tuner(env.with_coalition(Coalition { on }), &others)?;
-        for _ in 0..after + continued {
-            t.step()?;
-        }
-        Ok(t.trainer.state.metric)
+        t.advance(after + continued)?;
+        Ok(t.trainer().current_metric())
     };
     let (a, (k, b)) = rayon::join(with, || rayon::join(kept, never));
     let (metric_with, metric_at_removal, metric_after, piece_at_removal) = a?;
@@ -236,11 +227,11 @@ pub struct TeamReport {
     pub interference: bool,
 }
 
-/// Runs the team study over the pieces at `trainable`, `steps` steps each, in parallel.
+/// Runs the team study over the pieces at `trainable`, `steps` steps each, in parallel, on
+/// the environment's seed.
 pub fn team(
     env: &Environment,
     config: &TrainConfig,
-    seed: u64,
     steps: u64,
     trainable: &[usize],
 ) -> Result<TeamReport, TuneError> {
@@ -260,14 +251,12 @@ pub fn team(
     let results: Vec<Result<Out, TuneError>> = sets
         .par_iter()
         .map(|set| {
-            let mut t = Tuner::new(env.clone(), config.clone(), seed, set)?;
-            for _ in 0..steps {
-                t.step()?;
-            }
-            let rows = t.trainer.channels.iter().map(|c| c.id.clone()).collect();
+            let mut t = Tuner::new(env.clone(), config.clone(), set)?;
+            t.advance(steps)?;
+            let rows = t.trainer().channels().iter().map(|c| c.id.clone()).collect();
             let learned = t.pieces.iter().map(|p| (p.id.clone(), p.params.clone())).collect();
             Ok((
-                t.trainer.state.metric,
+                t.trainer().current_metric(),
                 t.pieces.iter().map(|p| (p.id.clone(), p.describe())).collect(),
                 t.gram,
                 rows,
@@ -276,7 +265,7 @@ pub fn team(
         })
         .collect();
     let results: Vec<Out> = results.into_iter().collect::<Result<_, _>>()?;
-    let metric_start = Trainer::new(env.clone(), config.clone(), seed)?.state.metric;
+    let metric_start = Trainer::new(env.clone(), config.clone())?.current_metric();
     let id = |i: usize| env.pieces[i].id.clone();
     let base = results[0].0;
     let run = |k: usize| TeamRun {

@@ -216,12 +216,10 @@ fn describe(config: &StaticConfig) -> String {
     config.iter().map(|(id, v)| format!("{id}: {}", v.describe())).collect::<Vec<_>>().join("; ")
 }
 
-fn static_run(env: &Environment, config: &TrainConfig, seed: u64, steps: u64) -> Result<f64, TuneError> {
-    let mut t = Trainer::new(env.clone(), config.clone(), seed)?;
-    for _ in 0..steps {
-        t.step()?;
-    }
-    Ok(t.state.metric)
+fn static_run(env: &Environment, config: &TrainConfig, steps: u64) -> Result<f64, TuneError> {
+    let mut run = gristmill_run::Run::without_credit(env.clone(), config.clone())?;
+    run.advance(steps)?;
+    Ok(run.trainer().current_metric())
 }
 
 fn arm(name: &str, metric: Vec<f64>, base: &[f64], compute: Compute, configuration: Vec<String>) -> Arm {
@@ -260,38 +258,39 @@ pub fn study(
     let hint_trained = trainable.iter().any(|&i| matches!(env.pieces[i].built, BuiltPiece::Hint(_)));
     let trained_batches = steps * if hint_trained { 2 } else { 1 };
     let short = (trained_batches / n).max(1);
-    let envs: Vec<Environment> = grid.iter().map(|c| apply_static(env, c)).collect::<Result<_, _>>()?;
-
-    let tuned = |seed: u64, set: &[usize]| -> Result<(f64, String), TuneError> {
-        let mut t = Tuner::new(env.clone(), config.clone(), seed, set)?;
-        for _ in 0..steps {
-            t.step()?;
-        }
+    let tuned = |env: &Environment, set: &[usize]| -> Result<(f64, String), TuneError> {
+        let mut t = Tuner::new(env.clone(), config.clone(), set)?;
+        t.advance(steps)?;
         progress();
         let d = t.pieces.iter().map(|p| format!("{}: {}", p.id, p.describe())).collect::<Vec<_>>();
-        Ok((t.trainer.state.metric, d.join("; ")))
+        Ok((t.trainer().current_metric(), d.join("; ")))
     };
     let singles: Vec<usize> = if trainable.len() > 1 { trainable.to_vec() } else { vec![] };
     type PerSeed = (f64, f64, f64, String, Vec<f64>, Vec<f64>, Vec<(f64, String)>);
     let per_seed: Vec<PerSeed> = seeds
         .par_iter()
         .map(|&seed| -> Result<PerSeed, TuneError> {
-            let start = Trainer::new(env.clone(), config.clone(), seed)?.state.metric;
+            // Each seed is its own root seed: the spec validated again with it, the
+            // environment rebuilt, the grid's configurations applied to that.
+            let env = &env.reseeded(seed)?;
+            let envs: Vec<Environment> =
+                grid.iter().map(|c| apply_static(env, c)).collect::<Result<_, _>>()?;
+            let start = Trainer::new(env.clone(), config.clone())?.current_metric();
             let (untrained, trained) = rayon::join(
                 || {
-                    let r = static_run(env, config, seed, steps);
+                    let r = static_run(env, config, steps);
                     progress();
                     r
                 },
-                || tuned(seed, trainable),
+                || tuned(env, trainable),
             );
             let alone: Vec<(f64, String)> =
-                singles.par_iter().map(|&i| tuned(seed, &[i])).collect::<Result<_, _>>()?;
+                singles.par_iter().map(|&i| tuned(env, &[i])).collect::<Result<_, _>>()?;
             let (trained, learned) = trained?;
             let runs = |len: u64| -> Result<Vec<f64>, TuneError> {
                 envs.par_iter()
                     .map(|e| {
-                        let r = static_run(e, config, seed, len);
+                        let r = static_run(e, config, len);
                         progress();
                         r
                     })

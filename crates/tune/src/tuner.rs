@@ -21,9 +21,9 @@
 //!   the policy reads the answer off the hint, the hinted group is all correct, its
 //!   advantages are zero and it teaches nothing, while the unhinted counterfactual still
 //!   does — so `p` falls by itself, and what the hint taught was taught to the bare policy.
-//!   (The hint's own in-run credit cannot serve: under group-centred advantages its share on
-//!   shared parameters cancels, `Σ_g A_g = 0`, and `∇M` is zero on the hint features.) The
-//!   earlier first-order signal, hinted minus unhinted samples of the step, is kept as
+//!   (The hint's in-run credit measures what its sampling shift added to the updates taken,
+//!   docs/credit-split.md; it does not say whether the bare policy will need the hint next
+//!   step, which is what the lookahead asks.) The earlier first-order signal, hinted minus unhinted samples of the step, is kept as
 //!   [`HintSignal::FirstOrder`] for comparison: it estimates the same effect from different
 //!   tasks and cannot move at all when `p` is near 0 or 1 (no samples on one side).
 //!
@@ -35,8 +35,9 @@ use gristmill_core::policy::Response;
 use gristmill_engine::{Coalition, EnvPiece, Environment};
 use gristmill_learn::model::softmax;
 use gristmill_learn::{LearnError, StepReport, TrainConfig, Trainer};
-use gristmill_measure::{InRunCredit, DEFAULT_NODES};
+use gristmill_measure::DEFAULT_NODES;
 use gristmill_pieces::{BuiltPiece, Curriculum, Hint};
+use gristmill_run::{Run, RunError};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -193,6 +194,12 @@ pub enum TuneError {
     /// Training the policy failed.
     #[error(transparent)]
     Learn(#[from] LearnError),
+    /// The run failed (training, credit or the environment).
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The environment could not be rebuilt (another seed).
+    #[error(transparent)]
+    Engine(#[from] gristmill_engine::EngineError),
     /// A piece could not take its new parameters.
     #[error("piece `{0}`: {1}")]
     Piece(String, String),
@@ -224,10 +231,8 @@ pub enum TuneError {
 
 /// A policy run whose trainable pieces learn from their measured effect as it goes.
 pub struct Tuner {
-    /// The policy trainer (its environment carries the current piece parameters).
-    pub trainer: Trainer,
-    /// In-run credit of the run.
-    pub credit: InRunCredit,
+    /// The run (its environment carries the current piece parameters; in-run credit on).
+    run: Run,
     /// Pieces being trained.
     pub pieces: Vec<TrainedPiece>,
     /// `Σ_t Δθ_i·Δθ_j` over credit rows (for in-run alignment).
@@ -250,43 +255,55 @@ pub enum HintSignal {
 }
 
 impl Tuner {
-    /// A run of `env` in which the pieces at `train` (indices) learn.
-    pub fn new(
-        env: Environment,
-        config: TrainConfig,
-        seed: u64,
-        train: &[usize],
-    ) -> Result<Tuner, TuneError> {
+    /// A run of `env` in which the pieces at `train` (indices) learn. In-run credit is on
+    /// with the default rule, whatever the spec says: the curriculum learns from it.
+    pub fn new(env: Environment, mut config: TrainConfig, train: &[usize]) -> Result<Tuner, TuneError> {
         let pieces = train.iter().filter_map(|&i| TrainedPiece::start(&env, i)).collect();
-        let mut trainer = Trainer::new(env, config, seed)?;
-        trainer.influence = true;
-        let credit = InRunCredit::new(&trainer, DEFAULT_NODES);
-        let rows = trainer.channels.len();
-        Ok(Tuner {
-            trainer,
-            credit,
-            pieces,
-            gram: vec![vec![0.0; rows]; rows],
-            hint_signal: HintSignal::default(),
-        })
+        config.credit_nodes = DEFAULT_NODES;
+        let mut run = Run::with_config(env, config)?;
+        run.set_influence(true);
+        let rows = run.trainer().channels().len();
+        Ok(Tuner { run, pieces, gram: vec![vec![0.0; rows]; rows], hint_signal: HintSignal::default() })
+    }
+
+    /// The run.
+    pub fn run(&self) -> &Run {
+        &self.run
+    }
+
+    /// The trainer.
+    pub fn trainer(&self) -> &Trainer {
+        self.run.trainer()
     }
 
     /// Switches piece `index` off for the rest of the run (withdrawal).
-    pub fn withdraw(&mut self, index: usize) {
-        let mut on = self.trainer.env.coalition.on.clone();
+    pub fn withdraw(&mut self, index: usize) -> Result<(), TuneError> {
+        let env = self.trainer().env();
+        let mut on = env.coalition.on.clone();
         on[index] = false;
-        self.trainer.env = self.trainer.env.with_coalition(Coalition { on });
+        let env = env.with_coalition(Coalition { on });
+        self.run.set_environment(env)?;
         self.pieces.retain(|p| p.index != index);
+        Ok(())
+    }
+
+    /// Trains `steps` steps (policy and pieces).
+    pub fn advance(&mut self, steps: u64) -> Result<(), TuneError> {
+        for _ in 0..steps {
+            self.step()?;
+        }
+        Ok(())
     }
 
     /// One policy step, then one update of every trainable piece.
     pub fn step(&mut self) -> Result<StepReport, TuneError> {
-        let report = self.trainer.step()?;
-        let sc = self.credit.observe(&self.trainer, &report)?;
+        let step = self.run.step()?;
+        let report = step.report;
+        let cells = step.credit.map(|c| c.cells).unwrap_or_default();
         self.accumulate_alignment(&report);
         let signals: Vec<Vec<f64>> =
-            self.pieces.iter().map(|p| self.signal(p, &report, &sc.cells)).collect::<Result<_, _>>()?;
-        let mut env = self.trainer.env.clone();
+            self.pieces.iter().map(|p| self.signal(p, &report, &cells)).collect::<Result<_, _>>()?;
+        let mut env = self.trainer().env().clone();
         for (p, g) in self.pieces.iter_mut().zip(signals) {
             if g.iter().all(|x| *x == 0.0) {
                 continue;
@@ -300,13 +317,13 @@ impl Tuner {
             let piece = p.apply(&env.pieces[p.index])?;
             env = env.with_piece(p.index, piece);
         }
-        self.trainer.env = env;
+        self.run.set_environment(env)?;
         Ok(report)
     }
 
     fn accumulate_alignment(&mut self, report: &StepReport) {
-        let cols = self.trainer.columns();
-        let rows = self.trainer.channels.len();
+        let cols = self.trainer().columns();
+        let rows = self.trainer().channels().len();
         let row_steps: Vec<Vec<f64>> = (0..rows)
             .map(|r| {
                 let mut v = vec![0.0; report.theta_before.len()];
@@ -334,14 +351,14 @@ impl Tuner {
 
     /// The ascent direction for one piece's parameters from one step.
     fn signal(&self, p: &TrainedPiece, report: &StepReport, cells: &[f64]) -> Result<Vec<f64>, TuneError> {
-        let t = &self.trainer;
-        let env = &t.env;
+        let t = self.trainer();
+        let env = t.env();
         let Some(samples) = &report.samples else { return Ok(vec![]) };
         let n = samples.samples.len().max(1) as f64;
         Ok(match &p.params {
             Learnable::Curriculum { logits } => {
                 let cols = t.columns();
-                let rows = t.channels.len();
+                let rows = t.channels().len();
                 let q = curriculum_from_logits(logits);
                 let per_sample: Vec<Option<f64>> = (0..logits.len())
                     .map(|s| {
@@ -370,7 +387,7 @@ impl Tuner {
                     return Ok(vec![0.0; weights.len()]);
                 };
                 let w = env.pieces[p.index].weight * m.scale();
-                let g_count = env.spec.spec.run.responses_per_task as usize;
+                let g_count = env.spec.spec().run.responses_per_task as usize;
                 let mut grad = vec![0.0; weights.len()];
                 for group in samples.samples.chunks(g_count) {
                     let task = &samples.tasks[group[0].task];
@@ -432,8 +449,8 @@ impl Tuner {
     /// records. Call it before the environment's pieces change (as [`Tuner::step`] does).
     pub fn hint_lookahead(&self, report: &StepReport) -> Result<Option<f64>, TuneError> {
         let Some(samples) = report.samples.as_ref() else { return Ok(None) };
-        let g_count = self.trainer.env.spec.spec.run.responses_per_task as usize;
-        let weights = self.trainer.env.channel_weights();
+        let g_count = self.trainer().env().spec.spec().run.responses_per_task as usize;
+        let weights = self.trainer().env().channel_weights();
         let theta = &report.theta_before;
         let total: Vec<f64> = samples
             .tasks
@@ -464,12 +481,12 @@ impl Tuner {
         metric_grad: &[f64],
         weights: &[f64],
     ) -> Result<f64, LearnError> {
-        let t = &self.trainer;
-        let g_count = t.env.spec.spec.run.responses_per_task as usize;
-        let enc = t.model.encode(task);
-        let act = t.model.forward(theta, &enc);
+        let t = self.trainer();
+        let g_count = t.env().spec.spec().run.responses_per_task as usize;
+        let enc = t.model().encode(task);
+        let act = t.model().forward(theta, &enc);
         let probs = softmax(&act.logits);
-        let dz = t.model.jvp(theta, &enc, &act, metric_grad);
+        let dz = t.model().jvp(theta, &enc, &act, metric_grad);
         let mean_dz: f64 = probs.iter().zip(&dz).map(|(p, d)| p * d).sum();
         let group = t.sample_group(task, &probs, step, b)?;
         let c = weights.len();

@@ -10,8 +10,10 @@ use gristmill_tune::{
     transfer, Artifact, ArtifactError, Learnable, Misfit, TrainedOn, TuneError, Tuner, ARTIFACT_FORMAT,
 };
 
-mod common;
-use common::build;
+/// An environment and its training settings from spec text.
+fn build(text: &str) -> (Environment, gristmill_learn::TrainConfig) {
+    gristmill_testkit::trainable(text)
+}
 
 /// The training spec: three sources and one trainable piece of every artifact kind
 /// (curriculum, two channel weights, reward-model parameters, hint probability).
@@ -98,14 +100,17 @@ knobs = { digits = 2 }
 /// The training environment and one artifact per trainable piece, trained jointly for a
 /// few steps (shared by the tests; building it once keeps the file fast).
 static TRAINED: LazyLock<Vec<Artifact>> = LazyLock::new(|| {
-    let (env, config, seed) = build(&spec(SOURCES, PIECES));
+    let (env, config) = build(&spec(SOURCES, PIECES));
     let train: Vec<usize> =
-        env.spec.spec.pieces.iter().enumerate().filter(|(_, p)| p.train).map(|(i, _)| i).collect();
-    let mut t = Tuner::new(env.clone(), config.clone(), seed, &train).unwrap();
-    for _ in 0..4 {
-        t.step().unwrap();
-    }
-    let on = TrainedOn { spec_hash: env.spec.hash.clone(), seed, policy: config.arch_name(), steps: 4 };
+        env.spec.spec().pieces.iter().enumerate().filter(|(_, p)| p.train).map(|(i, _)| i).collect();
+    let mut t = Tuner::new(env.clone(), config.clone(), &train).unwrap();
+    t.advance(4).unwrap();
+    let on = TrainedOn {
+        spec_hash: env.spec.hash().to_string(),
+        seed: env.seed(),
+        policy: config.arch_name(),
+        steps: 4,
+    };
     t.pieces.iter().map(|p| Artifact::new(&env, p.index, p.params.clone(), on.clone())).collect()
 });
 
@@ -120,8 +125,8 @@ fn short(a: &Artifact) -> String {
 /// The error `artifact` gets from `transfer` to `text` (the library entry point, so the
 /// refusal is known to come before any run).
 fn refusal(a: &Artifact, text: &str) -> TuneError {
-    let (env, config, seed) = build(text);
-    match transfer(a, &env, &config, seed, 1, "target.toml") {
+    let (env, config) = build(text);
+    match transfer(a, &env, &config, 1, "target.toml") {
         Ok(_) => panic!("the transfer of `{}` to the target must be refused", a.piece_id),
         Err(e) => e,
     }
@@ -222,7 +227,8 @@ fn curriculum_matches_reordered_sources_by_id() {
         let e = a.apply(env, "target").unwrap();
         let i = e.piece_index("curriculum").unwrap();
         let BuiltPiece::Curriculum(c) = &e.pieces[i].built else { panic!("curriculum") };
-        let mut w: Vec<_> = e.spec.spec.sources.iter().map(|s| s.id.clone()).zip(c.weights.clone()).collect();
+        let mut w: Vec<_> =
+            e.spec.spec().sources.iter().map(|s| s.id.clone()).zip(c.weights.clone()).collect();
         w.sort_by(|x, y| x.0.cmp(&y.0));
         w
     };
@@ -402,11 +408,12 @@ fn the_hash_covers_the_training_environment() {
 
 #[test]
 fn deliberate_transfers_run_new_seed_other_architecture_and_held_out_family() {
-    let (same, config, seed) = build(&spec(SOURCES, PIECES));
+    let (same, config) = build(&spec(SOURCES, PIECES));
+    let seed = same.seed();
     let (held_out, ..) = build(&spec(HELD_OUT, PIECES));
     for a in TRAINED.iter() {
         // Every kind transfers to its own spec: the three settings, the last on the MLP.
-        let cases = transfer(a, &same, &config, seed, 2, "same").unwrap_or_else(|e| panic!("{e}"));
+        let cases = transfer(a, &same, &config, 2, "same").unwrap_or_else(|e| panic!("{e}"));
         let settings: Vec<_> =
             cases.iter().map(|c| (c.setting.as_str(), c.policy.as_str(), c.seed)).collect();
         assert_eq!(
@@ -423,7 +430,7 @@ fn deliberate_transfers_run_new_seed_other_architecture_and_held_out_family() {
             continue; // refused on the held-out family (tested above)
         }
         // The held-out family: the spec whose `count` became `modular`.
-        let cases = transfer(a, &held_out, &config, seed, 2, "held-out").unwrap_or_else(|e| panic!("{e}"));
+        let cases = transfer(a, &held_out, &config, 2, "held-out").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cases.len(), 3);
         // The artifact's values are what the target runs with.
         let e = a.apply(&held_out, "held-out").unwrap();

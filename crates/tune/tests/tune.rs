@@ -1,74 +1,29 @@
 //! Piece training and the withdrawal protocol on small, seeded runs.
 
+use gristmill_core::spec::Overrides;
 use gristmill_engine::Environment;
 use gristmill_learn::TrainConfig;
 use gristmill_pieces::BuiltPiece;
+use gristmill_testkit::{fixture, load_with, trainable};
 use gristmill_tune::{
     apply_static, grid_values, metric_with_piece, static_grid, study, study_runs, withdraw, HintSignal,
     Tuner, WithdrawReport,
 };
 
-mod common;
-use common::build;
-
-const SPEC: &str = r#"
-name = "tune-test"
-[run]
-seed = 3
-tasks_per_step = 32
-responses_per_task = 8
-[policy]
-kind = "loglinear"
-[[source]]
-id = "count"
-family = "counting"
-[[source]]
-id = "cmp"
-family = "comparison"
-[[piece]]
-id = "gold"
-kind = "exact_verifier"
-[[piece]]
-id = "partial"
-kind = "partial_credit"
-weight = 0.5
-train = true
-[[piece]]
-id = "curriculum"
-kind = "curriculum"
-train = true
-[[piece]]
-id = "hint"
-kind = "hint"
-params = { probability = 1.0 }
-[eval]
-size = 128
-"#;
-
-fn example(name: &str) -> (Environment, TrainConfig, u64) {
-    let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    build(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+fn example(name: &str) -> (Environment, TrainConfig) {
+    trainable(&gristmill_testkit::example(name))
 }
 
 /// The withdrawal of the hint in one of the two hint examples, at the spec's own split
 /// (half the steps with the hint, half without).
 fn withdraw_example(name: &str, seed: Option<u64>) -> WithdrawReport {
-    let (env, config, spec_seed) = example(name);
+    let env = load_with(&gristmill_testkit::example(name), &Overrides { seed, steps: None });
+    let config = TrainConfig::of(&env.spec).unwrap();
     let hint = env.piece_index("hint").unwrap();
     let train: Vec<usize> =
-        env.spec.spec.pieces.iter().enumerate().filter(|(_, p)| p.train).map(|(i, _)| i).collect();
-    let steps = env.spec.spec.run.steps;
-    withdraw(
-        &env,
-        &config,
-        seed.unwrap_or(spec_seed),
-        hint,
-        steps / 2,
-        steps - steps / 2,
-        &train,
-        HintSignal::Lookahead,
-    )
-    .unwrap()
+        env.spec.spec().pieces.iter().enumerate().filter(|(_, p)| p.train).map(|(i, _)| i).collect();
+    let steps = env.spec.spec().run.steps;
+    withdraw(&env, &config, hint, steps / 2, steps - steps / 2, &train, HintSignal::Lookahead).unwrap()
 }
 
 // Bounds shared by the single-seed and the multi-seed tests. Low retention: more than half of
@@ -139,13 +94,14 @@ fn hint_retention_holds_on_seeds() {
 fn retention_is_not_reported_for_a_piece_that_gives_nothing() {
     // A hint with probability 0 is never shown: the kept and never-had-it runs train on the
     // same samples and end bit-identical, so there is no gain to retain.
-    let text =
-        std::fs::read_to_string(format!("{}/../../examples/withdraw-hint.toml", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
-            .replace("probability = 1.0", "probability = 0.0");
-    let (env, config, seed) = build(&text);
+    let text = gristmill_testkit::edit(
+        &gristmill_testkit::example("withdraw-hint.toml"),
+        "probability = 1.0",
+        "probability = 0.0",
+    );
+    let (env, config) = trainable(&text);
     let hint = env.piece_index("hint").unwrap();
-    let r = withdraw(&env, &config, seed, hint, 5, 5, &[], HintSignal::Lookahead).unwrap();
+    let r = withdraw(&env, &config, hint, 5, 5, &[], HintSignal::Lookahead).unwrap();
     assert_eq!(r.metric_kept, r.metric_never);
     assert_eq!(r.gain_kept_piece, 0.0);
     assert_eq!(r.retention, None);
@@ -154,9 +110,9 @@ fn retention_is_not_reported_for_a_piece_that_gives_nothing() {
 
 #[test]
 fn hint_lookahead_is_paired_and_sees_reliance() {
-    let (env, config, seed) = example("withdraw-hint.toml");
+    let (env, config) = example("withdraw-hint.toml");
     let hint = env.piece_index("hint").unwrap();
-    let mut t = Tuner::new(env, config, seed, &[]).unwrap();
+    let mut t = Tuner::new(env, config, &[]).unwrap();
     // At θ₀ = 0 the policy is uniform whether or not it sees the hint, so the counterfactual
     // group draws the same answers on the same uniforms and teaches M exactly as much: the
     // paired difference is exactly zero, not merely small.
@@ -177,7 +133,7 @@ fn hint_lookahead_is_paired_and_sees_reliance() {
     for _ in 13..30 {
         t.step().unwrap();
     }
-    assert!(metric_with_piece(&t.trainer, hint).unwrap() > 0.95);
+    assert!(metric_with_piece(t.trainer(), hint).unwrap() > 0.95);
     let mut late = 0.0;
     for _ in 30..50 {
         let r = t.step().unwrap();
@@ -188,16 +144,14 @@ fn hint_lookahead_is_paired_and_sees_reliance() {
 
 #[test]
 fn trained_hint_replays_bit_for_bit_on_any_thread_count() {
-    let (env, config, seed) = example("withdraw-hint-trained.toml");
+    let (env, config) = example("withdraw-hint-trained.toml");
     let hint = env.piece_index("hint").unwrap();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let mut t = Tuner::new(env.clone(), config.clone(), seed, &[hint]).unwrap();
-            for _ in 0..15 {
-                t.step().unwrap();
-            }
-            (t.trainer.state.digest.clone(), t.pieces.clone())
+            let mut t = Tuner::new(env.clone(), config.clone(), &[hint]).unwrap();
+            t.advance(15).unwrap();
+            (t.trainer().state().digest.clone(), t.pieces.clone())
         })
     };
     let (d1, p1) = run(1);
@@ -209,16 +163,18 @@ fn trained_hint_replays_bit_for_bit_on_any_thread_count() {
 
 #[test]
 fn trained_pieces_move_and_runs_replay_bit_for_bit() {
-    let (env, config, seed) = build(SPEC);
+    let (env, config) = trainable(&fixture("tune-small"));
     let train: Vec<usize> = ["partial", "curriculum"].iter().map(|id| env.piece_index(id).unwrap()).collect();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let mut t = Tuner::new(env.clone(), config.clone(), seed, &train).unwrap();
-            for _ in 0..12 {
-                t.step().unwrap();
-            }
-            (t.trainer.state.digest.clone(), t.pieces.clone(), t.trainer.env.pieces[train[1]].built.clone())
+            let mut t = Tuner::new(env.clone(), config.clone(), &train).unwrap();
+            t.advance(12).unwrap();
+            (
+                t.trainer().state().digest.clone(),
+                t.pieces.clone(),
+                t.trainer().env().pieces[train[1]].built.clone(),
+            )
         })
     };
     let (d1, p1, c1) = run(1);
@@ -236,7 +192,7 @@ fn trained_pieces_move_and_runs_replay_bit_for_bit() {
 
 #[test]
 fn study_arms_are_the_runs_they_claim_and_the_grid_is_consistent() {
-    let (env, config, _) = example("withdraw-hint-trained.toml");
+    let (env, config) = example("withdraw-hint-trained.toml");
     let hint = env.piece_index("hint").unwrap();
     let steps = 10;
     let r = study(&env, &config, &[3, 4], steps, &[hint], &|| {}).unwrap();
@@ -250,28 +206,29 @@ fn study_arms_are_the_runs_they_claim_and_the_grid_is_consistent() {
         // The equal-compute winner is scored by its full-length run, so it can only tie or
         // lose to the best full-length configuration.
         assert!(r.grid_equal_compute.metric[k] <= r.grid_full.metric[k]);
-        // The arms are exactly the runs they name.
-        let mut plain = gristmill_learn::Trainer::new(env.clone(), config.clone(), seed).unwrap();
-        let mut tuned = Tuner::new(env.clone(), config.clone(), seed, &[hint]).unwrap();
+        // The arms are exactly the runs they name: the spec validated again with the seed.
+        let seeded = env.reseeded(seed).unwrap();
+        let mut plain = gristmill_learn::Trainer::new(seeded.clone(), config.clone()).unwrap();
+        let mut tuned = Tuner::new(seeded, config.clone(), &[hint]).unwrap();
         for _ in 0..steps {
             plain.step().unwrap();
             tuned.step().unwrap();
         }
-        assert_eq!(r.untrained.metric[k], plain.state.metric);
-        assert_eq!(r.trained.metric[k], tuned.trainer.state.metric);
+        assert_eq!(r.untrained.metric[k], plain.current_metric());
+        assert_eq!(r.trained.metric[k], tuned.trainer().current_metric());
     }
     // A grid entry is the full-length run of its configuration, averaged over the seeds.
     let first = &static_grid(&env, &[hint])[0];
-    let e = apply_static(&env, first).unwrap();
     let direct: f64 = r
         .seeds
         .iter()
         .map(|&seed| {
-            let mut t = gristmill_learn::Trainer::new(e.clone(), config.clone(), seed).unwrap();
+            let e = apply_static(&env.reseeded(seed).unwrap(), first).unwrap();
+            let mut t = gristmill_learn::Trainer::new(e, config.clone()).unwrap();
             for _ in 0..steps {
                 t.step().unwrap();
             }
-            t.state.metric
+            t.current_metric()
         })
         .sum::<f64>()
         / r.seeds.len() as f64;

@@ -1,4 +1,4 @@
-//! Learner and credit benchmarks (issues 3 and 4).
+//! Learner and credit benchmarks.
 //!
 //! `learn-bench train`: training steps/s and samples/s for the log-linear and MLP policies at
 //! a stated size, on one thread and on all threads, with the share of one-thread time spent in
@@ -14,11 +14,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gristmill_engine::Environment;
 use gristmill_learn::{StepTimings, TrainConfig, Trainer};
-use gristmill_measure::{leave_one_out, shapley, InRunCredit, DEFAULT_NODES};
+use gristmill_measure::DEFAULT_NODES;
+use gristmill_run::coalition::{leave_one_out, shapley};
+use gristmill_run::Run;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -54,69 +56,26 @@ enum Command {
     },
 }
 
-/// The training bench environment: three sources, four reward channels, curriculum and hint;
-/// B = 64 tasks × G = 8 responses per step, a 256-task gold suite.
-const SPEC: &str = r#"
-name = "learn-bench"
-[run]
-seed = 1
-tasks_per_step = 64
-responses_per_task = 8
-[policy]
-kind = "POLICY"
-[[source]]
-id = "add"
-family = "addition"
-knobs = { digits = 1 }
-[[source]]
-id = "count"
-family = "counting"
-[[source]]
-id = "cmp"
-family = "comparison"
-knobs = { digits = 2 }
-[[piece]]
-id = "gold"
-kind = "exact_verifier"
-[[piece]]
-id = "noisy"
-kind = "noisy_verifier"
-weight = 0.5
-params = { flip_rate = 0.2 }
-[[piece]]
-id = "digits"
-kind = "partial_credit"
-weight = 0.5
-[[piece]]
-id = "rm"
-kind = "reward_model"
-weight = 0.5
-[[piece]]
-id = "curriculum"
-kind = "curriculum"
-[[piece]]
-id = "hint"
-kind = "hint"
-params = { probability = 0.2 }
-[eval]
-size = 256
-"#;
-
-fn build(policy: &str, pieces_only: Option<usize>) -> anyhow::Result<(Environment, TrainConfig, u64)> {
-    let mut text = SPEC.replace("POLICY", policy);
+/// The bench environment (tests/fixtures/learn-bench.toml) with `policy` as its policy kind,
+/// keeping only the first `pieces_only` pieces when given (exact Shapley needs 2ⁿ runs).
+fn build(policy: &str, pieces_only: Option<usize>) -> anyhow::Result<(Environment, TrainConfig)> {
+    let mut text = gristmill_testkit::with_policy(
+        &gristmill_testkit::fixture("learn-bench"),
+        &format!("kind = \"{policy}\""),
+    );
     if let Some(n) = pieces_only {
-        // Keep the first n pieces (exact Shapley needs 2ⁿ runs).
-        let mut parts: Vec<&str> = text.split("[[piece]]").collect();
-        let tail = parts.pop().unwrap_or_default();
+        let parts: Vec<&str> = text.split("[[piece]]").collect();
+        let tail = parts.last().copied().unwrap_or_default();
         let eval = tail.find("[eval]").map(|i| &tail[i..]).unwrap_or("");
         let mut kept: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
-        kept.push(tail[..tail.find("[eval]").unwrap_or(tail.len())].to_string());
+        let last = kept.len() - 1;
+        kept[last] = tail[..tail.find("[eval]").unwrap_or(tail.len())].to_string();
         kept.truncate(n + 1);
         text = kept.join("[[piece]]") + "\n" + eval;
     }
-    let (env, config, seed) =
-        gristmill_learn::environment_from_toml(&text, "bench").map_err(|e| anyhow!("{e}"))?;
-    Ok((env, config.context("the bench policy trains")?, seed))
+    let env = gristmill_engine::load(&text, "learn-bench", &gristmill_core::spec::Overrides::default())?;
+    let config = TrainConfig::of(&env.spec).context("the bench policy trains")?;
+    Ok((env, config))
 }
 
 #[path = "../catalogue.rs"]
@@ -127,11 +86,11 @@ fn pool(n: usize) -> anyhow::Result<rayon::ThreadPool> {
 }
 
 fn train_case(policy: &str, threads: usize, steps: u64) -> anyhow::Result<(f64, StepTimings, usize)> {
-    let (env, mut config, seed) = build(policy, None)?;
+    let (env, mut config) = build(policy, None)?;
     config.credit_nodes = 0;
-    let samples = (env.spec.spec.run.tasks_per_step * env.spec.spec.run.responses_per_task) as usize;
+    let samples = (env.spec.spec().run.tasks_per_step * env.spec.spec().run.responses_per_task) as usize;
     pool(threads)?.install(|| -> anyhow::Result<_> {
-        let mut t = Trainer::new(env, config, seed)?;
+        let mut t = Trainer::new(env, config)?;
         t.step()?; // warm-up
         let start = Instant::now();
         let mut sum = StepTimings::default();
@@ -180,7 +139,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Credit { steps } => {
             // Four pieces: in-run works on any count; exact Shapley trains 2⁴ = 16 coalitions.
-            let (env, mut config, seed) = build("loglinear", Some(4))?;
+            let (env, mut config) = build("loglinear", Some(4))?;
             let n = env.pieces.len();
             let p = pool(all)?;
             let time = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
@@ -192,35 +151,32 @@ fn main() -> anyhow::Result<()> {
             let mut optimizer_share = 0.0;
             let plain = p.install(|| {
                 time(&mut || {
-                    let mut t = Trainer::new(env.clone(), config.clone(), seed)?;
+                    let mut run = Run::with_config(env.clone(), config.clone())?;
                     let (mut opt, mut total) = (0.0, 0.0);
                     for _ in 0..steps {
-                        let r = t.step()?;
-                        opt += r.timings.optimizer;
-                        total += r.timings.rollout + r.timings.gradient + r.timings.metric;
+                        let t = run.step()?.report.timings;
+                        opt += t.optimizer;
+                        total += t.rollout + t.gradient + t.metric;
                     }
                     optimizer_share = opt / total;
                     Ok(())
                 })
             })?;
             let mut residual = 0.0;
+            let mut credited = config.clone();
+            credited.credit_nodes = DEFAULT_NODES;
             let inrun = p.install(|| {
                 time(&mut || {
-                    let mut t = Trainer::new(env.clone(), config.clone(), seed)?;
-                    let mut c = InRunCredit::new(&t, DEFAULT_NODES);
-                    for _ in 0..steps {
-                        let r = t.step()?;
-                        c.observe(&t, &r)?;
-                    }
-                    residual = c.residual();
+                    let mut run = Run::with_config(env.clone(), credited.clone())?;
+                    run.advance(steps)?;
+                    residual = run.ledger().map_or(f64::NAN, |l| l.residual());
                     Ok(())
                 })
             })?;
-            let shap = p.install(|| {
-                time(&mut || shapley(&env, &config, seed, steps).map(|_| ()).map_err(Into::into))
-            })?;
+            let shap =
+                p.install(|| time(&mut || shapley(&env, &config, steps).map(|_| ()).map_err(Into::into)))?;
             let loo = p.install(|| {
-                time(&mut || leave_one_out(&env, &config, seed, steps).map(|_| ()).map_err(Into::into))
+                time(&mut || leave_one_out(&env, &config, steps).map(|_| ()).map_err(Into::into))
             })?;
             println!("{n} pieces, {steps} steps, {all} threads, B=64 × G=8, 256 eval tasks, {DEFAULT_NODES} Gauss–Legendre nodes");
             println!("{:<28} {:>10} {:>10}", "method", "seconds", "× plain");

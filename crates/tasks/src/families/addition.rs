@@ -16,12 +16,9 @@
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
-use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{
-    digit, one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE,
-};
+use crate::common::{digit, one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("digits", 1, 3, 2, "decimal digits per operand (operands are 0 ..= 10^digits - 1)"),
@@ -153,14 +150,6 @@ impl TaskSource for AdditionSource {
         }
         f.push(a as f64 / self.max as f64);
         f.push(b as f64 / self.max as f64);
-    }
-
-    fn render_answer_into(&self, value: i64, out: &mut String) {
-        render_integer(value, out);
-    }
-
-    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
-        parse_integer(text, self.answers())
     }
 }
 

@@ -14,10 +14,9 @@
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
-use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("bits", 4, 16, 8, "n is uniform in 0 ..= 2^bits - 1"),
@@ -95,13 +94,5 @@ impl TaskSource for BitCountSource {
         f.push(1.0);
         f.push(n as f64 / max as f64);
         f.extend((0..self.bits).map(|i| ((n >> i) & 1) as f64));
-    }
-
-    fn render_answer_into(&self, value: i64, out: &mut String) {
-        render_integer(value, out);
-    }
-
-    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
-        parse_integer(text, self.answers())
     }
 }

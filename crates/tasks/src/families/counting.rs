@@ -24,10 +24,9 @@
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
-use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{parse_integer, prompt, render_integer, surface_hash, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{prompt, surface_hash, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("steps", 1, 4, 2, "number of gains or losses after the starting count"),
@@ -221,14 +220,6 @@ impl TaskSource for CountingSource {
             let (gain, loss) = if c > 0 { (1.0, 0.0) } else { (0.0, 1.0) };
             f.extend_from_slice(&[gain, loss, c.unsigned_abs() as f64 / scale, c as f64 / scale]);
         }
-    }
-
-    fn render_answer_into(&self, value: i64, out: &mut String) {
-        render_integer(value, out);
-    }
-
-    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
-        parse_integer(text, self.answers())
     }
 }
 

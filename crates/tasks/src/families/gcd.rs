@@ -18,10 +18,9 @@
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
-use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("max_value", 10, 2000, 60, "largest number (both numbers are 1 ..= max_value)"),
@@ -130,14 +129,6 @@ impl TaskSource for GcdSource {
         for &q in &self.powers {
             f.push(flag(a % q == 0 && b % q == 0));
         }
-    }
-
-    fn render_answer_into(&self, value: i64, out: &mut String) {
-        render_integer(value, out);
-    }
-
-    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
-        parse_integer(text, self.answers())
     }
 }
 

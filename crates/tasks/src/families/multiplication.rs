@@ -16,12 +16,9 @@
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
-use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{
-    digit, one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE,
-};
+use crate::common::{digit, one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
 use crate::detmath;
 
 const KNOBS: &[ParamSpec] = &[
@@ -105,13 +102,5 @@ impl TaskSource for MultiplicationSource {
         f.push(b as f64 / self.max_factor as f64);
         f.push(self.ln_scaled[a as usize]);
         f.push(self.ln_scaled[b as usize]);
-    }
-
-    fn render_answer_into(&self, value: i64, out: &mut String) {
-        render_integer(value, out);
-    }
-
-    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
-        parse_integer(text, self.answers())
     }
 }

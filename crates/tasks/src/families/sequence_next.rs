@@ -22,10 +22,9 @@
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
-use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
 use crate::detmath;
 
 const KNOBS: &[ParamSpec] = &[
@@ -192,14 +191,6 @@ impl TaskSource for SequenceNextSource {
         f.push(if ratio == 2 { 1.0 } else { 0.0 });
         f.push(if ratio == 3 { 1.0 } else { 0.0 });
         f.push(step as f64 / self.max_diff as f64);
-    }
-
-    fn render_answer_into(&self, value: i64, out: &mut String) {
-        render_integer(value, out);
-    }
-
-    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
-        parse_integer(text, self.answers())
     }
 }
 

@@ -16,10 +16,9 @@
 use gristmill_core::params::{ParamSpec, Params};
 use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
-use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{one_hot, parse_integer, prompt, render_integer, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
 
 const MAX_LEN: usize = 20;
 
@@ -145,14 +144,6 @@ impl TaskSource for SortPositionSource {
             }
         }));
         one_hot(f, n, marked_slot);
-    }
-
-    fn render_answer_into(&self, value: i64, out: &mut String) {
-        render_integer(value, out);
-    }
-
-    fn parse_answer(&self, text: &str) -> Result<i64, ParseError> {
-        parse_integer(text, self.answers())
     }
 }
 

@@ -1,40 +1,15 @@
-//! Exactness properties of in-run credit: efficiency, symmetry, null, and agreement with an
-//! independent brute-force quadrature; and the counterfactual methods on real runs.
+//! Exactness properties of in-run credit on real runs: efficiency, symmetry, null, and
+//! agreement with an independent brute-force quadrature; and the counterfactual methods.
 
-use gristmill_engine::Environment;
 use gristmill_learn::{TrainConfig, Trainer};
-use gristmill_measure::{gauss_legendre, leave_one_out, shapley, step_credit, InRunCredit, DEFAULT_NODES};
+use gristmill_measure::{gauss_legendre, path_credit, CreditLedger, Rule, DEFAULT_NODES};
+use gristmill_run::coalition::{leave_one_out, shapley};
+use gristmill_run::{ExactMetric, Run};
+use gristmill_testkit::{fixture, trainable, with_policy};
 
-fn build(text: &str) -> (Environment, TrainConfig, u64) {
-    let (env, config, seed) =
-        gristmill_learn::environment_from_toml(text, "test").unwrap_or_else(|e| panic!("{e}"));
-    (env, config.expect("trainable policy"), seed)
-}
-
+/// The credit fixture with `policy` as its `[policy]` body and `pieces` appended.
 fn spec(policy: &str, pieces: &str) -> String {
-    format!(
-        r#"
-name = "credit-test"
-[run]
-seed = 9
-steps = 12
-tasks_per_step = 16
-responses_per_task = 6
-[policy]
-{policy}
-[[source]]
-id = "add"
-family = "addition"
-knobs = {{ digits = 1 }}
-[[source]]
-id = "cnt"
-family = "counting"
-{pieces}
-[eval]
-size = 96
-seed = 4
-"#
-    )
+    format!("{}\n{pieces}", with_policy(&fixture("credit-base"), policy))
 }
 
 const PIECES: &str = r#"
@@ -58,17 +33,19 @@ params = { source_weights = [2.0, 1.0] }
 id = "hint"
 kind = "hint"
 params = { probability = 0.3 }
+
 "#;
 
-fn run_credit(text: &str, steps: usize) -> (Trainer, InRunCredit) {
-    let (env, config, seed) = build(text);
-    let mut t = Trainer::new(env, config, seed).unwrap();
-    let mut c = InRunCredit::new(&t, DEFAULT_NODES);
-    for _ in 0..steps {
-        let r = t.step().unwrap();
-        c.observe(&t, &r).unwrap();
-    }
-    (t, c)
+fn build(text: &str) -> (gristmill_engine::Environment, TrainConfig) {
+    trainable(text)
+}
+
+fn run_credit(text: &str, steps: u64) -> (Run, CreditLedger) {
+    let (env, config) = build(text);
+    let mut run = Run::with_config(env, config).unwrap();
+    run.advance(steps).unwrap();
+    let ledger = run.ledger().expect("credit is on").clone();
+    (run, ledger)
 }
 
 #[test]
@@ -79,14 +56,15 @@ params = { kl = 0.05, weight_decay = 0.01 }"#,
         r#"kind = "mlp"
 params = { hidden = 8, normalization = "per_channel" }"#,
     ] {
-        let (t, c) = run_credit(&spec(policy, PIECES), 12);
-        let total_change = t.state.metric - t.metric(&t.theta0).unwrap();
-        assert!((c.delta_metric - total_change).abs() < 1e-14, "ΔM telescopes");
-        assert!(c.delta_metric.abs() > 1e-3, "the run must actually move M for this test to mean anything");
-        // Bound of the issue: |residual| ≤ 1e-9 · max(1, |ΔM|). Four Gauss–Legendre nodes leave
-        // ~1e-11 on these steps (the quadrature error), far inside it.
+        let (run, c) = run_credit(&spec(policy, PIECES), 12);
+        let t = run.trainer();
+        let total_change = t.current_metric() - t.metric(t.theta0()).unwrap();
+        assert!((c.delta_metric() - total_change).abs() < 1e-14, "ΔM telescopes");
+        assert!(c.delta_metric().abs() > 1e-3, "the run must actually move M for this test to mean anything");
+        // The efficiency bound: |residual| ≤ 1e-9 · max(1, |ΔM|). Four Gauss–Legendre nodes
+        // leave ~1e-11 on these steps (the quadrature error), far inside it.
         assert!(
-            c.residual().abs() <= 1e-9 * c.delta_metric.abs().max(1.0),
+            c.residual().abs() <= 1e-9 * c.delta_metric().abs().max(1.0),
             "{policy}: residual {}",
             c.residual()
         );
@@ -151,24 +129,34 @@ weight = 2.0
 
 #[test]
 fn each_channel_matches_an_independent_brute_force_integral() {
-    let (env, config, seed) = build(&spec(
+    let (env, config) = build(&spec(
         r#"kind = "mlp"
 params = { hidden = 6, learning_rate = 0.1 }"#,
         PIECES,
     ));
-    let mut t = Trainer::new(env, config, seed).unwrap();
+    let mut t = Trainer::new(env, config).unwrap();
     for _ in 0..3 {
         t.step().unwrap();
     }
     let report = t.step().unwrap();
-    let (x, w) = gauss_legendre(8);
-    let gl = step_credit(&t, &report, &x, &w).unwrap();
-    let (x, w) = gauss_legendre(DEFAULT_NODES);
-    let gl_default = step_credit(&t, &report, &x, &w).unwrap();
+    let cols = t.columns();
+    let credit = |q: usize| {
+        path_credit(
+            &ExactMetric(&t),
+            &report.theta_before,
+            t.theta(),
+            &report.deltas,
+            cols,
+            &Rule::gauss_legendre(q),
+        )
+        .unwrap()
+    };
+    let (gl, gl_default) = (credit(8), credit(DEFAULT_NODES));
+    assert_eq!(gauss_legendre(8).0.len(), 8);
     // Composite Simpson with 400 panels, evaluated independently: error O(h⁴·max|f⁗|/180)
     // with h = 1/400, below 1e-13 for the O(1e-2) derivatives of this step.
     let n = 400;
-    let delta: Vec<f64> = t.state.theta.iter().zip(&report.theta_before).map(|(a, b)| a - b).collect();
+    let delta: Vec<f64> = t.theta().iter().zip(&report.theta_before).map(|(a, b)| a - b).collect();
     let mut simpson = vec![0.0; report.deltas.len()];
     for k in 0..=n {
         let s = k as f64 / n as f64;
@@ -216,12 +204,12 @@ params = { normalization = "per_channel" }"#,
         pieces,
     )
     .replace("steps = 12", "steps = 6");
-    let (env, config, seed) = build(&text);
-    let (phi, values) = shapley(&env, &config, seed, 6).unwrap();
+    let (env, config) = build(&text);
+    let (phi, values) = shapley(&env, &config, 6).unwrap();
     let full = values[&3] - values[&0];
     assert!((phi.iter().sum::<f64>() - full).abs() < 1e-15, "efficiency");
     assert_eq!(phi[0].to_bits(), phi[1].to_bits(), "symmetric pieces, identical Shapley");
-    let loo = leave_one_out(&env, &config, seed, 6).unwrap();
+    let loo = leave_one_out(&env, &config, 6).unwrap();
     // With per-channel σ, one copy alone gives the same normalised advantage as... two
     // copies summed: v({1}) = v({2}) and LOO sees only the small difference v(N) − v({i}).
     assert!(loo[0].abs() < phi[0].abs(), "LOO {} should be below Shapley {}", loo[0], phi[0]);

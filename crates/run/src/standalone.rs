@@ -41,8 +41,8 @@ pub struct Standalone {
 /// Agreement is pairwise and exact: for each task, over pairs (gold answer, other answer)
 /// weighted by `π(g)·π(y)` (or uniformly), the share the piece orders like gold (ties half).
 pub fn standalone(trainer: &Trainer) -> Result<Vec<Standalone>, LearnError> {
-    let env = &trainer.env;
-    let seed = derive_seed(trainer.seed, Purpose::named("standalone"), 0, 0);
+    let env = trainer.env();
+    let seed = derive_seed(trainer.seed(), Purpose::named("standalone"), 0, 0);
     let weights = env.mixture();
     let tasks: Vec<_> = (0..STANDALONE_TASKS as u64)
         .map(|i| env.training_task(&weights, None, seed, 0, i))
@@ -75,8 +75,8 @@ pub fn standalone(trainer: &Trainer) -> Result<Vec<Standalone>, LearnError> {
                 let (mut ap, mut wp, mut au, mut wu, mut var) = (0.0, 0.0, 0.0, 0.0, 0.0);
                 for (t, task) in tasks.iter().enumerate() {
                     let src = env.sources[task.key.source as usize].as_ref();
-                    let e = trainer.model.encode(task);
-                    let p = softmax(&trainer.model.forward(&trainer.state.theta, &e).logits);
+                    let e = trainer.model().encode(task);
+                    let p = softmax(&trainer.model().forward(trainer.theta(), &e).logits);
                     let r: Vec<f64> = (0..task.answers.size as usize)
                         .map(|y| {
                             let resp = Response::from_answer(src, task.answers.value(y));
@@ -120,44 +120,4 @@ pub fn standalone(trainer: &Trainer) -> Result<Vec<Standalone>, LearnError> {
         out.push(s);
     }
     Ok(out)
-}
-
-/// Kendall's τ-b between two rankings (ties handled); `None` with fewer than two items or
-/// when either side is constant.
-pub fn kendall_tau(a: &[f64], b: &[f64]) -> Option<f64> {
-    let n = a.len().min(b.len());
-    let (mut concordant, mut discordant, mut ties_a, mut ties_b) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    for i in 0..n {
-        for j in i + 1..n {
-            let da = (a[i] - a[j]).signum() * ((a[i] != a[j]) as i32 as f64);
-            let db = (b[i] - b[j]).signum() * ((b[i] != b[j]) as i32 as f64);
-            if da == 0.0 && db == 0.0 {
-                continue;
-            } else if da == 0.0 {
-                ties_a += 1.0;
-            } else if db == 0.0 {
-                ties_b += 1.0;
-            } else if da == db {
-                concordant += 1.0;
-            } else {
-                discordant += 1.0;
-            }
-        }
-    }
-    let denom = ((concordant + discordant + ties_a) * (concordant + discordant + ties_b)).sqrt();
-    (denom > 0.0).then(|| (concordant - discordant) / denom)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kendall_tau_extremes_and_ties() {
-        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), Some(1.0));
-        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
-        assert_eq!(kendall_tau(&[1.0, 1.0], &[1.0, 2.0]), None);
-        let t = kendall_tau(&[1.0, 2.0, 3.0, 4.0], &[1.0, 3.0, 2.0, 4.0]).unwrap();
-        assert!((t - 4.0 / 6.0).abs() < 1e-15);
-    }
 }
