@@ -135,16 +135,6 @@ impl Policy for ParsedOracle {
     fn reads_features(&self) -> bool {
         false
     }
-    fn respond(
-        &self,
-        task: &gristmill_core::task::Task,
-        source: &dyn gristmill_core::task::TaskSource,
-        rng: &mut gristmill_core::rng::KeyedRng,
-    ) -> gristmill_core::policy::Response {
-        let mut out = gristmill_core::policy::Response::empty();
-        self.respond_into(task, source, rng, &mut out);
-        out
-    }
     fn respond_into(
         &self,
         task: &gristmill_core::task::Task,

@@ -280,7 +280,7 @@ fn score_line(
     let source = env.sources[task.key.source as usize].as_ref();
     let response = Response::from_text(source, g.text.clone());
     let rewards = env.score(task, &response, ScoreKey { seed, step: position, index: sample as u64 });
-    let gold = if response.answer.as_ref().ok() == Some(&task.gold()) { 1.0 } else { 0.0 };
+    let gold = env.gold_score(task, &response);
     let ids = env.channel_ids();
     let named: serde_json::Map<String, Value> =
         ids.iter().cloned().zip(rewards.iter().map(|r| json!(r))).collect();

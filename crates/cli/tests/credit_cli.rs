@@ -10,40 +10,26 @@ fn dir(name: &str) -> std::path::PathBuf {
     d
 }
 
-const HEAD: &str = r#"
-name = "credit-cli"
-[run]
-seed = 2
-steps = 10
-tasks_per_step = 16
-responses_per_task = 6
-[policy]
-kind = "loglinear"
-[[source]]
-id = "count"
-family = "counting"
-[[source]]
-id = "cmp"
-family = "comparison"
-[eval]
-size = 64
-"#;
+/// `gristmill credit SPEC --method all` in `d`; its JSON report.
+fn credit_all(d: &std::path::Path, spec: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_gristmill"))
+        .current_dir(d)
+        .args(["credit", spec, "--method", "all", "--json", "out.json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(d.join("out.json")).unwrap()).unwrap()
+}
 
 #[test]
 fn credit_report_has_every_method_and_its_identities_hold() {
     let d = dir("all");
     let spec = format!(
-        "{HEAD}\n[[piece]]\nid = \"gold\"\nkind = \"exact_verifier\"\n[[piece]]\nid = \"partial\"\nkind = \"partial_credit\"\nweight = 0.5\n[[piece]]\nid = \"rand\"\nkind = \"random_reward\"\nweight = 0.3\n"
+        "{}\n[[piece]]\nid = \"gold\"\nkind = \"exact_verifier\"\n[[piece]]\nid = \"partial\"\nkind = \"partial_credit\"\nweight = 0.5\n[[piece]]\nid = \"rand\"\nkind = \"random_reward\"\nweight = 0.3\n",
+        gristmill_testkit::fixture("credit-cli-base")
     );
     std::fs::write(d.join("spec.toml"), spec).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_gristmill"))
-        .current_dir(&d)
-        .args(["credit", "spec.toml", "--method", "all", "--json", "out.json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("out.json")).unwrap()).unwrap();
+    let v = credit_all(&d, "spec.toml");
     let dm = v["delta_metric"].as_f64().unwrap();
     let residual = v["residual"].as_f64().unwrap();
     assert!(dm.abs() > 1e-3);
@@ -69,7 +55,7 @@ fn credit_report_has_every_method_and_its_identities_hold() {
 #[test]
 fn exact_shapley_refuses_too_many_pieces_and_names_the_alternative() {
     let d = dir("refuse");
-    let mut spec = HEAD.to_string();
+    let mut spec = gristmill_testkit::fixture("credit-cli-base");
     for i in 0..11 {
         spec.push_str(&format!("\n[[piece]]\nid = \"v{i}\"\nkind = \"exact_verifier\"\n"));
     }
@@ -96,15 +82,7 @@ fn exact_shapley_refuses_too_many_pieces_and_names_the_alternative() {
 #[test]
 fn readme_example_credit_is_bounded_and_agrees_with_exact_shapley() {
     let d = dir("readme");
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/learn.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_gristmill"))
-        .current_dir(&d)
-        .args(["credit", spec, "--method", "all", "--json", "out.json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("out.json")).unwrap()).unwrap();
+    let v = credit_all(&d, concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/learn.toml"));
     let dm = v["delta_metric"].as_f64().unwrap();
     assert!((dm - 0.1597577).abs() < 1e-6, "ΔM {dm}");
     let mut total_abs = 0.0;

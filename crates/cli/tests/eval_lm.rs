@@ -9,25 +9,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-const SPEC: &str = r#"
-name = "lm-eval"
-[run]
-seed = 5
-[[source]]
-id = "add"
-family = "addition"
-knobs = { digits = 1 }
-[[piece]]
-id = "gold"
-kind = "exact_verifier"
-[[piece]]
-id = "lenient"
-kind = "lenient_verifier"
-params = { rule = "off_by_k", k = 1 }
-[eval]
-size = 6
-"#;
-
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gristmill-eval-lm-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -98,7 +79,7 @@ fn eval(dir: &Path, url: &str, rollouts: &Path, json: &Path) -> std::process::Ou
 #[test]
 fn eval_keeps_finished_rollouts_when_the_server_dies_and_resumes() {
     let dir = temp_dir("resume");
-    std::fs::write(dir.join("spec.toml"), SPEC).unwrap();
+    std::fs::write(dir.join("spec.toml"), gristmill_testkit::fixture("lm-eval")).unwrap();
     // One port for both server lives: the policy URL is part of the evaluation's identity.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());

@@ -7,43 +7,11 @@ use std::time::{Duration, Instant};
 
 use gristmill_store::{RunId, RunStatus, Store};
 
-const SPEC: &str = r#"
-name = "resume"
-[run]
-seed = 21
-steps = 400
-tasks_per_step = 48
-responses_per_task = 8
-[policy]
-kind = "mlp"
-params = { hidden = 24, checkpoint_every = 7 }
-[[source]]
-id = "add"
-family = "addition"
-knobs = { digits = 1 }
-[[source]]
-id = "cmp"
-family = "comparison"
-[[piece]]
-id = "gold"
-kind = "exact_verifier"
-[[piece]]
-id = "noisy"
-kind = "noisy_verifier"
-params = { flip_rate = 0.2 }
-[[piece]]
-id = "hint"
-kind = "hint"
-params = { probability = 0.3 }
-[eval]
-size = 200
-"#;
-
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gristmill-resume-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("spec.toml"), SPEC).unwrap();
+    std::fs::write(dir.join("spec.toml"), gristmill_testkit::fixture("resume-mlp")).unwrap();
     dir
 }
 

@@ -42,18 +42,19 @@ impl Response {
 pub trait Policy: Send + Sync {
     /// A short name for tables (e.g. `oracle(eps=0.3)`).
     fn name(&self) -> String;
+    /// Samples one response to `task` (whose answers come from `source`) into `out`, reusing
+    /// its buffers (rollout loops call this one).
+    fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response);
     /// Samples one response to `task` (whose answers come from `source`).
-    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response;
+    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
+        let mut out = Response::empty();
+        self.respond_into(task, source, rng, &mut out);
+        out
+    }
     /// Whether the policy reads `task.body.features`. Rollouts skip the feature encoding
     /// for policies that do not (reference policies, language models); the default is the
     /// safe `true`.
     fn reads_features(&self) -> bool {
         true
-    }
-    /// [`respond`](Policy::respond) into an existing response, reusing its buffers; must
-    /// give the same response. Override it where allocation matters (rollout loops call
-    /// this one).
-    fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
-        *out = self.respond(task, source, rng);
     }
 }

@@ -18,11 +18,6 @@ impl Policy for UniformPolicy {
     fn reads_features(&self) -> bool {
         false
     }
-    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
-        let mut out = Response::empty();
-        self.respond_into(task, source, rng, &mut out);
-        out
-    }
     fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
         let i = rng.random_range(0..task.answers.size as usize);
         out.set_answer(source, task.answers.value(i));
@@ -42,11 +37,6 @@ impl Policy for OraclePolicy {
     }
     fn reads_features(&self) -> bool {
         false
-    }
-    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
-        let mut out = Response::empty();
-        self.respond_into(task, source, rng, &mut out);
-        out
     }
     fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
         let gold = task.gold();

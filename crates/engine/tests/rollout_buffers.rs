@@ -39,8 +39,8 @@ impl Policy for FeatureReadingOracle {
     fn name(&self) -> String {
         "feature-reading oracle".into()
     }
-    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
-        self.0.respond(task, source, rng)
+    fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
+        self.0.respond_into(task, source, rng, out)
     }
 }
 

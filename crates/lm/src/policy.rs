@@ -51,14 +51,14 @@ impl Policy for LmPolicy {
 
     /// The trait has no error channel: a failed generation becomes a response whose text
     /// names the error (so it appears in rollouts) and which parses as no answer.
-    fn respond(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng) -> Response {
-        match self.model.chat(&self.messages(task), &self.params, std::slice::from_mut(rng)) {
+    fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
+        *out = match self.model.chat(&self.messages(task), &self.params, std::slice::from_mut(rng)) {
             Ok(mut g) if !g.is_empty() => Response::from_text(source, g.swap_remove(0).text),
             Ok(_) => Response { text: String::new(), answer: Err(gristmill_core::ParseError::Missing) },
             Err(e) => Response {
                 text: format!("[generation failed: {e}]"),
                 answer: Err(gristmill_core::ParseError::Missing),
             },
-        }
+        };
     }
 }

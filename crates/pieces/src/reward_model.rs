@@ -712,17 +712,22 @@ mod tests {
         train_as("rm", config)
     }
 
-    fn train_as(id: &str, config: RewardModelConfig) -> RewardModel {
+    /// `f` with the test sources' build context at `seed`.
+    fn with_ctx<R>(seed: u64, f: impl FnOnce(&BuildContext) -> R) -> R {
         let (srcs, ids, weights) = ctx_parts();
         let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
         let ctx = BuildContext {
-            seed: 5,
+            seed,
             sources: &refs,
             source_ids: &ids,
             source_weights: &weights,
             eval_fraction: 0.2,
         };
-        RewardModel::train(&ctx, id, config).unwrap()
+        f(&ctx)
+    }
+
+    fn train_as(id: &str, config: RewardModelConfig) -> RewardModel {
+        with_ctx(5, |ctx| RewardModel::train(ctx, id, config).unwrap())
     }
 
     #[test]
@@ -750,8 +755,6 @@ mod tests {
     #[test]
     #[ignore]
     fn figures() {
-        let (srcs, ids, weights) = ctx_parts();
-        let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
         let seeds = 0..8u64;
         for pairs in [300usize, 2000] {
             for (noise, bias) in [
@@ -767,15 +770,8 @@ mod tests {
                 let accs: Vec<f64> = seeds
                     .clone()
                     .map(|seed| {
-                        let ctx = BuildContext {
-                            seed,
-                            sources: &refs,
-                            source_ids: &ids,
-                            source_weights: &weights,
-                            eval_fraction: 0.2,
-                        };
                         let cfg = RewardModelConfig { pairs, label_noise: noise, bias, ..Default::default() };
-                        RewardModel::train(&ctx, "rm", cfg).unwrap().pairwise_accuracy()
+                        with_ctx(seed, |ctx| RewardModel::train(ctx, "rm", cfg).unwrap().pairwise_accuracy())
                     })
                     .collect();
                 let mean = accs.iter().sum::<f64>() / accs.len() as f64;
@@ -817,20 +813,11 @@ mod tests {
         assert_eq!(clean.fit_stats().heldout_pairs, 1000);
 
         // With fewer pairs the cost of noise is large, not just present: mean over seeds.
-        let (srcs, ids, weights) = ctx_parts();
-        let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
         let mean_acc = |label_noise: f64| {
             let accs = (10..13).map(|seed| {
-                let ctx = BuildContext {
-                    seed,
-                    sources: &refs,
-                    source_ids: &ids,
-                    source_weights: &weights,
-                    eval_fraction: 0.2,
-                };
                 let cfg =
                     RewardModelConfig { pairs: 300, heldout_pairs: 500, label_noise, ..Default::default() };
-                RewardModel::train(&ctx, "rm", cfg).unwrap().pairwise_accuracy()
+                with_ctx(seed, |ctx| RewardModel::train(ctx, "rm", cfg).unwrap().pairwise_accuracy())
             });
             accs.sum::<f64>() / 3.0
         };
@@ -858,17 +845,8 @@ mod tests {
     fn newton_reaches_a_stationary_point() {
         // On noisy (non-separable) data with l2 > 0 the optimum is interior: the gradient of
         // J must vanish there, and J must not increase along any coordinate.
-        let (srcs, ids, weights) = ctx_parts();
-        let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
-        let ctx = BuildContext {
-            seed: 1,
-            sources: &refs,
-            source_ids: &ids,
-            source_weights: &weights,
-            eval_fraction: 0.2,
-        };
         let lab = Labeller::Observed { label_noise: 0.3, bias: 0.0 };
-        let data = preference_pairs(&ctx, "rm", PairSet::Train, 600, lab).unwrap();
+        let data = with_ctx(1, |ctx| preference_pairs(ctx, "rm", PairSet::Train, 600, lab).unwrap());
         let l2 = 0.01;
         let (w, _) = fit_bradley_terry(&data.pairs, l2);
         let j = objective(&data.pairs, &w, l2);

@@ -364,8 +364,7 @@ impl CreditReport {
         let standalone = standalone(run.trainer())?;
         let mut curve = Vec::new();
         let ledger = if methods.inrun {
-            for _ in 0..steps {
-                let s = run.step()?;
+            run.train(steps, &mut crate::NoSink, &mut |s| {
                 if let Some(c) = &s.credit {
                     curve.push(CreditPoint {
                         step: s.report.step + 1,
@@ -374,7 +373,7 @@ impl CreditReport {
                     });
                 }
                 on_step(s.report.step + 1);
-            }
+            })?;
             run.ledger().cloned()
         } else {
             None

@@ -421,7 +421,7 @@ fn score_one(entry: &Arc<EnvEntry>, i: usize, item: ScoreItem, eval: bool) -> Re
     let gold = eval.then(|| Gold {
         answer: task.gold(),
         text: source.render_answer(task.gold()),
-        correct: response.answer == Ok(task.gold()),
+        correct: entry.env.gold_score(&task, &response) == 1.0,
     });
     Ok(ScoreResult { entry: Arc::clone(entry), rewards, answer: response.answer, gold })
 }

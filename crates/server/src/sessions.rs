@@ -215,14 +215,7 @@ impl Sessions {
     ) -> Result<R, ApiError> {
         let unknown = || kind.unknown(id, self.idle);
         let n = Self::number(kind, id).ok_or_else(unknown)?;
-        let slot = {
-            let maps = lock(&self.maps);
-            let table = match kind {
-                Kind::Session => &maps.sessions,
-                Kind::Snapshot => &maps.snapshots,
-            };
-            table.get(&n).cloned().ok_or_else(unknown)?
-        };
+        let slot = self.slot(kind, n).ok_or_else(unknown)?;
         let mut held = lock(&slot);
         if held.owner != owner {
             return Err(unknown());
@@ -235,6 +228,16 @@ impl Sessions {
         }
         held.last_used = now;
         f(&mut held)
+    }
+
+    /// The entry numbered `n` of `kind`, if it exists.
+    fn slot(&self, kind: Kind, n: u128) -> Option<Slot> {
+        let maps = lock(&self.maps);
+        let table = match kind {
+            Kind::Session => &maps.sessions,
+            Kind::Snapshot => &maps.snapshots,
+        };
+        table.get(&n).cloned()
     }
 
     fn remove_slot(&self, kind: Kind, n: u128, slot: &Slot) {
@@ -252,14 +255,7 @@ impl Sessions {
     pub fn close(&self, kind: Kind, id: &str, owner: Owner) -> Result<(), ApiError> {
         let unknown = || kind.unknown(id, self.idle);
         let n = Self::number(kind, id).ok_or_else(unknown)?;
-        let slot = {
-            let maps = lock(&self.maps);
-            let table = match kind {
-                Kind::Session => &maps.sessions,
-                Kind::Snapshot => &maps.snapshots,
-            };
-            table.get(&n).cloned().ok_or_else(unknown)?
-        };
+        let slot = self.slot(kind, n).ok_or_else(unknown)?;
         let (mine, expired) = {
             let held = lock(&slot);
             (held.owner == owner, self.expired(&held, Instant::now()))

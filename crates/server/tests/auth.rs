@@ -232,15 +232,7 @@ fn ids_are_unguessable() {
 #[test]
 fn the_serve_example_reads_tokens_from_a_file_or_the_environment() {
     use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe().unwrap();
-    let example = exe.parent().and_then(|d| d.parent()).unwrap().join("examples").join("serve");
-    if !example.exists() {
-        eprintln!(
-            "skipped: example binary missing at {} (run `cargo test -p gristmill-server`)",
-            example.display()
-        );
-        return;
-    }
+    let Some(example) = common::serve_example() else { return };
     let dir = std::env::temp_dir().join(format!("gristmill-auth-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tokens.txt");

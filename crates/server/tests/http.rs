@@ -704,31 +704,13 @@ fn python_client_end_to_end() {
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_the_server_gracefully() {
-    use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe().unwrap();
-    let examples = exe.parent().and_then(|d| d.parent()).unwrap().join("examples").join("serve");
-    if !examples.exists() {
-        // `cargo test` builds examples; a run limited to this test file may not have.
-        eprintln!(
-            "skipped: example binary missing at {} (run `cargo test -p gristmill-server`)",
-            examples.display()
-        );
-        return;
-    }
+    let Some(examples) = common::serve_example() else { return };
     let mut child = std::process::Command::new(&examples)
         .args(["--addr", "127.0.0.1:0", "--threads", "1"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start the example server");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr: std::net::SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let (addr, mut stderr) = common::announced_addr(&mut child);
     let (status, _) = common::http(addr, "GET", "/health", &[], None);
     assert_eq!(status, 200);
     let killed =

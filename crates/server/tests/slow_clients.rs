@@ -272,16 +272,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
 #[cfg(unix)]
 #[test]
 fn a_low_descriptor_limit_does_not_stop_the_server() {
-    use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe().unwrap();
-    let example = exe.parent().and_then(|d| d.parent()).unwrap().join("examples").join("serve");
-    if !example.exists() {
-        eprintln!(
-            "skipped: example binary missing at {} (run `cargo test -p gristmill-server`)",
-            example.display()
-        );
-        return;
-    }
+    let Some(example) = common::serve_example() else { return };
     for max_connections in ["32", "1000"] {
         let mut child = std::process::Command::new("sh")
             .arg("-c")
@@ -292,15 +283,7 @@ fn a_low_descriptor_limit_does_not_stop_the_server() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start the example server");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let addr: SocketAddr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        let (addr, _stderr) = common::announced_addr(&mut child);
         let half = half_body();
         let stalls: Vec<TcpStream> =
             (0..150).map(|i| stalled(addr, if i % 2 == 0 { HALF_HEAD } else { half.as_slice() })).collect();

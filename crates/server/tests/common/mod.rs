@@ -206,3 +206,38 @@ pub fn error_code(body: &Value) -> &str {
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {body}");
     e["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
 }
+
+/// The example server binary (`cargo test` builds examples), or `None` with a note when a
+/// run limited to one test file did not build it.
+#[allow(dead_code)]
+pub fn serve_example() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe.parent().and_then(|d| d.parent()).unwrap().join("examples").join("serve");
+    if example.exists() {
+        return Some(example);
+    }
+    eprintln!(
+        "skipped: example binary missing at {} (run `cargo test -p gristmill-server`)",
+        example.display()
+    );
+    None
+}
+
+/// The address a started example server prints on its first stderr line (`… http://ADDR …`),
+/// and the rest of its stderr.
+#[allow(dead_code)]
+pub fn announced_addr(
+    child: &mut std::process::Child,
+) -> (std::net::SocketAddr, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::{BufRead, BufReader};
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (addr, stderr)
+}
