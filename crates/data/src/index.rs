@@ -227,10 +227,12 @@ impl<M: Mapper> Index<M> {
                 let block_len = (*block_rows).min(group_rows - block_start);
                 let key = (group, block_start);
                 let number = i + 1;
-                let block = match cache.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+                // The guard is dropped before the match: decoding happens outside the lock.
+                let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).get(key);
+                let block = match cached {
                     Some(block) => block,
                     None => {
-                        // Decoded outside the lock, so threads decode different blocks at once.
+                        // Threads may decode different blocks at once.
                         let batches = file
                             .read_block(group, block_start, block_len)
                             .map_err(|kind| row_error(&self.path, number, None, kind))?;
