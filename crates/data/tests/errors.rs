@@ -94,7 +94,7 @@ fn json_lines_errors() {
         assert_eq!(got, format!("case.jsonl: {expected}"), "for {:?}", String::from_utf8_lossy(text));
     }
     // The array is recognised after a byte order mark and blank lines too.
-    let got = first_error(&dir, "case.json", b"\xEF\xBB\xBF  \n [{\"q\":\"a\"}]\n", &q(), &o);
+    let got = first_error(&dir, "case.json", b"\xEF\xBB\xBF  \n [{\"q\":\"a\"}]\n", q(), &o);
     assert!(got.starts_with("case.json: the file starts with `[`"), "{got}");
 }
 
