@@ -82,12 +82,14 @@ impl<M: Mapper> Index<M> {
                 }
             }
         }
+        hashes.shrink_to_fit();
         let (digest, storage) = match format {
             Format::JsonLines => {
                 let lines = records.lines().expect("a JSON Lines file has a line reader");
                 let bytes = lines.offset();
                 let hasher = lines.take_hasher().expect("the index hashes the bytes it reads");
                 offsets.push(bytes);
+                offsets.shrink_to_fit();
                 let file = File::open(path).map_err(|e| Error::file(path, ErrorKind::Io(e)))?;
                 (FileDigest::from_hasher(&hasher, bytes), Storage::Jsonl { file, offsets, blank_runs })
             }

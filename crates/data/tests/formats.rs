@@ -201,7 +201,13 @@ fn arrow_writer_round_trip_every_column_type() {
     let jsonl = dir.write("typed.jsonl", TYPED_JSONL);
     let mapping = Mapping::messages("messages").gold("answer").id("id");
     let expected = read_all(&jsonl, &mapping);
-    for compression in [Compression::SNAPPY, Compression::UNCOMPRESSED] {
+    #[allow(unused_mut)]
+    let mut codecs = vec![Compression::SNAPPY, Compression::UNCOMPRESSED];
+    #[cfg(feature = "zstd")]
+    codecs.push(Compression::ZSTD(Default::default()));
+    #[cfg(feature = "gzip")]
+    codecs.push(Compression::GZIP(Default::default()));
+    for compression in codecs {
         let path = typed_parquet(&dir, compression);
         let rows = read_all(&path, &mapping);
         assert_eq!(rows, expected, "{compression:?}");
