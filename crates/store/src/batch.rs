@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::{Context, StoreError};
 use crate::record::{CheckpointRetention, NewRun, RunId};
-use crate::{check_digest, json_text, parse_json, require_run, run_status, to_i64};
+use crate::{check_digest, json_text, parse_json, require_run, run_status, text_digest, to_i64};
 
 /// A group of writes that commit together or not at all.
 ///
@@ -28,30 +28,55 @@ pub struct Batch<'s> {
 
 impl Batch<'_> {
     /// Same as [`Store::put_spec`](crate::Store::put_spec), inside this batch.
-    pub fn put_spec(&self, hash: &str, name: &str, text: &str) -> Result<(), StoreError> {
+    pub fn put_spec(&self, hash: &str, name: &str, text: &str) -> Result<String, StoreError> {
         let ctx = || format!("store spec {hash}");
-        let stored: Option<String> = self
-            .tx
-            .query_row("SELECT text FROM specs WHERE hash = ?1", [hash], |r| r.get(0))
-            .optional()
+        let digest = text_digest(text);
+        self.tx
+            .execute(
+                "INSERT INTO specs (hash, name, created_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
+                params![hash, name, self.now_ms],
+            )
             .ctx(ctx)?;
-        match stored {
-            Some(stored) if stored == text => Ok(()),
-            Some(_) => Err(StoreError::SpecConflict(hash.to_string())),
-            None => {
-                self.tx
-                    .execute(
-                        "INSERT INTO specs (hash, name, text, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                        params![hash, name, text, self.now_ms],
-                    )
-                    .ctx(ctx)?;
-                Ok(())
+        let inserted = self
+            .tx
+            .execute(
+                "INSERT INTO spec_texts (spec_hash, digest, text, first_seen_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (spec_hash, digest) DO NOTHING",
+                params![hash, digest, text, self.now_ms],
+            )
+            .ctx(ctx)?;
+        if inserted == 0 {
+            // Already stored. A different text with the same BLAKE3 digest cannot happen by
+            // chance; it would mean the file was edited by hand.
+            let same: bool = self
+                .tx
+                .query_row(
+                    "SELECT text = ?3 FROM spec_texts WHERE spec_hash = ?1 AND digest = ?2",
+                    params![hash, digest, text],
+                    |r| r.get(0),
+                )
+                .ctx(ctx)?;
+            if !same {
+                return Err(StoreError::Corrupt(format!(
+                    "spec {hash}: the stored text with digest {digest} has other bytes than its digest says"
+                )));
             }
         }
+        Ok(digest)
     }
 
     /// Same as [`Store::create_run`](crate::Store::create_run), inside this batch.
     pub fn create_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
+        self.insert_run(run, None)
+    }
+
+    /// Same as [`Store::create_run_with_spec_text`](crate::Store::create_run_with_spec_text),
+    /// inside this batch.
+    pub fn create_run_with_spec_text(&self, run: &NewRun, spec_text: &str) -> Result<RunId, StoreError> {
+        self.insert_run(run, Some(spec_text))
+    }
+
+    fn insert_run(&self, run: &NewRun, spec_text: Option<&str>) -> Result<RunId, StoreError> {
         let steps = to_i64(run.steps, || "steps of a new run".to_string())?;
         // Checked here rather than left to the foreign keys so the error names what is missing.
         let spec_known: Option<i64> = self
@@ -62,17 +87,36 @@ impl Batch<'_> {
         if spec_known.is_none() {
             return Err(StoreError::SpecNotFound(run.spec_hash.clone()));
         }
+        let spec_text_id: Option<i64> = match spec_text {
+            None => None,
+            Some(digest) => {
+                let id = self
+                    .tx
+                    .query_row(
+                        "SELECT id FROM spec_texts WHERE spec_hash = ?1 AND digest = ?2",
+                        [&run.spec_hash, digest],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .ctx(|| format!("look up text {digest} of spec {}", run.spec_hash))?;
+                Some(id.ok_or_else(|| StoreError::SpecTextNotFound {
+                    hash: run.spec_hash.clone(),
+                    digest: digest.to_string(),
+                })?)
+            }
+        };
         if let Some(parent) = run.parent {
             require_run(&self.tx, parent)?;
         }
         let config = json_text(&run.config, || "config of a new run".to_string())?;
         self.tx
             .execute(
-                "INSERT INTO runs (kind, spec_hash, seed, steps, threads, config, parent_id, \
-                 created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                "INSERT INTO runs (kind, spec_hash, spec_text_id, seed, steps, threads, config, parent_id, \
+                 created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
                 params![
                     run.kind.as_str(),
                     run.spec_hash,
+                    spec_text_id,
                     run.seed as i64, // bit-cast: keeps all 64 bits of the seed
                     steps,
                     run.threads,

@@ -64,6 +64,14 @@ pub enum StoreError {
     /// No spec has this content hash (a run must name a stored spec).
     #[error("spec {0} not found in the run store")]
     SpecNotFound(String),
+    /// A run names a spec text that is not stored under its spec's hash.
+    #[error("spec {hash} has no stored text with digest {digest}")]
+    SpecTextNotFound {
+        /// The spec's content hash.
+        hash: String,
+        /// The text digest that was asked for.
+        digest: String,
+    },
     /// A status change was asked of a run that is no longer running.
     #[error("run {id} is {status}, so it cannot be {action}")]
     NotRunning {
@@ -116,7 +124,9 @@ pub enum StoreError {
         /// The step.
         step: u64,
     },
-    /// A different spec text is already stored under this content hash.
+    /// A different spec text is already stored under this content hash. No longer returned
+    /// (since schema version 2 a hash keeps every text that produced it); kept so that code
+    /// matching on it still compiles.
     #[error("spec {0}: a different text is already stored under this content hash")]
     SpecConflict(String),
     /// A different artifact (kind or body) is already stored under this content hash.

@@ -35,8 +35,11 @@
 //!   for bit on replay. NaN and infinities are refused with [`StoreError::NonFinite`].
 //! - **Nothing is silently overwritten.** Writing a step metric or checkpoint that is already
 //!   stored succeeds only if it is bit-identical (a resumed run recomputes the steps after its
-//!   checkpoint; a difference means broken determinism). A spec or artifact hash is bound to
-//!   one content. Per-piece summaries and named results are reports, and are replaced.
+//!   checkpoint; a difference means broken determinism). An artifact hash is bound to one
+//!   content. A spec hash (the caller's, over the canonical spec) keeps every source text that
+//!   produced it — texts differing only in comments share a hash — and a run can record which
+//!   one it ran ([`Store::create_run_with_spec_text`]). Per-piece summaries and named results
+//!   are reports, and are replaced.
 //! - **Readers and the writer do not block each other** (WAL journal mode): `gristmill runs`
 //!   works while a training run is writing.
 //! - **Schemas are versioned** ([`SCHEMA_VERSION`], kept in `PRAGMA user_version`); opening a
@@ -76,7 +79,7 @@ use error::Context;
 pub use error::StoreError;
 pub use record::{
     ArtifactRecord, Checkpoint, CheckpointRetention, NewRun, PieceSummary, RunId, RunKind, RunRecord,
-    RunStatus, SpecRecord, StepMetric,
+    RunStatus, SpecRecord, SpecText, StepMetric,
 };
 pub use schema::SCHEMA_VERSION;
 
@@ -184,23 +187,70 @@ impl Store {
 
     // --- specs ---------------------------------------------------------------------------
 
-    /// Stores a spec under its content hash. Idempotent: storing the same text again is a
-    /// no-op (the first name is kept).
+    /// Stores a spec text under its content hash and returns the text's digest
+    /// ([`text_digest`]).
+    ///
+    /// The hash is the caller's, computed over the canonical spec, so texts that differ only in
+    /// comments or layout share it: each distinct text is kept (with the time it was first
+    /// seen), [`spec`](Store::spec) shows the first, [`spec_texts`](Store::spec_texts) lists them
+    /// all. Idempotent: storing a text that is already stored under `hash` is a no-op; the name
+    /// given with the hash's first text is kept.
     ///
     /// # Errors
-    /// [`StoreError::SpecConflict`] if a different text is already stored under `hash`.
-    pub fn put_spec(&mut self, hash: &str, name: &str, text: &str) -> Result<(), StoreError> {
+    /// [`StoreError::Corrupt`] if a stored text has this text's digest but other bytes (only
+    /// possible if the file was edited by hand).
+    pub fn put_spec(&mut self, hash: &str, name: &str, text: &str) -> Result<String, StoreError> {
         self.batch(|b| b.put_spec(hash, name, text))
     }
 
-    /// The spec stored under `hash`, if any.
+    /// The spec stored under `hash`, if any, with the first text stored under it.
     pub fn spec(&self, hash: &str) -> Result<Option<SpecRecord>, StoreError> {
         self.conn
-            .query_row("SELECT hash, name, text, created_at_ms FROM specs WHERE hash = ?1", [hash], |r| {
-                Ok(SpecRecord { hash: r.get(0)?, name: r.get(1)?, text: r.get(2)?, created_at_ms: r.get(3)? })
-            })
+            .query_row(
+                "SELECT s.hash, s.name, t.text, s.created_at_ms FROM specs s \
+                 JOIN spec_texts t ON t.spec_hash = s.hash WHERE s.hash = ?1 \
+                 ORDER BY t.first_seen_ms, t.id LIMIT 1",
+                [hash],
+                |r| {
+                    Ok(SpecRecord {
+                        hash: r.get(0)?,
+                        name: r.get(1)?,
+                        text: r.get(2)?,
+                        created_at_ms: r.get(3)?,
+                    })
+                },
+            )
             .optional()
             .ctx(|| format!("read spec {hash}"))
+    }
+
+    /// Every text stored under `hash`, in the order they were first stored (empty if the hash
+    /// is unknown).
+    pub fn spec_texts(&self, hash: &str) -> Result<Vec<SpecText>, StoreError> {
+        let ctx = || format!("list texts of spec {hash}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT spec_hash, digest, text, first_seen_ms FROM spec_texts WHERE spec_hash = ?1 \
+                 ORDER BY first_seen_ms, id",
+            )
+            .ctx(ctx)?;
+        let rows = stmt.query_map([hash], SpecText::read).ctx(ctx)?;
+        rows.map(|row| row.ctx(ctx)).collect()
+    }
+
+    /// The text with this digest stored under `hash`, if any — e.g. the one a run ran
+    /// ([`RunRecord::spec_text`]).
+    pub fn spec_text(&self, hash: &str, digest: &str) -> Result<Option<SpecText>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT spec_hash, digest, text, first_seen_ms FROM spec_texts \
+                 WHERE spec_hash = ?1 AND digest = ?2",
+                [hash, digest],
+                SpecText::read,
+            )
+            .optional()
+            .ctx(|| format!("read text {digest} of spec {hash}"))
     }
 
     // --- runs ----------------------------------------------------------------------------
@@ -212,6 +262,17 @@ impl Store {
     /// [`StoreError::RunNotFound`] if the parent does not exist.
     pub fn create_run(&mut self, run: &NewRun) -> Result<RunId, StoreError> {
         self.batch(|b| b.create_run(run))
+    }
+
+    /// Like [`create_run`](Store::create_run), and records which text of the spec the run ran:
+    /// `spec_text` is the digest [`put_spec`](Store::put_spec) returned (it shows up as
+    /// [`RunRecord::spec_text`]).
+    ///
+    /// # Errors
+    /// As [`create_run`](Store::create_run), and [`StoreError::SpecTextNotFound`] if no text
+    /// with that digest is stored under the run's spec hash.
+    pub fn create_run_with_spec_text(&mut self, run: &NewRun, spec_text: &str) -> Result<RunId, StoreError> {
+        self.batch(|b| b.create_run_with_spec_text(run, spec_text))
     }
 
     /// The run with this id.
@@ -555,6 +616,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The digest the store keys a spec text by: BLAKE3 of its UTF-8 bytes as 64 lowercase hex
+/// digits. [`Store::put_spec`] returns it; it is exposed so callers can name a text without
+/// storing it first.
+pub fn text_digest(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
 fn now_ms() -> i64 {
     // A clock before 1970 is a broken clock; 0 is as good an answer as any, and times are
     // informational only (never part of a digest).
@@ -619,7 +687,8 @@ pub(crate) fn parse_json(text: &str, what: impl FnOnce() -> String) -> Result<Va
 }
 
 const RUN_COLUMNS: &str = "id, kind, spec_hash, seed, steps, steps_done, threads, status, digest, summary, \
-                           error, config, parent_id, created_at_ms, updated_at_ms";
+                           error, config, parent_id, created_at_ms, updated_at_ms, \
+                           (SELECT digest FROM spec_texts WHERE spec_texts.id = runs.spec_text_id)";
 
 /// A `runs` row as SQLite types. Reading happens in two stages because the row closure can
 /// only return SQLite errors, while decoding (JSON, status names) has errors of its own.
@@ -639,6 +708,7 @@ struct RunRow {
     parent: Option<i64>,
     created_at_ms: i64,
     updated_at_ms: i64,
+    spec_text: Option<String>,
 }
 
 impl RunRow {
@@ -659,6 +729,7 @@ impl RunRow {
             parent: r.get(12)?,
             created_at_ms: r.get(13)?,
             updated_at_ms: r.get(14)?,
+            spec_text: r.get(15)?,
         })
     }
 
@@ -672,6 +743,7 @@ impl RunRow {
             id,
             kind: RunKind::from(self.kind.as_str()),
             spec_hash: self.spec_hash,
+            spec_text: self.spec_text,
             seed: self.seed as u64, // undo the bit-cast of `create_run`
             steps: to_u64(self.steps, || format!("steps of run {id}"))?,
             steps_done: to_u64(self.steps_done, || format!("steps done of run {id}"))?,
@@ -685,6 +757,12 @@ impl RunRow {
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
         })
+    }
+}
+
+impl SpecText {
+    fn read(r: &Row<'_>) -> rusqlite::Result<SpecText> {
+        Ok(SpecText { hash: r.get(0)?, digest: r.get(1)?, text: r.get(2)?, first_seen_ms: r.get(3)? })
     }
 }
 

@@ -5,14 +5,16 @@
 //! database from version `i` to `i + 1`; each runs in its own transaction, so a crash
 //! mid-migration leaves the previous version intact. Rules for adding one: append, never edit
 //! or reorder an existing entry (files in the wild are at every version), and keep each
-//! migration free of `BEGIN`/`COMMIT`.
+//! migration free of `BEGIN`/`COMMIT`. A migration is a Rust function, so it can compute what
+//! SQL cannot (digests, packed values); most are one `execute_batch`.
 //!
-//! ## Tables (version 1)
+//! ## Tables
 //!
 //! | table | key | columns |
 //! |---|---|---|
-//! | `specs` | `hash` | `name`, `text` (TOML), `created_at_ms` |
-//! | `runs` | `id` (autoincrement) | `kind`, `spec_hash` → specs, `seed`, `steps`, `steps_done`, `threads`, `status`, `digest`, `summary` (JSON), `error`, `config` (JSON), `parent_id` → runs, `created_at_ms`, `updated_at_ms` |
+//! | `specs` | `hash` | `name`, `created_at_ms` |
+//! | `spec_texts` | `id`; unique `(spec_hash, digest)` | `spec_hash` → specs, `digest` (BLAKE3 of `text`), `text` (TOML), `first_seen_ms` |
+//! | `runs` | `id` (autoincrement) | `kind`, `spec_hash` → specs, `seed`, `steps`, `steps_done`, `threads`, `status`, `digest`, `summary` (JSON), `error`, `config` (JSON), `parent_id` → runs, `created_at_ms`, `updated_at_ms`, `spec_text_id` → spec_texts (the text it ran, or NULL) |
 //! | `step_metrics` | `(run_id, step, name)` | `bits` (authoritative), `value` (REAL copy) |
 //! | `piece_summaries` | `(run_id, piece_id)` | `kind`, `summary` (JSON), `updated_at_ms` |
 //! | `checkpoints` | `(run_id, step)` | `bytes` (BLOB), `digest` (digest so far), `created_at_ms` |
@@ -34,12 +36,23 @@
 //! - `step_metrics` is `WITHOUT ROWID`: rows are small and always read by their primary key
 //!   prefix, so clustering by it saves a b-tree. `checkpoints` is not, since its rows carry
 //!   large blobs.
+//! - A spec's content hash is computed by the caller over the *canonical* spec, so texts that
+//!   differ in comments or layout share it. `spec_texts` keeps each distinct text once, keyed
+//!   by its digest within the hash; `runs.spec_text_id` says which one a run ran. The text is
+//!   not part of `specs` so that the hash stays the key everything else refers to.
 //! - Foreign keys are enforced (`PRAGMA foreign_keys = ON` on every connection); nothing is
 //!   ever deleted except pruned checkpoints.
+//!
+//! ## History
+//!
+//! 1. The initial schema; `specs.text` bound each hash to one text.
+//! 2. `spec_texts`: every text of a hash is kept. The text of each version-1 spec moves there
+//!    (first seen when the spec was created), `specs.text` is dropped, and each existing run
+//!    gets `spec_text_id` pointing at its spec's (only) text.
 
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::error::StoreError;
 
@@ -122,8 +135,44 @@ CREATE TABLE artifacts (
 CREATE INDEX artifacts_by_kind ON artifacts (kind, created_at_ms);
 "#;
 
+/// Version 2: a content hash keeps every source text that produced it (see the module docs).
+const V2_SQL: &str = r#"
+CREATE TABLE spec_texts (
+    id            INTEGER PRIMARY KEY,
+    spec_hash     TEXT NOT NULL REFERENCES specs (hash),
+    digest        TEXT NOT NULL CHECK (length(digest) = 64 AND digest NOT GLOB '*[^0-9a-f]*'),
+    text          TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    UNIQUE (spec_hash, digest)
+) STRICT;
+"#;
+
+fn v2(tx: &Connection) -> rusqlite::Result<()> {
+    tx.execute_batch(V2_SQL)?;
+    // Version 1 bound each hash to one text, so every existing spec has exactly one text and
+    // every existing run ran it.
+    let specs: Vec<(String, String, i64)> = tx
+        .prepare("SELECT hash, text, created_at_ms FROM specs ORDER BY hash")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert = tx
+        .prepare("INSERT INTO spec_texts (spec_hash, digest, text, first_seen_ms) VALUES (?1, ?2, ?3, ?4)")?;
+    for (hash, text, created_at_ms) in &specs {
+        insert.execute(params![hash, crate::text_digest(text), text, created_at_ms])?;
+    }
+    tx.execute_batch(
+        "ALTER TABLE specs DROP COLUMN text;
+         ALTER TABLE runs ADD COLUMN spec_text_id INTEGER REFERENCES spec_texts (id);
+         UPDATE runs SET spec_text_id = (SELECT id FROM spec_texts WHERE spec_texts.spec_hash = runs.spec_hash);",
+    )
+}
+
+/// One migration: takes the database from its index in [`MIGRATIONS`] to the next version.
+/// It runs inside the transaction [`migrate`] opens, so it must not `BEGIN` or `COMMIT`.
+pub(crate) type Migration = fn(&Connection) -> rusqlite::Result<()>;
+
 /// The ordered migrations: entry `i` takes a database from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[Migration] = &[|tx| tx.execute_batch(V1), v2];
 
 /// The schema version this code writes: the number of migrations it knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -139,7 +188,11 @@ pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
 /// opening the store never waits for a running writer). Safe against a concurrent opener: the
 /// version is re-read under the write lock before each migration, so two processes opening an
 /// old file at once apply each migration exactly once.
-pub(crate) fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), StoreError> {
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
     let supported = migrations.len() as u32;
     let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
     let future = |found| StoreError::FutureSchema { path: path.to_path_buf(), found, supported };
@@ -162,7 +215,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -
         }
         let version = current + 1;
         let failed = |source| StoreError::Migration { path: path.to_path_buf(), version, source };
-        tx.execute_batch(migrations[current as usize]).map_err(failed)?;
+        migrations[current as usize](&tx).map_err(failed)?;
         tx.pragma_update(None, "user_version", version).map_err(failed)?;
         tx.commit().map_err(failed)?;
     }

@@ -41,8 +41,8 @@ fn store_with_run(store: &mut Store) -> RunId {
 #[test]
 fn migrations_apply_in_order_and_only_once() {
     let db = TempDb::new("steps");
-    let m1 = "CREATE TABLE a (x INTEGER);";
-    let m2 = "CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (1);";
+    let m1: schema::Migration = |c| c.execute_batch("CREATE TABLE a (x INTEGER);");
+    let m2: schema::Migration = |c| c.execute_batch("CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (1);");
     let mut conn = Connection::open(&db.0).unwrap();
     schema::migrate(&mut conn, &db.0, &[m1]).unwrap();
     assert_eq!(schema::user_version(&conn).unwrap(), 1);
@@ -63,10 +63,11 @@ fn migrations_apply_in_order_and_only_once() {
 fn failed_migration_keeps_the_previous_version_intact() {
     let db = TempDb::new("failed");
     let mut conn = Connection::open(&db.0).unwrap();
-    let good = "CREATE TABLE a (x INTEGER);";
+    let good: schema::Migration = |c| c.execute_batch("CREATE TABLE a (x INTEGER);");
     // The first statement of the bad migration succeeds, the second fails: the whole
     // migration must roll back, including the first statement.
-    let bad = "CREATE TABLE b (y INTEGER); INSERT INTO nowhere VALUES (1);";
+    let bad: schema::Migration =
+        |c| c.execute_batch("CREATE TABLE b (y INTEGER); INSERT INTO nowhere VALUES (1);");
     let err = schema::migrate(&mut conn, &db.0, &[good, bad]).unwrap_err();
     assert!(matches!(err, StoreError::Migration { version: 2, .. }), "{err}");
     assert!(err.to_string().contains("schema version 2"), "{err}");
