@@ -1,12 +1,16 @@
 //! Writes, grouped in one transaction.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::Value;
 
 use crate::error::{Context, StoreError};
-use crate::record::{CheckpointRetention, NewRun, RunId};
+use crate::lease::{self, Acquired, Lease, LeaseHolder};
+use crate::record::{CheckpointRetention, NewRun, RunId, RunStatus};
 use crate::{check_digest, json_text, parse_json, require_run, run_status, text_digest, to_i64};
 
 /// A group of writes that commit together or not at all.
@@ -24,6 +28,12 @@ pub struct Batch<'s> {
     pub(crate) retention: CheckpointRetention,
     /// One timestamp for the whole batch: everything it writes happened "at once".
     pub(crate) now_ms: i64,
+    pub(crate) lease_timeout: Duration,
+    /// The leases the handle holds (run → the holder's nonce), as this batch changes them; the
+    /// handle adopts this map only if the batch commits.
+    pub(crate) leases: RefCell<HashMap<RunId, String>>,
+    /// Runs whose lease heartbeat this batch has already renewed.
+    pub(crate) renewed: RefCell<HashSet<RunId>>,
 }
 
 impl Batch<'_> {
@@ -126,12 +136,70 @@ impl Batch<'_> {
                 ],
             )
             .ctx(|| format!("create a {} run of spec {}", run.kind, run.spec_hash))?;
-        Ok(RunId(self.tx.last_insert_rowid()))
+        let id = RunId(self.tx.last_insert_rowid());
+        // The creator is the one training it: it holds the lease from the start.
+        self.write_lease(id, &LeaseHolder::this_process(), self.now_ms)?;
+        Ok(id)
+    }
+
+    /// Same as [`Store::acquire_lease`](crate::Store::acquire_lease), inside this batch.
+    pub fn acquire_lease(&self, id: RunId, holder: &LeaseHolder) -> Result<Acquired, StoreError> {
+        self.require_running(id, "leased for training")?;
+        let acquired = match self.lease_row(id)? {
+            None => Acquired::New,
+            Some(current) if current.holder.nonce == holder.nonce => Acquired::Renewed,
+            Some(current) => match lease::staleness(&current, self.now_ms, self.lease_timeout) {
+                None => {
+                    return Err(StoreError::LeaseHeld {
+                        run: id,
+                        heartbeat_age_ms: self.now_ms.saturating_sub(current.heartbeat_at_ms),
+                        holder: Box::new(current.holder),
+                    })
+                }
+                Some(reason) => Acquired::TookOver { previous: current, reason },
+            },
+        };
+        let acquired_at_ms = match &acquired {
+            Acquired::Renewed => None, // keeps its acquisition time
+            Acquired::New | Acquired::TookOver { .. } => Some(self.now_ms),
+        };
+        match acquired_at_ms {
+            Some(at) => self.write_lease(id, holder, at)?,
+            None => {
+                self.leases.borrow_mut().insert(id, holder.nonce.clone());
+                self.renew(id)?;
+            }
+        }
+        Ok(acquired)
+    }
+
+    /// Same as [`Store::release_lease`](crate::Store::release_lease), inside this batch.
+    pub fn release_lease(&self, id: RunId) -> Result<(), StoreError> {
+        require_run(&self.tx, id)?;
+        match self.lease_row(id)? {
+            None => {}
+            Some(current) if self.holds(&current) => self.delete_lease(id)?,
+            Some(current) => {
+                return Err(StoreError::LeaseNotHeld {
+                    run: id,
+                    action: "released",
+                    holder: Some(Box::new(current.holder)),
+                })
+            }
+        }
+        self.leases.borrow_mut().remove(&id);
+        Ok(())
+    }
+
+    /// Same as [`Store::heartbeat`](crate::Store::heartbeat), inside this batch.
+    pub fn heartbeat(&self, id: RunId) -> Result<(), StoreError> {
+        self.require_lease(id, "given a heartbeat")
     }
 
     /// Same as [`Store::set_progress`](crate::Store::set_progress), inside this batch.
     pub fn set_progress(&self, id: RunId, steps_done: u64) -> Result<(), StoreError> {
         let done = to_i64(steps_done, || format!("steps done of run {id}"))?;
+        self.require_lease(id, "given progress")?;
         let changed = self
             .tx
             .execute(
@@ -146,6 +214,7 @@ impl Batch<'_> {
     pub fn finish_run(&self, id: RunId, digest: &str, summary: &Value) -> Result<(), StoreError> {
         check_digest(digest, || format!("digest of run {id}"))?;
         let summary = json_text(summary, || format!("summary of run {id}"))?;
+        self.require_lease(id, "marked finished")?;
         let changed = self
             .tx
             .execute(
@@ -154,11 +223,13 @@ impl Batch<'_> {
                 params![id.0, digest, summary, self.now_ms],
             )
             .ctx(|| format!("finish run {id}"))?;
-        self.expect_running(id, changed, "marked finished")
+        self.expect_running(id, changed, "marked finished")?;
+        self.release_lease(id)
     }
 
     /// Same as [`Store::fail_run`](crate::Store::fail_run), inside this batch.
     pub fn fail_run(&self, id: RunId, error: &str) -> Result<(), StoreError> {
+        self.require_lease(id, "marked failed")?;
         let changed = self
             .tx
             .execute(
@@ -167,11 +238,13 @@ impl Batch<'_> {
                 params![id.0, error, self.now_ms],
             )
             .ctx(|| format!("mark run {id} failed"))?;
-        self.expect_running(id, changed, "marked failed")
+        self.expect_running(id, changed, "marked failed")?;
+        self.release_lease(id)
     }
 
     /// Same as [`Store::stop_run`](crate::Store::stop_run), inside this batch.
     pub fn stop_run(&self, id: RunId) -> Result<(), StoreError> {
+        self.require_lease(id, "marked stopped")?;
         let changed = self
             .tx
             .execute(
@@ -179,7 +252,8 @@ impl Batch<'_> {
                 params![id.0, self.now_ms],
             )
             .ctx(|| format!("mark run {id} stopped"))?;
-        self.expect_running(id, changed, "marked stopped")
+        self.expect_running(id, changed, "marked stopped")?;
+        self.release_lease(id)
     }
 
     /// Same as [`Store::put_step_metrics`](crate::Store::put_step_metrics), inside this batch.
@@ -200,7 +274,7 @@ impl Batch<'_> {
             });
         }
         let step_i = to_i64(step, || format!("step of run {id}"))?;
-        require_run(&self.tx, id)?;
+        self.require_lease(id, "given step metrics")?;
         let ctx = || format!("store step {step} metrics of run {id}");
         // `ON CONFLICT DO NOTHING` (not `INSERT OR IGNORE`, which would also swallow CHECK
         // failures): an existing row is then compared bit for bit below.
@@ -262,7 +336,7 @@ impl Batch<'_> {
     pub fn put_checkpoint(&self, id: RunId, step: u64, bytes: &[u8], digest: &str) -> Result<(), StoreError> {
         check_digest(digest, || format!("checkpoint digest of run {id} at step {step}"))?;
         let step_i = to_i64(step, || format!("checkpoint step of run {id}"))?;
-        require_run(&self.tx, id)?;
+        self.require_lease(id, "given a checkpoint")?;
         let ctx = || format!("store checkpoint of run {id} at step {step}");
         let inserted = self
             .tx
@@ -293,7 +367,7 @@ impl Batch<'_> {
 
     /// Same as [`Store::prune_checkpoints`](crate::Store::prune_checkpoints), inside this batch.
     pub fn prune_checkpoints(&self, id: RunId, keep_last: NonZeroUsize) -> Result<usize, StoreError> {
-        require_run(&self.tx, id)?;
+        self.require_lease_while_running(id, "pruned of checkpoints")?;
         let keep = i64::try_from(keep_last.get()).unwrap_or(i64::MAX);
         self.tx
             .execute(
@@ -366,6 +440,97 @@ impl Batch<'_> {
         }
     }
 
+    /// Fails unless the run exists and is running: [`StoreError::RunNotFound`],
+    /// [`StoreError::NotRunning`] naming `action`.
+    fn require_running(&self, id: RunId, action: &'static str) -> Result<(), StoreError> {
+        match run_status(&self.tx, id)? {
+            None => Err(StoreError::RunNotFound(id)),
+            Some(RunStatus::Running) => Ok(()),
+            Some(status) => Err(StoreError::NotRunning { id, status, action }),
+        }
+    }
+
+    /// The check of every write that changes a run: the run exists, is running, and this
+    /// handle holds its lease — whose heartbeat the write then renews (once per batch).
+    fn require_lease(&self, id: RunId, action: &'static str) -> Result<(), StoreError> {
+        self.require_running(id, action)?;
+        self.require_held_lease(id, action)
+    }
+
+    /// Like [`require_lease`](Self::require_lease) for a running run; an ended run has no
+    /// lease holder to ask, so it passes.
+    fn require_lease_while_running(&self, id: RunId, action: &'static str) -> Result<(), StoreError> {
+        match run_status(&self.tx, id)? {
+            None => Err(StoreError::RunNotFound(id)),
+            Some(RunStatus::Running) => self.require_held_lease(id, action),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn require_held_lease(&self, id: RunId, action: &'static str) -> Result<(), StoreError> {
+        match self.lease_row(id)? {
+            Some(current) if self.holds(&current) => self.renew(id),
+            current => {
+                Err(StoreError::LeaseNotHeld { run: id, action, holder: current.map(|l| Box::new(l.holder)) })
+            }
+        }
+    }
+
+    /// Whether this handle holds `lease` (acquired it, and nobody took it over since).
+    fn holds(&self, lease: &Lease) -> bool {
+        self.leases.borrow().get(&lease.run) == Some(&lease.holder.nonce)
+    }
+
+    /// Moves the heartbeat of a lease this handle holds to now, once per batch.
+    fn renew(&self, id: RunId) -> Result<(), StoreError> {
+        if self.renewed.borrow_mut().insert(id) {
+            self.tx
+                .execute(
+                    "UPDATE leases SET heartbeat_at_ms = ?2 WHERE run_id = ?1",
+                    params![id.0, self.now_ms],
+                )
+                .ctx(|| format!("renew the lease of run {id}"))?;
+        }
+        Ok(())
+    }
+
+    fn lease_row(&self, id: RunId) -> Result<Option<Lease>, StoreError> {
+        read_lease(&self.tx, id)
+    }
+
+    /// Gives the lease of run `id` to `holder` (replacing any other), acquired at `acquired_at_ms`.
+    fn write_lease(&self, id: RunId, holder: &LeaseHolder, acquired_at_ms: i64) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO leases (run_id, nonce, pid, host, boot_id, start_ticks, acquired_at_ms, \
+                 heartbeat_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (run_id) DO UPDATE SET \
+                 nonce = excluded.nonce, pid = excluded.pid, host = excluded.host, boot_id = excluded.boot_id, \
+                 start_ticks = excluded.start_ticks, acquired_at_ms = excluded.acquired_at_ms, \
+                 heartbeat_at_ms = excluded.heartbeat_at_ms",
+                params![
+                    id.0,
+                    holder.nonce,
+                    holder.pid,
+                    holder.host,
+                    holder.boot_id,
+                    holder.start_ticks.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                    acquired_at_ms,
+                    self.now_ms
+                ],
+            )
+            .ctx(|| format!("lease run {id} to {holder}"))?;
+        self.leases.borrow_mut().insert(id, holder.nonce.clone());
+        self.renewed.borrow_mut().insert(id);
+        Ok(())
+    }
+
+    fn delete_lease(&self, id: RunId) -> Result<(), StoreError> {
+        self.tx
+            .execute("DELETE FROM leases WHERE run_id = ?1", [id.0])
+            .ctx(|| format!("release the lease of run {id}"))?;
+        Ok(())
+    }
+
     /// Turns "no row updated" of a status-guarded UPDATE into the right error.
     fn expect_running(&self, id: RunId, changed: usize, action: &'static str) -> Result<(), StoreError> {
         if changed > 0 {
@@ -376,4 +541,39 @@ impl Batch<'_> {
             Some(status) => Err(StoreError::NotRunning { id, status, action }),
         }
     }
+}
+
+/// The lease of run `id` as stored, if any.
+pub(crate) fn read_lease(conn: &rusqlite::Connection, id: RunId) -> Result<Option<Lease>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT nonce, pid, host, boot_id, start_ticks, acquired_at_ms, heartbeat_at_ms FROM leases \
+             WHERE run_id = ?1",
+            [id.0],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            },
+        )
+        .optional()
+        .ctx(|| format!("read the lease of run {id}"))?;
+    row.map(|(nonce, pid, host, boot_id, start_ticks, acquired_at_ms, heartbeat_at_ms)| {
+        let pid = u32::try_from(pid)
+            .map_err(|_| StoreError::Corrupt(format!("the lease of run {id} has pid {pid}")))?;
+        let start_ticks = start_ticks.map(|t| t as u64); // CHECKed non-negative
+        Ok(Lease {
+            run: id,
+            holder: LeaseHolder { pid, host, nonce, boot_id, start_ticks },
+            acquired_at_ms,
+            heartbeat_at_ms,
+        })
+    })
+    .transpose()
 }

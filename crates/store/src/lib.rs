@@ -40,6 +40,21 @@
 //!   produced it — texts differing only in comments share a hash — and a run can record which
 //!   one it ran ([`Store::create_run_with_spec_text`]). Per-piece summaries and named results
 //!   are reports, and are replaced.
+//! - **One trainer per run.** A running run is *leased* to one holder — a process, named by
+//!   its pid, host and a per-process random nonce ([`LeaseHolder`]) — and every write that
+//!   changes the run (step metrics, checkpoints, progress, finishing, failing, stopping) is
+//!   refused with [`StoreError::LeaseNotHeld`] unless it comes through the store handle that
+//!   holds the lease. [`Store::create_run`] leases the new run to its creator; taking up an
+//!   existing run (`resume`) starts with [`Store::acquire_lease`], which fails at once with
+//!   [`StoreError::LeaseHeld`] naming the holder's pid and host while that holder is alive,
+//!   and takes the lease over when it is dead: on the same host, when its process is gone
+//!   (`kill(pid, 0)`) or its pid belongs to a process with another start time; on another
+//!   host, when its heartbeat is older than the [lease timeout](Store::set_lease_timeout). The
+//!   full rule is in [`lease`]. Every lease-checked write renews the heartbeat
+//!   ([`Store::heartbeat`] does it alone); finishing, failing and stopping release the lease.
+//!   Every lease change is one `BEGIN IMMEDIATE` transaction, so racing processes cannot both
+//!   win. Per-piece summaries, results and artifacts are reports about a run, not its
+//!   training state, and need no lease.
 //! - **Readers and the writer do not block each other** (WAL journal mode): `gristmill runs`
 //!   works while a training run is writing.
 //! - **Schemas are versioned** ([`SCHEMA_VERSION`], kept in `PRAGMA user_version`); opening a
@@ -62,11 +77,14 @@
 
 mod batch;
 mod error;
+pub mod lease;
 mod record;
 pub mod schema;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,6 +95,7 @@ use serde_json::Value;
 pub use batch::Batch;
 use error::Context;
 pub use error::StoreError;
+pub use lease::{Acquired, Lease, LeaseHolder, StaleReason};
 pub use record::{
     ArtifactRecord, Checkpoint, CheckpointRetention, NewRun, PieceSummary, RunId, RunKind, RunRecord,
     RunStatus, SpecRecord, SpecText, StepMetric,
@@ -86,6 +105,11 @@ pub use schema::SCHEMA_VERSION;
 /// How long a write waits for another process's write lock before giving up. Writes are short
 /// (one step at a time), so a wait this long means something is stuck.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How old a lease's heartbeat must be before a holder on another host counts as dead, unless
+/// [`Store::set_lease_timeout`] says otherwise. Long enough for a checkpoint interval of slow
+/// steps; a holder on this host is judged by its pid instead (see [`lease`]).
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// A handle on the run store. Writes take `&mut self` (each is a transaction; the borrow checker
 /// thereby rules out nesting one inside a [`Batch`]); reads take `&self`.
@@ -97,6 +121,9 @@ pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
     retention: CheckpointRetention,
+    lease_timeout: Duration,
+    /// The leases this handle holds: run → the nonce of the holder it acquired them as.
+    leases: HashMap<RunId, String>,
 }
 
 impl Store {
@@ -121,7 +148,7 @@ impl Store {
             return Err(StoreError::WalUnavailable { path, mode });
         }
         schema::migrate(&mut conn, &path, schema::MIGRATIONS)?;
-        Ok(Store { conn, path: Some(path), retention: CheckpointRetention::default() })
+        Ok(Store::with_connection(conn, Some(path)))
     }
 
     /// A fresh store in memory, for tests. It has the full schema but no WAL (SQLite keeps
@@ -132,7 +159,17 @@ impl Store {
         let mut conn = Connection::open_in_memory().map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
         schema::migrate(&mut conn, &path, schema::MIGRATIONS)?;
-        Ok(Store { conn, path: None, retention: CheckpointRetention::default() })
+        Ok(Store::with_connection(conn, None))
+    }
+
+    fn with_connection(conn: Connection, path: Option<PathBuf>) -> Store {
+        Store {
+            conn,
+            path,
+            retention: CheckpointRetention::default(),
+            lease_timeout: DEFAULT_LEASE_TIMEOUT,
+            leases: HashMap::new(),
+        }
     }
 
     /// The database file, or `None` for an in-memory store.
@@ -179,9 +216,18 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(|| "begin a write transaction".to_string())?;
-        let batch = Batch { tx, retention: self.retention, now_ms: now_ms() };
+        let batch = Batch {
+            tx,
+            retention: self.retention,
+            now_ms: now_ms(),
+            lease_timeout: self.lease_timeout,
+            leases: RefCell::new(self.leases.clone()),
+            renewed: RefCell::default(),
+        };
         let out = f(&batch)?; // on error `batch` drops here, which rolls back
-        batch.tx.commit().ctx(|| "commit a write transaction".to_string())?;
+        let Batch { tx, leases, .. } = batch;
+        tx.commit().ctx(|| "commit a write transaction".to_string())?;
+        self.leases = leases.into_inner();
         Ok(out)
     }
 
@@ -255,7 +301,8 @@ impl Store {
 
     // --- runs ----------------------------------------------------------------------------
 
-    /// Creates a run with status [`Running`](RunStatus::Running) and returns its id.
+    /// Creates a run with status [`Running`](RunStatus::Running), leased to this process
+    /// ([`LeaseHolder::this_process`]) through this handle, and returns its id.
     ///
     /// # Errors
     /// [`StoreError::SpecNotFound`] if the spec was not stored first,
@@ -300,52 +347,122 @@ impl Store {
         rows.map(|row| row.ctx(ctx)?.into_record()).collect()
     }
 
-    /// Records how many steps a running run has done.
+    /// Records how many steps a running run has done. Needs the run's lease.
     ///
     /// # Errors
-    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has ended.
+    /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`] if the run has ended,
+    /// [`StoreError::LeaseNotHeld`].
     pub fn set_progress(&mut self, id: RunId, steps_done: u64) -> Result<(), StoreError> {
         self.batch(|b| b.set_progress(id, steps_done))
     }
 
     /// Marks a running run finished: records its digest (lowercase hex) and summary, and sets
     /// `steps_done` to the steps requested ("finished" means every requested step was done; a
-    /// run that ends early is [stopped](Store::stop_run)).
+    /// run that ends early is [stopped](Store::stop_run)). Needs the run's lease, and releases
+    /// it.
     ///
     /// # Errors
-    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`], or
-    /// [`StoreError::NotRunning`] if the run has already ended — a digest is never overwritten.
+    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`],
+    /// [`StoreError::NotRunning`] if the run has already ended — a digest is never overwritten —
+    /// [`StoreError::LeaseNotHeld`].
     pub fn finish_run(&mut self, id: RunId, digest: &str, summary: &Value) -> Result<(), StoreError> {
         self.batch(|b| b.finish_run(id, digest, summary))
     }
 
-    /// Marks a running run failed, with the error text.
+    /// Marks a running run failed, with the error text. Needs the run's lease, and releases it.
     ///
     /// # Errors
-    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has already ended.
+    /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`] if the run has already ended,
+    /// [`StoreError::LeaseNotHeld`].
     pub fn fail_run(&mut self, id: RunId, error: &str) -> Result<(), StoreError> {
         self.batch(|b| b.fail_run(id, error))
     }
 
     /// Marks a running run stopped early (it can be resumed from its latest checkpoint by a new
-    /// run naming it as parent).
+    /// run naming it as parent). Needs the run's lease, and releases it.
     ///
     /// # Errors
-    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has already ended.
+    /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`] if the run has already ended,
+    /// [`StoreError::LeaseNotHeld`].
     pub fn stop_run(&mut self, id: RunId) -> Result<(), StoreError> {
         self.batch(|b| b.stop_run(id))
     }
 
+    // --- leases --------------------------------------------------------------------------
+
+    /// Takes the lease of a running run for `holder` (usually [`LeaseHolder::this_process`]),
+    /// so that this handle may change the run: metrics, checkpoints, progress, finishing,
+    /// failing, stopping. [`create_run`](Store::create_run) already leases a new run to its
+    /// creator; acquire it to take up an existing run (`resume`).
+    ///
+    /// Acquiring a lease the holder already has renews it. A lease held by another holder is
+    /// taken over only if that holder is dead by the rule in [`lease`] (same host: its process
+    /// is gone; other host: its heartbeat is older than the [lease
+    /// timeout](Store::set_lease_timeout)). The check and the change are one `BEGIN IMMEDIATE`
+    /// transaction, so of several processes racing for a lease exactly one gets it.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseHeld`] at once, naming the live holder's pid and host;
+    /// [`StoreError::RunNotFound`]; [`StoreError::NotRunning`] if the run has ended.
+    pub fn acquire_lease(&mut self, id: RunId, holder: &LeaseHolder) -> Result<Acquired, StoreError> {
+        self.batch(|b| b.acquire_lease(id, holder))
+    }
+
+    /// Gives up this handle's lease of a run without ending it (finishing, failing and
+    /// stopping release it themselves). A run nobody holds is left as it is.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseNotHeld`] if another holder has the lease, [`StoreError::RunNotFound`].
+    pub fn release_lease(&mut self, id: RunId) -> Result<(), StoreError> {
+        self.batch(|b| b.release_lease(id))
+    }
+
+    /// Renews the heartbeat of this handle's lease of a run. Every write that needs the lease
+    /// renews it too, so a trainer that checkpoints more often than the lease timeout needs no
+    /// other heartbeat; call this in long stretches without writes.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseNotHeld`] if this handle does not hold the lease (e.g. it was taken
+    /// over because the heartbeat expired: stop training), [`StoreError::RunNotFound`],
+    /// [`StoreError::NotRunning`].
+    pub fn heartbeat(&mut self, id: RunId) -> Result<(), StoreError> {
+        self.batch(|b| b.heartbeat(id))
+    }
+
+    /// The lease of a run as stored, if anyone holds it.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn lease(&self, id: RunId) -> Result<Option<Lease>, StoreError> {
+        require_run(&self.conn, id)?;
+        batch::read_lease(&self.conn, id)
+    }
+
+    /// How old the heartbeat of a holder on another host must be before
+    /// [`acquire_lease`](Store::acquire_lease) takes its lease over.
+    pub fn lease_timeout(&self) -> Duration {
+        self.lease_timeout
+    }
+
+    /// Sets the [lease timeout](Store::lease_timeout) of this handle (default
+    /// [`DEFAULT_LEASE_TIMEOUT`]). It must exceed the longest gap between two heartbeats of any
+    /// holder plus the clock skew between hosts; every process sharing a store should use the
+    /// same value.
+    pub fn set_lease_timeout(&mut self, timeout: Duration) {
+        self.lease_timeout = timeout;
+    }
+
     // --- step metrics --------------------------------------------------------------------
 
-    /// Stores the named numbers of one step, all in one transaction.
+    /// Stores the named numbers of one step of a running run, all in one transaction. Needs the
+    /// run's lease.
     ///
     /// Writing a (step, name) that is already stored is accepted only if the bits are equal.
     ///
     /// # Errors
     /// [`StoreError::NonFinite`] naming run, step and metric if any value is NaN or infinite
     /// (then nothing is written), [`StoreError::MetricConflict`] if a stored value differs,
-    /// [`StoreError::RunNotFound`].
+    /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`], [`StoreError::LeaseNotHeld`].
     pub fn put_step_metrics<S: AsRef<str>>(
         &mut self,
         id: RunId,
@@ -451,10 +568,11 @@ impl Store {
 
     /// Stores a checkpoint of a run taken after `step`, with the run digest so far, then
     /// prunes older ones according to the [retention](Store::set_checkpoint_retention) — in the
-    /// same transaction.
+    /// same transaction. The run must be running and this handle must hold its lease.
     ///
     /// # Errors
-    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`],
+    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`], [`StoreError::NotRunning`],
+    /// [`StoreError::LeaseNotHeld`],
     /// [`StoreError::CheckpointConflict`] if a different checkpoint is stored for that step.
     pub fn put_checkpoint(
         &mut self,
@@ -506,9 +624,11 @@ impl Store {
 
     /// Deletes all but the `keep_last` highest-step checkpoints of a run; returns how many were
     /// deleted. (SQLite reuses the freed pages; the file does not shrink without `VACUUM`.)
+    /// While the run is running this needs its lease; an ended run's checkpoints may be pruned
+    /// by anyone.
     ///
     /// # Errors
-    /// [`StoreError::RunNotFound`].
+    /// [`StoreError::RunNotFound`], [`StoreError::LeaseNotHeld`].
     pub fn prune_checkpoints(&mut self, id: RunId, keep_last: NonZeroUsize) -> Result<usize, StoreError> {
         self.batch(|b| b.prune_checkpoints(id, keep_last))
     }

@@ -15,6 +15,7 @@
 //! | `specs` | `hash` | `name`, `created_at_ms` |
 //! | `spec_texts` | `id`; unique `(spec_hash, digest)` | `spec_hash` → specs, `digest` (BLAKE3 of `text`), `text` (TOML), `first_seen_ms` |
 //! | `runs` | `id` (autoincrement) | `kind`, `spec_hash` → specs, `seed`, `steps`, `steps_done`, `threads`, `status`, `digest`, `summary` (JSON), `error`, `config` (JSON), `parent_id` → runs, `created_at_ms`, `updated_at_ms`, `spec_text_id` → spec_texts (the text it ran, or NULL) |
+//! | `leases` | `run_id` → runs | `nonce`, `pid`, `host`, `boot_id`, `start_ticks` (the holder), `acquired_at_ms`, `heartbeat_at_ms` |
 //! | `step_metrics` | `(run_id, step, name)` | `bits` (authoritative), `value` (REAL copy) |
 //! | `piece_summaries` | `(run_id, piece_id)` | `kind`, `summary` (JSON), `updated_at_ms` |
 //! | `checkpoints` | `(run_id, step)` | `bytes` (BLOB), `digest` (digest so far), `created_at_ms` |
@@ -40,8 +41,12 @@
 //!   differ in comments or layout share it. `spec_texts` keeps each distinct text once, keyed
 //!   by its digest within the hash; `runs.spec_text_id` says which one a run ran. The text is
 //!   not part of `specs` so that the hash stays the key everything else refers to.
+//! - `leases` has at most one row per run: the holder of a running run's lease. Releasing
+//!   deletes the row; a takeover replaces it. A row left by a process that died stays until
+//!   someone takes it over (the liveness rule is in [`crate::lease`]). Runs from before
+//!   version 3 have no row: nobody holds them, so the first to acquire gets them.
 //! - Foreign keys are enforced (`PRAGMA foreign_keys = ON` on every connection); nothing is
-//!   ever deleted except pruned checkpoints.
+//!   ever deleted except pruned checkpoints and released leases.
 //!
 //! ## History
 //!
@@ -49,6 +54,7 @@
 //! 2. `spec_texts`: every text of a hash is kept. The text of each version-1 spec moves there
 //!    (first seen when the spec was created), `specs.text` is dropped, and each existing run
 //!    gets `spec_text_id` pointing at its spec's (only) text.
+//! 3. `leases`: one trainer per run. Created empty.
 
 use std::path::Path;
 
@@ -167,12 +173,26 @@ fn v2(tx: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Version 3: run leases (see the module docs and [`crate::lease`]).
+const V3: &str = r#"
+CREATE TABLE leases (
+    run_id          INTEGER NOT NULL PRIMARY KEY REFERENCES runs (id),
+    nonce           TEXT NOT NULL CHECK (nonce <> ''),
+    pid             INTEGER NOT NULL CHECK (pid > 0),
+    host            TEXT NOT NULL,
+    boot_id         TEXT,
+    start_ticks     INTEGER CHECK (start_ticks IS NULL OR start_ticks >= 0),
+    acquired_at_ms  INTEGER NOT NULL,
+    heartbeat_at_ms INTEGER NOT NULL
+) STRICT;
+"#;
+
 /// One migration: takes the database from its index in [`MIGRATIONS`] to the next version.
 /// It runs inside the transaction [`migrate`] opens, so it must not `BEGIN` or `COMMIT`.
 pub(crate) type Migration = fn(&Connection) -> rusqlite::Result<()>;
 
 /// The ordered migrations: entry `i` takes a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[Migration] = &[|tx| tx.execute_batch(V1), v2];
+pub(crate) const MIGRATIONS: &[Migration] = &[|tx| tx.execute_batch(V1), v2, |tx| tx.execute_batch(V3)];
 
 /// The schema version this code writes: the number of migrations it knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
