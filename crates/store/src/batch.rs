@@ -359,10 +359,40 @@ impl Batch<'_> {
                 return Err(StoreError::CheckpointConflict { run: id, step });
             }
         }
-        if let CheckpointRetention::Last(keep) = self.retention {
-            self.prune_checkpoints(id, keep)?;
-        }
+        self.apply_checkpoint_retention(id, self.retention)?;
         Ok(())
+    }
+
+    /// Same as [`Store::apply_checkpoint_retention`](crate::Store::apply_checkpoint_retention),
+    /// inside this batch.
+    pub fn apply_checkpoint_retention(
+        &self,
+        id: RunId,
+        retention: CheckpointRetention,
+    ) -> Result<usize, StoreError> {
+        match retention {
+            CheckpointRetention::All => {
+                require_run(&self.tx, id)?;
+                Ok(0)
+            }
+            CheckpointRetention::Last(keep) => self.prune_checkpoints(id, keep),
+            CheckpointRetention::LastAndEvery { last, every } => {
+                self.require_lease_while_running(id, "pruned of checkpoints")?;
+                let last = i64::try_from(last.get()).unwrap_or(i64::MAX);
+                let every = i64::try_from(every.get()).unwrap_or(i64::MAX);
+                // Steps are non-negative (CHECKed), so integer division numbers the spans.
+                self.tx
+                    .execute(
+                        "DELETE FROM checkpoints WHERE run_id = ?1 \
+                         AND step NOT IN (SELECT step FROM checkpoints WHERE run_id = ?1 \
+                                          ORDER BY step DESC LIMIT ?2) \
+                         AND step NOT IN (SELECT min(step) FROM checkpoints WHERE run_id = ?1 \
+                                          GROUP BY step / ?3)",
+                        params![id.0, last, every],
+                    )
+                    .ctx(|| format!("prune checkpoints of run {id}"))
+            }
+        }
     }
 
     /// Same as [`Store::prune_checkpoints`](crate::Store::prune_checkpoints), inside this batch.

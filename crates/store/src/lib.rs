@@ -70,7 +70,10 @@
 //! - Durability is `synchronous = NORMAL`, the usual WAL setting: a killed process loses
 //!   nothing committed and the file is never corrupted; a power cut may lose the last commits
 //!   (a run then resumes from an earlier checkpoint). `FULL` would fsync on every step.
-//! - Checkpoints are all kept by default; see [`CheckpointRetention`].
+//! - Checkpoints are all kept by default. Long runs should set a retention policy
+//!   ([`Store::set_checkpoint_retention`]), e.g. [`CheckpointRetention::LastAndEvery`] with the
+//!   last 3 and the first of every 1000 steps; it is applied in the transaction of each
+//!   checkpoint, so the latest one is never missing.
 //!
 //! The tables, and the reasons behind their layout, are documented in [`schema`].
 #![warn(missing_docs)]
@@ -182,13 +185,14 @@ impl Store {
         schema::user_version(&self.conn).ctx(|| "read the schema version".to_string())
     }
 
-    /// How many checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps.
+    /// Which checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps.
     pub fn checkpoint_retention(&self) -> CheckpointRetention {
         self.retention
     }
 
-    /// Sets how many checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps from
-    /// now on (a property of this handle, not of the file).
+    /// Sets which checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps from now
+    /// on (a property of this handle, not of the file), e.g. the last 3 and the first of every
+    /// 1000 steps for a long run.
     pub fn set_checkpoint_retention(&mut self, retention: CheckpointRetention) {
         self.retention = retention;
     }
@@ -631,6 +635,21 @@ impl Store {
     /// [`StoreError::RunNotFound`], [`StoreError::LeaseNotHeld`].
     pub fn prune_checkpoints(&mut self, id: RunId, keep_last: NonZeroUsize) -> Result<usize, StoreError> {
         self.batch(|b| b.prune_checkpoints(id, keep_last))
+    }
+
+    /// Applies a retention policy to a run's stored checkpoints now, e.g. to thin a store
+    /// written with [`CheckpointRetention::All`]; returns how many were deleted. The same rules
+    /// as [`prune_checkpoints`](Store::prune_checkpoints) apply (the lease while running;
+    /// `VACUUM` to shrink the file).
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`], [`StoreError::LeaseNotHeld`].
+    pub fn apply_checkpoint_retention(
+        &mut self,
+        id: RunId,
+        retention: CheckpointRetention,
+    ) -> Result<usize, StoreError> {
+        self.batch(|b| b.apply_checkpoint_retention(id, retention))
     }
 
     // --- results -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! The typed records the store reads and writes.
 
 use std::fmt;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -299,18 +299,33 @@ pub struct ArtifactRecord {
     pub created_at_ms: i64,
 }
 
-/// How many checkpoints [`Store::put_checkpoint`](crate::Store::put_checkpoint) keeps per run.
+/// Which checkpoints [`Store::put_checkpoint`](crate::Store::put_checkpoint) keeps per run.
 ///
 /// The default keeps all of them: nothing is deleted unless asked for, and older checkpoints
-/// allow forking a run at an earlier step. Long runs with large checkpoints should use
-/// [`Last`](CheckpointRetention::Last); `resume` only ever needs the latest one.
+/// allow forking a run at an earlier step. Long runs should thin them: a checkpoint every 10
+/// steps of a 100k-step run is 10 000 checkpoints, and `resume` only ever needs the latest.
+/// [`LastAndEvery`](CheckpointRetention::LastAndEvery) keeps the few latest (to resume) and a
+/// sparse trail of earlier ones (to fork from); its cost is bounded by
+/// `(last + steps / every + 1) × checkpoint size`.
+///
+/// Pruning happens after each put, in the same transaction, so the latest checkpoint is never
+/// missing; freed pages are reused by later checkpoints (the file does not shrink without
+/// `VACUUM`, but it stops growing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CheckpointRetention {
     /// Keep every checkpoint.
     #[default]
     All,
-    /// After each put, keep only the checkpoints with the N highest steps of that run. The
-    /// pruning happens in the same transaction as the put, so the latest checkpoint is never
-    /// missing.
+    /// Keep only the checkpoints with the N highest steps of the run.
     Last(NonZeroUsize),
+    /// Keep the `last` checkpoints with the highest steps, and the first checkpoint of every
+    /// span of `every` steps (`[0, every)`, `[every, 2·every)`, …) — when checkpoint steps are
+    /// multiples of `every`, exactly the steps divisible by it. A checkpoint kept for its span
+    /// stays kept, so the trail does not move as the run goes on.
+    LastAndEvery {
+        /// How many of the latest checkpoints to keep.
+        last: NonZeroUsize,
+        /// The span, in steps, of which the first checkpoint is kept.
+        every: NonZeroU64,
+    },
 }

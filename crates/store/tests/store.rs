@@ -1,6 +1,6 @@
 //! The run store through its public API.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
@@ -676,6 +676,74 @@ fn checkpoint_retention_prunes_to_the_newest_steps() {
     assert_eq!(store.checkpoint_steps(run).unwrap(), vec![30, 40]);
     assert_eq!(store.latest_checkpoint(run).unwrap().unwrap().step, 40);
     assert_eq!(store.checkpoint_steps(other).unwrap(), vec![1], "pruning is per run");
+}
+
+/// What `LastAndEvery { last, every }` keeps of `steps`: a model of the rule, independent of
+/// the SQL that implements it.
+fn thinned(steps: &[u64], last: usize, every: u64) -> Vec<u64> {
+    let mut sorted = steps.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup(); // a rewritten checkpoint is one checkpoint
+    let mut keep: Vec<u64> = sorted.iter().rev().take(last).copied().collect();
+    let mut span = None;
+    for &s in &sorted {
+        if span != Some(s / every) {
+            span = Some(s / every);
+            keep.push(s);
+        }
+    }
+    keep.sort_unstable();
+    keep.dedup();
+    keep
+}
+
+#[test]
+fn checkpoint_retention_keeps_the_last_n_and_the_first_of_every_span() {
+    let retention = |last, every| CheckpointRetention::LastAndEvery {
+        last: NonZeroUsize::new(last).unwrap(),
+        every: NonZeroU64::new(every).unwrap(),
+    };
+    // Aligned: checkpoints every 10 steps, every 100th kept.
+    let mut store = Store::open_in_memory().unwrap();
+    store.set_checkpoint_retention(retention(3, 100));
+    let run = with_run(&mut store, 1000);
+    let mut written = Vec::new();
+    for step in (10..=1000).step_by(10) {
+        store.put_checkpoint(run, step, format!("state@{step}").as_bytes(), "ab").unwrap();
+        written.push(step);
+        // After every put: the latest is there, and exactly what the rule says.
+        assert_eq!(store.latest_checkpoint(run).unwrap().unwrap().step, step);
+        assert_eq!(store.checkpoint_steps(run).unwrap(), thinned(&written, 3, 100), "after {step}");
+    }
+    let mut want: Vec<u64> = vec![10]; // the first of span [0, 100)
+    want.extend((100..=900).step_by(100));
+    want.extend([980, 990, 1000]);
+    assert_eq!(store.checkpoint_steps(run).unwrap(), want);
+    assert_eq!(store.latest_checkpoint(run).unwrap().unwrap().bytes, b"state@1000");
+
+    // Unaligned (every 7 steps, spans of 50), and a resume that rewrites the last steps.
+    store.set_checkpoint_retention(retention(2, 50));
+    let run = with_run(&mut store, 500);
+    let mut written = Vec::new();
+    for step in (7..=500).step_by(7).chain([490, 497]) {
+        store.put_checkpoint(run, step, format!("state@{step}").as_bytes(), "ab").unwrap();
+        written.push(step);
+        assert_eq!(store.checkpoint_steps(run).unwrap(), thinned(&written, 2, 50), "after {step}");
+    }
+    assert_eq!(
+        store.checkpoint_steps(run).unwrap(),
+        vec![7, 56, 105, 154, 203, 252, 301, 350, 406, 455, 490, 497]
+    );
+
+    // Applied after the fact to a run that kept everything.
+    store.set_checkpoint_retention(CheckpointRetention::All);
+    let run = with_run(&mut store, 100);
+    for step in 1..=100 {
+        store.put_checkpoint(run, step, b"s", "ab").unwrap();
+    }
+    assert_eq!(store.apply_checkpoint_retention(run, retention(1, 25)).unwrap(), 100 - 5);
+    assert_eq!(store.checkpoint_steps(run).unwrap(), vec![1, 25, 50, 75, 100]);
+    assert_eq!(store.apply_checkpoint_retention(run, CheckpointRetention::All).unwrap(), 0);
 }
 
 #[test]
