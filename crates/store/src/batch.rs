@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::{Context, StoreError};
 use crate::lease::{self, Acquired, Lease, LeaseHolder};
+use crate::packed;
 use crate::record::{CheckpointRetention, NewRun, RunId, RunStatus};
 use crate::{check_digest, json_text, parse_json, require_run, run_status, text_digest, to_i64};
 
@@ -34,6 +35,8 @@ pub struct Batch<'s> {
     pub(crate) leases: RefCell<HashMap<RunId, String>>,
     /// Runs whose lease heartbeat this batch has already renewed.
     pub(crate) renewed: RefCell<HashSet<RunId>>,
+    /// Metric name → id, as looked up or added by this batch.
+    pub(crate) metric_ids: RefCell<HashMap<String, i64>>,
 }
 
 impl Batch<'_> {
@@ -263,8 +266,8 @@ impl Batch<'_> {
         step: u64,
         metrics: &[(S, f64)],
     ) -> Result<(), StoreError> {
-        // Refuse before writing: SQLite would store NaN as NULL (here: fail on NOT NULL with a
-        // message naming neither step nor metric).
+        // Refuse before writing anything. The packed bits could hold a NaN, but a metric that
+        // is not a number is a bug upstream, better named here than found in a curve.
         if let Some((name, value)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
             return Err(StoreError::NonFinite {
                 run: id,
@@ -276,39 +279,76 @@ impl Batch<'_> {
         let step_i = to_i64(step, || format!("step of run {id}"))?;
         self.require_lease(id, "given step metrics")?;
         let ctx = || format!("store step {step} metrics of run {id}");
-        // `ON CONFLICT DO NOTHING` (not `INSERT OR IGNORE`, which would also swallow CHECK
-        // failures): an existing row is then compared bit for bit below.
-        let mut insert = self
+        let stored: Option<Vec<u8>> = self
             .tx
-            .prepare_cached(
-                "INSERT INTO step_metrics (run_id, step, name, bits, value) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (run_id, step, name) DO NOTHING",
-            )
+            .prepare_cached("SELECT packed FROM step_metrics WHERE run_id = ?1 AND step = ?2")
+            .and_then(|mut stmt| stmt.query_row(params![id.0, step_i], |r| r.get(0)).optional())
             .ctx(ctx)?;
+        let mut entries = match stored {
+            None => Vec::with_capacity(metrics.len()),
+            Some(blob) => packed::unpack(&blob).ok_or_else(|| {
+                StoreError::Corrupt(format!("the packed metrics of run {id}, step {step} are malformed"))
+            })?,
+        };
+        // Merge: a new name is added; a stored one must have the same bits.
+        let mut changed = false;
         for (name, value) in metrics {
             let name = name.as_ref();
-            let bits = value.to_bits() as i64;
-            if insert.execute(params![id.0, step_i, name, bits, value]).ctx(ctx)? == 0 {
-                let stored: i64 = self
-                    .tx
-                    .query_row(
-                        "SELECT bits FROM step_metrics WHERE run_id = ?1 AND step = ?2 AND name = ?3",
-                        params![id.0, step_i, name],
-                        |r| r.get(0),
-                    )
-                    .ctx(ctx)?;
-                if stored != bits {
+            let name_id = self.metric_name_id(name)?;
+            let bits = value.to_bits();
+            match entries.binary_search_by_key(&name_id, |e| e.0) {
+                Ok(i) if entries[i].1 == bits => {}
+                Ok(i) => {
                     return Err(StoreError::MetricConflict {
                         run: id,
                         step,
                         name: name.to_string(),
-                        stored: f64::from_bits(stored as u64),
+                        stored: f64::from_bits(entries[i].1),
                         new: *value,
-                    });
+                    })
+                }
+                Err(i) => {
+                    entries.insert(i, (name_id, bits));
+                    changed = true;
                 }
             }
         }
+        if changed {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO step_metrics (run_id, step, packed) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (run_id, step) DO UPDATE SET packed = excluded.packed",
+                )
+                .and_then(|mut stmt| stmt.execute(params![id.0, step_i, packed::pack(&entries)]))
+                .ctx(ctx)?;
+        }
         Ok(())
+    }
+
+    /// The id of a metric name in `metric_names`, adding the name if it is new. Memoised for
+    /// the batch (not longer: a name added by a batch that rolls back does not exist).
+    fn metric_name_id(&self, name: &str) -> Result<i64, StoreError> {
+        if let Some(&id) = self.metric_ids.borrow().get(name) {
+            return Ok(id);
+        }
+        let ctx = || format!("look up metric name {name:?}");
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT id FROM metric_names WHERE name = ?1")
+            .and_then(|mut stmt| stmt.query_row([name], |r| r.get(0)).optional())
+            .ctx(ctx)?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                self.tx
+                    .prepare_cached("INSERT INTO metric_names (name) VALUES (?1)")
+                    .and_then(|mut stmt| stmt.execute([name]))
+                    .ctx(|| format!("add metric name {name:?}"))?;
+                self.tx.last_insert_rowid()
+            }
+        };
+        self.metric_ids.borrow_mut().insert(name.to_string(), id);
+        Ok(id)
     }
 
     /// Same as [`Store::put_piece_summary`](crate::Store::put_piece_summary), inside this batch.

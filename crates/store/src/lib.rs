@@ -33,6 +33,10 @@
 //! - **Numbers come back bit for bit.** Step metrics are stored as their IEEE-754 bits, because
 //!   SQLite's REAL turns `-0.0` into `0.0` (and NaN into NULL) and run digests are checked bit
 //!   for bit on replay. NaN and infinities are refused with [`StoreError::NonFinite`].
+//! - **A run's size grows linearly, and slowly.** A step's metrics are one row of packed
+//!   (name id, bits) pairs, ~11 bytes per value; with a checkpoint retention policy the
+//!   checkpoints a run keeps grow with its length divided by the policy's span, and pages freed
+//!   by pruning are reused. See [`schema`] for the layout and its measurements.
 //! - **Nothing is silently overwritten.** Writing a step metric or checkpoint that is already
 //!   stored succeeds only if it is bit-identical (a resumed run recomputes the steps after its
 //!   checkpoint; a difference means broken determinism). An artifact hash is bound to one
@@ -81,6 +85,7 @@
 mod batch;
 mod error;
 pub mod lease;
+mod packed;
 mod record;
 pub mod schema;
 #[cfg(test)]
@@ -227,6 +232,7 @@ impl Store {
             lease_timeout: self.lease_timeout,
             leases: RefCell::new(self.leases.clone()),
             renewed: RefCell::default(),
+            metric_ids: RefCell::default(),
         };
         let out = f(&batch)?; // on error `batch` drops here, which rolls back
         let Batch { tx, leases, .. } = batch;
@@ -482,23 +488,20 @@ impl Store {
     /// [`StoreError::RunNotFound`].
     pub fn step_metrics(&self, id: RunId) -> Result<Vec<StepMetric>, StoreError> {
         require_run(&self.conn, id)?;
-        let ctx = || format!("read step metrics of run {id}");
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT step, name, bits FROM step_metrics WHERE run_id = ?1 ORDER BY step, name")
-            .ctx(ctx)?;
-        let rows = stmt
-            .query_map([id.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
-            .ctx(ctx)?;
-        rows.map(|row| {
-            let (step, name, bits) = row.ctx(ctx)?;
-            Ok(StepMetric {
-                step: to_u64(step, || format!("step of run {id}"))?,
-                name,
-                value: from_bits(bits),
-            })
-        })
-        .collect()
+        let names = self.metric_names()?;
+        let mut out = Vec::new();
+        self.for_each_packed_step(id, |step, entries| {
+            let first = out.len();
+            for (name_id, bits) in entries {
+                let name = names.get(&name_id).ok_or_else(|| {
+                    StoreError::Corrupt(format!("run {id}, step {step}: unknown metric name id {name_id}"))
+                })?;
+                out.push(StepMetric { step, name: name.clone(), value: f64::from_bits(bits) });
+            }
+            out[first..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// One metric of a run as a series of (step, value), ordered by step, values bit-exact.
@@ -508,22 +511,56 @@ impl Store {
     pub fn metric_series(&self, id: RunId, name: &str) -> Result<Vec<(u64, f64)>, StoreError> {
         require_run(&self.conn, id)?;
         let ctx = || format!("read metric {name} of run {id}");
-        // No index on (run_id, name): this scans one run's rows, which is cheap next to the
-        // cost an extra index would add to every step's inserts.
+        let name_id: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM metric_names WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .ctx(ctx)?;
+        let Some(name_id) = name_id else { return Ok(Vec::new()) };
+        // Every step of the run is unpacked to find one name: 9 bytes per value, so a
+        // 100k-step run of 12 metrics reads ~11 MB — milliseconds, and no index to maintain.
+        let mut out = Vec::new();
+        self.for_each_packed_step(id, |step, entries| {
+            if let Ok(i) = entries.binary_search_by_key(&name_id, |e| e.0) {
+                out.push((step, f64::from_bits(entries[i].1)));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Every metric name, by id.
+    fn metric_names(&self) -> Result<HashMap<i64, String>, StoreError> {
+        let ctx = || "read metric names".to_string();
+        let mut stmt = self.conn.prepare_cached("SELECT id, name FROM metric_names").ctx(ctx)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).ctx(ctx)?;
+        rows.map(|row| row.ctx(ctx)).collect()
+    }
+
+    /// Calls `f` with each stored step of a run, ascending, and its unpacked entries.
+    fn for_each_packed_step(
+        &self,
+        id: RunId,
+        mut f: impl FnMut(u64, Vec<packed::Entry>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let ctx = || format!("read step metrics of run {id}");
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT step, bits FROM step_metrics WHERE run_id = ?1 AND name = ?2 ORDER BY step",
-            )
+            .prepare_cached("SELECT step, packed FROM step_metrics WHERE run_id = ?1 ORDER BY step")
             .ctx(ctx)?;
-        let rows = stmt
-            .query_map(params![id.0, name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-            .ctx(ctx)?;
-        rows.map(|row| {
-            let (step, bits) = row.ctx(ctx)?;
-            Ok((to_u64(step, || format!("step of run {id}"))?, from_bits(bits)))
-        })
-        .collect()
+        let mut rows = stmt.query([id.0]).ctx(ctx)?;
+        while let Some(row) = rows.next().ctx(ctx)? {
+            let step = to_u64(row.get::<_, i64>(0).ctx(ctx)?, || format!("step of run {id}"))?;
+            // Borrowed, not copied: the column is a STRICT `BLOB NOT NULL`.
+            let blob = row.get_ref(1).ctx(ctx)?.as_blob().map_err(|e| {
+                StoreError::Corrupt(format!("the packed metrics of run {id}, step {step}: {e}"))
+            })?;
+            let entries = packed::unpack(blob).ok_or_else(|| {
+                StoreError::Corrupt(format!("the packed metrics of run {id}, step {step} are malformed"))
+            })?;
+            f(step, entries)?;
+        }
+        Ok(())
     }
 
     // --- piece summaries -----------------------------------------------------------------
@@ -801,10 +838,6 @@ pub(crate) fn to_i64(value: u64, what: impl FnOnce() -> String) -> Result<i64, S
 
 fn to_u64(value: i64, what: impl FnOnce() -> String) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{} is negative ({value})", what())))
-}
-
-fn from_bits(bits: i64) -> f64 {
-    f64::from_bits(bits as u64)
 }
 
 /// Digests are lowercase hex, as `gristmill_core::digest` writes them; one spelling only, so
