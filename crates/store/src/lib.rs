@@ -259,7 +259,8 @@ impl Store {
         self.batch(|b| b.put_spec(hash, name, text))
     }
 
-    /// The spec stored under `hash`, if any, with the first text stored under it.
+    /// The spec stored under `hash`, if any, with the first text stored under it (the one the
+    /// hash was created with; later texts of the hash are in [`spec_texts`](Store::spec_texts)).
     pub fn spec(&self, hash: &str) -> Result<Option<SpecRecord>, StoreError> {
         self.conn
             .query_row(
@@ -410,6 +411,28 @@ impl Store {
     /// is gone; other host: its heartbeat is older than the [lease
     /// timeout](Store::set_lease_timeout)). The check and the change are one `BEGIN IMMEDIATE`
     /// transaction, so of several processes racing for a lease exactly one gets it.
+    ///
+    /// The lease is held by this handle; another handle (or process) that writes to the run
+    /// gets [`StoreError::LeaseNotHeld`]. Identity is per process: another handle of this
+    /// process acquiring as [`LeaseHolder::this_process`] is the same holder, so it renews the
+    /// lease and may write too — the lease guards against other processes, not other handles.
+    ///
+    /// ```
+    /// use gristmill_store::{Acquired, LeaseHolder, NewRun, RunKind, Store};
+    /// # let mut store = Store::open_in_memory()?;
+    /// # store.put_spec("9f2c", "addition", "")?;
+    /// # let run = store.create_run(&NewRun::new(RunKind::Train, "9f2c", 7, 100))?;
+    /// # store.release_lease(run)?;
+    /// // `resume`: take the run up before training a single step.
+    /// match store.acquire_lease(run, &LeaseHolder::this_process())? {
+    ///     Acquired::New | Acquired::Renewed => {}
+    ///     Acquired::TookOver { previous, reason } => {
+    ///         eprintln!("run {run}: took the lease over from {} ({reason})", previous.holder)
+    ///     }
+    /// }
+    /// store.put_step_metrics(run, 0, &[("gold", 0.5)])?;
+    /// # Ok::<(), gristmill_store::StoreError>(())
+    /// ```
     ///
     /// # Errors
     /// [`StoreError::LeaseHeld`] at once, naming the live holder's pid and host;

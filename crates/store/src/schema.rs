@@ -17,7 +17,7 @@
 //! | `runs` | `id` (autoincrement) | `kind`, `spec_hash` → specs, `seed`, `steps`, `steps_done`, `threads`, `status`, `digest`, `summary` (JSON), `error`, `config` (JSON), `parent_id` → runs, `created_at_ms`, `updated_at_ms`, `spec_text_id` → spec_texts (the text it ran, or NULL) |
 //! | `leases` | `run_id` → runs | `nonce`, `pid`, `host`, `boot_id`, `start_ticks` (the holder), `acquired_at_ms`, `heartbeat_at_ms` |
 //! | `metric_names` | `id`; unique `name` | `name` (e.g. `gold`, `credit.<piece>`) |
-//! | `step_metrics` | `(run_id, step)` | `packed` (BLOB: the step's (name id, f64 bits) pairs, see [`crate::packed`]) |
+//! | `step_metrics` | `(run_id, step)` | `packed` (BLOB: the step's (name id, f64 bits) pairs, format below) |
 //! | `piece_summaries` | `(run_id, piece_id)` | `kind`, `summary` (JSON), `updated_at_ms` |
 //! | `checkpoints` | `(run_id, step)` | `bytes` (BLOB), `digest` (digest so far), `created_at_ms` |
 //! | `results` | `(run_id, name)` | `body` (JSON), `created_at_ms`, `updated_at_ms` |
@@ -29,7 +29,9 @@
 //!   "finished ⇒ digest" and "failed ⇒ error". The store checks the same things first to give
 //!   typed errors; the CHECKs guard the file against other writers.
 //! - `step_metrics` holds one row per (run, step) whose `packed` BLOB lists the step's metrics
-//!   as (name id, IEEE-754 bits) pairs — a varint id into `metric_names` and 8 bytes of bits.
+//!   as (name id, IEEE-754 bits) pairs: in ascending id order, each the id into
+//!   `metric_names` as an unsigned LEB128 varint, then the value's bits as 8 little-endian
+//!   bytes (9 bytes per value while there are fewer than 128 names).
 //!   Bits, because SQLite's REAL turns `-0.0` into `0.0` (and NaN into NULL) and run digests
 //!   are checked bit for bit on replay. One row per step, because a row per value costs its
 //!   key, its name and b-tree overhead every time: measured with 12 metrics per step
@@ -200,7 +202,7 @@ CREATE TABLE leases (
 ) STRICT;
 "#;
 
-/// Version 4: compact step metrics (see the module docs and [`crate::packed`]).
+/// Version 4: compact step metrics (see the module docs and `crate::packed`).
 const V4_SQL: &str = r#"
 CREATE TABLE metric_names (
     id   INTEGER PRIMARY KEY,
