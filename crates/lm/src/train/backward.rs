@@ -98,24 +98,13 @@ impl Net<'_> {
         self.proj_backward(l, Target::Down, dx, &a.f, &a.lora_t, &mut df, false, plan, grads, m);
         let mut da = vec![0f32; nbm * f];
         let mut db = vec![0f32; nbm * f];
-        {
-            let (ap, bp) = (&a.a, &a.b);
-            da.par_chunks_mut(16 * f).zip(db.par_chunks_mut(16 * f)).enumerate().for_each(
+        for b in 0..nb {
+            let (dab, dbb) = (&mut da[b * m * f..(b + 1) * m * f], &mut db[b * m * f..(b + 1) * m * f]);
+            let dfb = &df[b * m * f..(b + 1) * m * f];
+            dab.par_chunks_mut(16 * f).zip(dbb.par_chunks_mut(16 * f)).enumerate().for_each(
                 |(i, (dac, dbc))| {
-                    let r0 = i * 16;
-                    let rows = dac.len() / f;
-                    let dfc = &df[r0 * f..(r0 + rows) * f];
-                    // Row r of basis b reads forward row r mod m.
-                    for rr in 0..rows {
-                        let fr = (r0 + rr) % m;
-                        swiglu_backward(
-                            &dfc[rr * f..(rr + 1) * f],
-                            &ap[fr * f..(fr + 1) * f],
-                            &bp[fr * f..(fr + 1) * f],
-                            &mut dac[rr * f..(rr + 1) * f],
-                            &mut dbc[rr * f..(rr + 1) * f],
-                        );
-                    }
+                    let (s0, s1) = (i * 16 * f, i * 16 * f + dac.len());
+                    swiglu_backward(&dfb[s0..s1], &a.a[s0..s1], &a.b[s0..s1], dac, dbc);
                 },
             );
         }
@@ -311,20 +300,13 @@ impl Net<'_> {
 /// `dx += rms_norm_backward(dh)` for every basis block of rows (forward row = row mod m).
 fn norm_backward(dh: &[f32], x: &[f32], r: &[f32], g: &[f32], m: usize, dx: &mut [f32]) {
     let d = g.len();
-    par_rows(dx, d, |r0, chunk| {
-        let rows = chunk.len() / d;
-        for i in 0..rows {
-            let row = r0 + i;
-            let fr = row % m;
-            rms_norm_backward(
-                &dh[row * d..(row + 1) * d],
-                &x[fr * d..(fr + 1) * d],
-                &r[fr..fr + 1],
-                g,
-                &mut chunk[i * d..(i + 1) * d],
-            );
-        }
-    });
+    for (b, dxb) in dx.chunks_mut(m * d).enumerate() {
+        let dhb = &dh[b * m * d..(b + 1) * m * d];
+        par_rows(dxb, d, |r0, chunk| {
+            let r1 = r0 + chunk.len() / d;
+            rms_norm_backward(&dhb[r0 * d..r1 * d], &x[r0 * d..r1 * d], &r[r0..r1], g, chunk);
+        });
+    }
 }
 
 /// Gradients of a norm's weights, per channel: `dg_c[i] = Σ_m w_c[m]·dh_b[m][i]·x̂[m][i]`.

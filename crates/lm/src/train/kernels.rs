@@ -33,6 +33,8 @@ const MR: usize = 12;
 const MB: usize = 8 * MR;
 /// Panels per parallel task.
 const PG: usize = 4;
+/// Reduction block (a 256 × 32 panel block is 32 KiB: L1).
+const KC: usize = 256;
 
 /// The instruction set the kernels run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +165,21 @@ pub(crate) fn pack_transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+/// Packs a row-major `rows × cols` matrix `M` so that `Panels::packed(_, rows, cols)` is `M`
+/// itself: panel `p`, row `r`, lane `j` holds `M[r][p·NR + j]` (zero past the last column).
+pub(crate) fn pack_rows(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(m.len(), rows * cols);
+    let panels = cols.div_ceil(NR);
+    let mut out = vec![0f32; panels * NR * rows];
+    out.par_chunks_mut(NR * rows.max(1)).enumerate().for_each(|(p, panel)| {
+        let (c0, c1) = (p * NR, ((p + 1) * NR).min(cols));
+        for r in 0..rows {
+            panel[r * NR..r * NR + (c1 - c0)].copy_from_slice(&m[r * cols + c0..r * cols + c1]);
+        }
+    });
+    out
+}
+
 /// `C[m][n] (+)= Σ_k A[m][k]·B[k][n]` for `m < rows`; `A` row-major with row stride `a_rs`,
 /// `C` with row stride `c_rs`. Each element is the FMA chain over `k` in order (module doc),
 /// starting from `+0`, or from the current `C[m][n]` when `accumulate`.
@@ -198,38 +215,55 @@ pub(crate) fn matmul_on(
     assert!(c_rs >= n && (rows - 1) * c_rs + n <= c.len(), "matmul: C is too short");
     let panels = n.div_ceil(NR);
     let groups = panels.div_ceil(PG);
-    let mblocks = rows.div_ceil(MB);
+    // Many panels (a wide weight such as the output head): one block of up to 256 rows per
+    // task, so that each panel is read from memory once; otherwise blocks of MB rows.
+    let mb_rows = if groups >= 16 { rows.min(256) } else { MB };
+    let mblocks = rows.div_ceil(mb_rows);
     let tasks = groups * mblocks;
     let cp = SyncPtr(c.as_mut_ptr());
     let (ap, bp) = (a.as_ptr() as usize, b.data.as_ptr() as usize);
     let run = |t: usize| {
         let (mb, g) = (t / groups, t % groups);
-        for p in g * PG..((g + 1) * PG).min(panels) {
-            let nv = (n - p * NR).min(NR);
-            let mut r0 = mb * MB;
-            let r_end = ((mb + 1) * MB).min(rows);
-            while r0 < r_end {
-                let mr = (r_end - r0).min(MR);
-                // SAFETY: the tile reads rows r0..r0+mr of A (in bounds by the assert above),
-                // k rows of panel p of B (masked to nv lanes), and writes rows r0..r0+mr,
-                // columns p·NR..p·NR+nv of C, which no other task writes.
-                unsafe {
-                    tile(
-                        isa,
-                        mr,
-                        k,
-                        (ap as *const f32).add(r0 * a_rs),
-                        a_rs,
-                        (bp as *const f32).wrapping_add(p * b.ps),
-                        b.ks,
-                        nv,
-                        cp.get().add(r0 * c_rs + p * NR),
-                        c_rs,
-                        accumulate,
-                    )
+        // The reduction is cut into blocks of KC so that a panel block stays in L1; each
+        // element's chain continues through C from one block to the next (same bits).
+        // (Not for a few rows, which read every panel once anyway.)
+        let kc_max = if rows > 2 * MR { KC } else { k.max(1) };
+        let mut k0 = 0;
+        while k0 < k.max(1) {
+            let kc = (k - k0).min(kc_max);
+            let acc = accumulate || k0 > 0;
+            for p in g * PG..((g + 1) * PG).min(panels) {
+                let nv = (n - p * NR).min(NR);
+                let mut r0 = mb * mb_rows;
+                let r_end = ((mb + 1) * mb_rows).min(rows);
+                while r0 < r_end {
+                    let mr = (r_end - r0).min(MR);
+                    // SAFETY: the tile reads rows r0..r0+mr, columns k0..k0+kc of A (in bounds
+                    // by the assert above), rows k0..k0+kc of panel p of B (masked to nv
+                    // lanes), and writes rows r0..r0+mr, columns p·NR..p·NR+nv of C, which no
+                    // other task writes.
+                    unsafe {
+                        tile(
+                            isa,
+                            mr,
+                            kc,
+                            (ap as *const f32).add(r0 * a_rs + k0),
+                            a_rs,
+                            (bp as *const f32).wrapping_add(p * b.ps + k0 * b.ks),
+                            b.ks,
+                            nv,
+                            cp.get().add(r0 * c_rs + p * NR),
+                            c_rs,
+                            acc,
+                        )
+                    }
+                    r0 += mr;
                 }
-                r0 += mr;
             }
+            if k == 0 {
+                break;
+            }
+            k0 += kc;
         }
     };
     if tasks == 1 || rows * n * k < (1 << 16) {
@@ -511,6 +545,20 @@ multiversion! {
 }
 
 multiversion! {
+    /// Turns a row of logits into `∂ log softmax(l)[tok] / ∂l = onehot(tok) − softmax(l)`, given
+    /// `lse = log Σ eˡ`, in place.
+    pub(crate) fn softmax_delta(row: &mut [f32], lse: f64, tok: usize) {
+        let lse32 = lse as f32;
+        let lo = (lse - lse32 as f64) as f32;
+        for l in row.iter_mut() {
+            // l − lse in two parts (lse does not fit an f32 exactly).
+            *l = -exp_f32((*l - lse32) - lo);
+        }
+        row[tok] += 1.0;
+    }
+}
+
+multiversion! {
     /// `f = silu(a) ⊙ b`.
     pub(crate) fn swiglu(a: &[f32], b: &[f32], f: &mut [f32]) {
         for ((fv, &av), &bv) in f.iter_mut().zip(a).zip(b) {
@@ -737,7 +785,16 @@ mod tests {
                 _ => true,
             })
             .collect();
-        for (m, k, n) in [(1, 1, 1), (3, 7, 5), (13, 33, 31), (25, 64, 70), (100, 17, 97), (1, 200, 40)] {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (3, 7, 5),
+            (13, 33, 31),
+            (25, 64, 70),
+            (100, 17, 97),
+            (1, 200, 40),
+            (30, 600, 33),
+            (20, 9, 600),
+        ] {
             let a = rand_vec(m * k, 1);
             let w = rand_vec(n * k, 2); // W: n × k, B = Wᵀ
             let mut b_kn = vec![0f32; k * n];
@@ -750,8 +807,13 @@ mod tests {
             let want = reference(&a, m, k, &b_kn, n, None);
             let want_acc = reference(&a, m, k, &b_kn, n, Some(&init));
             let packed = pack_transposed(&w, n, k);
+            let packed_rows = pack_rows(&b_kn, k, n);
             for &isa in &isas {
-                for panels in [Panels::packed(&packed, k, n), Panels::row_major(&b_kn, k, n)] {
+                for panels in [
+                    Panels::packed(&packed, k, n),
+                    Panels::row_major(&b_kn, k, n),
+                    Panels::packed(&packed_rows, k, n),
+                ] {
                     let mut c = vec![0f32; m * n];
                     matmul_on(isa, &a, k, m, panels, &mut c, n, false);
                     assert_eq!(bits(&c), bits(&want), "{isa:?} {m}×{k}×{n}");

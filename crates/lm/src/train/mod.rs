@@ -84,7 +84,6 @@ pub use weights::{LoraConfig, ModelShape, ParamBlock, Target, TrainableConfig};
 
 use backward::Plan;
 use forward::{Keep, KvSeq, Net, Packed};
-use kernels::exp_f32;
 use weights::{Base, State};
 
 use crate::local::{read_text_side, TemplateChoice, TextSide};
@@ -93,8 +92,28 @@ use crate::sample::{find_stop, log_normalizer, sample_token, Finish, Generation,
 use crate::template::{ChatTemplate, Message};
 use crate::tokenizer::Tokenizer;
 
-/// Scored rows per chunk of the output head (bounds the logits buffer).
-const HEAD_CHUNK: usize = 64;
+/// Scored rows per chunk of the output head (bounds the logits buffer: 128 × vocab f32).
+const HEAD_CHUNK: usize = 128;
+
+/// A training step allocates and frees some hundreds of MB of activations. glibc returns
+/// freed memory at the top of the heap to the kernel beyond `M_TRIM_THRESHOLD` and serves
+/// large blocks with fresh `mmap`s, so every step would fault in and zero those pages again
+/// (13% of a step, measured with perf). Raising both thresholds (process-wide, once) keeps the
+/// memory in the allocator: the process holds on to its peak step memory instead.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator parameters; 32 MiB is glibc's maximum
+            // mmap threshold on 64-bit targets.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+            }
+        });
+    }
+}
 
 /// A prompt and a completion, as token ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +224,7 @@ impl TrainableLm {
     /// [`TrainError::Load`] for the file (missing, corrupt, unsupported), and the
     /// configuration errors of [`TrainableConfig`] (unknown LoRA target, layer out of range…).
     pub fn load(path: impl AsRef<Path>, config: &TrainableConfig) -> Result<TrainableLm, TrainError> {
+        tune_allocator();
         let path = path.as_ref();
         let (content, mut reader) = read_gguf(path)?;
         let text = read_text_side(path, &content, TemplateChoice::Auto)?;
@@ -230,6 +250,7 @@ impl TrainableLm {
     /// # Errors
     /// The configuration errors of [`TrainableConfig`].
     pub fn tiny(tiny: &TinyConfig, config: &TrainableConfig) -> Result<TrainableLm, TrainError> {
+        tune_allocator();
         let (text, shape) = tiny.build()?;
         let base = Base::random(shape, tiny.seed);
         let state = State::new(&base, config)?;
@@ -389,10 +410,7 @@ impl TrainableLm {
                     let lse = log_normalizer(row)?;
                     let lp = row[tok as usize] as f64 - lse;
                     if backward {
-                        for l in row.iter_mut() {
-                            *l = -exp_f32((*l as f64 - lse) as f32);
-                        }
-                        row[tok as usize] += 1.0;
+                        kernels::softmax_delta(row, lse, tok as usize);
                     }
                     Some(lp)
                 })
@@ -405,7 +423,16 @@ impl TrainableLm {
                 let mut dhn = vec![0f32; rows * d];
                 self.base.head.backward(&logits, rows, &mut dhn, false);
                 let out = &mut dx_unit[c0 * d..c1 * d];
-                kernels::rms_norm_backward(&dhn, &h, &r, &self.base.norm, out);
+                forward::par_rows(out, d, |r0, chunk| {
+                    let r1 = r0 + chunk.len() / d;
+                    kernels::rms_norm_backward(
+                        &dhn[r0 * d..r1 * d],
+                        &h[r0 * d..r1 * d],
+                        &r[r0..r1],
+                        &self.base.norm,
+                        chunk,
+                    );
+                });
             }
         }
         Ok((lps, dx_unit))
@@ -704,4 +731,25 @@ impl TrainableLm {
         };
         Ok(ChannelGradients { channels: grads, kl, logprobs: Self::split(&sc, &lps) })
     }
+}
+
+/// Raw GFLOPS of the engine's matmul on `rows × k` by `k × n` (a packed weight, as in the
+/// forward pass, and row-major, as in the backward pass), best of `reps`; for benchmarks.
+#[doc(hidden)]
+pub fn bench_matmul(rows: usize, k: usize, n: usize, reps: usize) -> (f64, f64) {
+    let a: Vec<f32> = (0..rows * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3 - 0.5).collect();
+    let packed = kernels::pack_transposed(&w, n, k);
+    let mut c = vec![0f32; rows * n];
+    let flops = 2.0 * (rows * k * n) as f64;
+    let mut best = |b: kernels::Panels<'_>| {
+        let mut t = f64::INFINITY;
+        for _ in 0..reps {
+            let s = std::time::Instant::now();
+            kernels::matmul(&a, k, rows, b, &mut c, n, false);
+            t = t.min(s.elapsed().as_secs_f64());
+        }
+        flops / t / 1e9
+    };
+    (best(kernels::Panels::packed(&packed, k, n)), best(kernels::Panels::row_major(&w, k, n)))
 }

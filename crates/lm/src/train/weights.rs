@@ -11,7 +11,7 @@ use gristmill_core::rng::{stream, Purpose};
 use rand::Rng;
 
 use super::error::TrainError;
-use super::kernels::{matmul, pack_transposed, Panels};
+use super::kernels::{matmul, pack_rows, pack_transposed, Panels, NR};
 use crate::error::LmError;
 use crate::model::{corrupt, Meta};
 
@@ -112,31 +112,51 @@ impl Target {
     }
 }
 
-/// A frozen-or-full dense projection `y = x·Wᵀ`, `W` row-major `out × inp`, with a packed copy
-/// of `Wᵀ` for the forward product (the backward reads `W` as it is).
+/// A dense projection `y = x·Wᵀ`, `W` row-major `out × inp`, stored packed twice: `Wᵀ` for
+/// the forward product and `W` for the backward one (so both stream contiguous panels).
+/// The row-major `W` itself is kept only where rows are looked up (tied embeddings).
 #[derive(Clone)]
 pub(crate) struct Dense {
     pub(crate) out: usize,
     pub(crate) inp: usize,
     pub(crate) w: Vec<f32>,
-    packed: Vec<f32>,
+    fwd: Vec<f32>,
+    bwd: Vec<f32>,
 }
 
 impl Dense {
     pub(crate) fn new(out: usize, inp: usize, w: Vec<f32>) -> Dense {
+        Dense::with_rows(out, inp, w, false)
+    }
+
+    /// `keep_rows`: keep the row-major `W` (for embedding lookups).
+    pub(crate) fn with_rows(out: usize, inp: usize, w: Vec<f32>, keep_rows: bool) -> Dense {
         assert_eq!(w.len(), out * inp);
-        let packed = pack_transposed(&w, out, inp);
-        Dense { out, inp, w, packed }
+        let fwd = pack_transposed(&w, out, inp);
+        let bwd = pack_rows(&w, out, inp);
+        Dense { out, inp, w: if keep_rows { w } else { Vec::new() }, fwd, bwd }
+    }
+
+    /// `W` row-major (unpacked from the backward copy).
+    pub(crate) fn rows(&self) -> Vec<f32> {
+        let mut w = vec![0f32; self.out * self.inp];
+        for (p, panel) in self.bwd.chunks_exact(NR * self.out).enumerate() {
+            let (c0, c1) = (p * NR, ((p + 1) * NR).min(self.inp));
+            for r in 0..self.out {
+                w[r * self.inp + c0..r * self.inp + c1].copy_from_slice(&panel[r * NR..r * NR + (c1 - c0)]);
+            }
+        }
+        w
     }
 
     /// `y (+)= x·Wᵀ` for `rows` rows.
     pub(crate) fn forward(&self, x: &[f32], rows: usize, y: &mut [f32], accumulate: bool) {
-        matmul(x, self.inp, rows, Panels::packed(&self.packed, self.inp, self.out), y, self.out, accumulate)
+        matmul(x, self.inp, rows, Panels::packed(&self.fwd, self.inp, self.out), y, self.out, accumulate)
     }
 
     /// `dx (+)= dy·W` for `rows` rows.
     pub(crate) fn backward(&self, dy: &[f32], rows: usize, dx: &mut [f32], accumulate: bool) {
-        matmul(dy, self.out, rows, Panels::row_major(&self.w, self.out, self.inp), dx, self.inp, accumulate)
+        matmul(dy, self.out, rows, Panels::packed(&self.bwd, self.out, self.inp), dx, self.inp, accumulate)
     }
 }
 
@@ -273,7 +293,7 @@ impl Base {
         let (embed_sep, head) = if content.tensor_infos.contains_key("output.weight") {
             (Some(emb), Dense::new(vocab, embed, tensor("output.weight", &[vocab, embed])?))
         } else {
-            (None, Dense::new(vocab, embed, emb))
+            (None, Dense::with_rows(vocab, embed, emb, true))
         };
         let mut out_layers = Vec::with_capacity(layers);
         for l in 0..layers {
@@ -315,7 +335,7 @@ impl Base {
                 proj: proj.try_into().unwrap_or_else(|_| unreachable!("seven projections")),
             });
         }
-        Base::new(shape.clone(), None, Dense::new(shape.vocab, d, emb), norm, layers)
+        Base::new(shape.clone(), None, Dense::with_rows(shape.vocab, d, emb, true), norm, layers)
     }
 }
 
@@ -517,7 +537,7 @@ impl State {
                     }
                     let p = &lw.proj[t as usize];
                     proj[t as usize] =
-                        push(format!("blk.{l}.{}.weight", t.gguf()), p.out, p.inp, &p.w, &mut layout);
+                        push(format!("blk.{l}.{}.weight", t.gguf()), p.out, p.inp, &p.rows(), &mut layout);
                 }
                 unfrozen.push(Some((lw.clone(), LayerOffsets { attn_norm, ffn_norm, proj })));
             } else {
@@ -588,7 +608,7 @@ impl State {
             lw.ffn_norm = f32s(off.ffn_norm, lw.ffn_norm.len());
             for t in Target::ALL {
                 let p = &lw.proj[t as usize];
-                lw.proj[t as usize] = Dense::new(p.out, p.inp, f32s(off.proj[t as usize], p.w.len()));
+                lw.proj[t as usize] = Dense::new(p.out, p.inp, f32s(off.proj[t as usize], p.out * p.inp));
             }
         }
         Ok(())
