@@ -30,6 +30,15 @@ fn rss_kib(key: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Process CPU seconds (user + system), all threads.
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = match std::env::args().nth(1) {
         Some(p) => p.into(),
@@ -92,12 +101,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !skip("train") {
         // Forward only (scoring).
         model.logprobs(&samples)?;
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_s());
         for _ in 0..steps {
             model.logprobs(&samples)?;
         }
         let s = t.elapsed().as_secs_f64() / steps as f64;
         report("score (forward) tokens/s", tokens_per_step / s, "tok/s");
+        report("score (forward) cpu s (all threads)", (cpu_s() - c) / steps as f64, "s");
 
         // The training step: gradient of one channel, Adam, set the parameters.
         let weights: Vec<Vec<f64>> = (0..batch).map(|j| vec![if j % 2 == 0 { 1.0 } else { -1.0 }]).collect();
@@ -124,12 +134,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         };
         step(&mut model, 0)?;
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_s());
         for i in 0..steps {
             step(&mut model, i + 1)?;
         }
         let s = t.elapsed().as_secs_f64() / steps as f64;
         report("train step s", s, "s");
+        report("train step cpu s (all threads)", (cpu_s() - c) / steps as f64, "s");
         report("train steps/s", 1.0 / s, "steps/s");
         report("train tokens/s", tokens_per_step / s, "tok/s");
         report("peak rss (load + step) MiB", rss_kib("VmHWM:") / 1024.0, "MiB");

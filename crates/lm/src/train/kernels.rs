@@ -703,14 +703,17 @@ multiversion! {
                     }
                     let dss = ds * scale;
                     // SAFETY: rows 0..t, columns of key/value head g of dk and dv belong to this
-                    // call alone (the caller runs one call per sequence and head, disjointly).
-                    unsafe {
-                        let dkr = dk.0.add(s * kvd + off);
-                        let dvr = dv.0.add(s * kvd + off);
-                        for d in 0..head_dim {
-                            *dkr.add(d) = dss.mul_add(qh[d], *dkr.add(d));
-                            *dvr.add(d) = p[s].mul_add(dyh[d], *dvr.add(d));
-                        }
+                    // call alone (the caller runs one call per sequence and head, disjointly),
+                    // and no other reference to them exists while these slices live.
+                    let (dkr, dvr) = unsafe {
+                        (
+                            std::slice::from_raw_parts_mut(dk.0.add(s * kvd + off), head_dim),
+                            std::slice::from_raw_parts_mut(dv.0.add(s * kvd + off), head_dim),
+                        )
+                    };
+                    for ((dkv, dvv), (&qv, &dyv)) in dkr.iter_mut().zip(dvr.iter_mut()).zip(qh.iter().zip(dyh)) {
+                        *dkv = dss.mul_add(qv, *dkv);
+                        *dvv = p[s].mul_add(dyv, *dvv);
                     }
                 }
                 // SAFETY: as above, for the query head h's columns of dq.

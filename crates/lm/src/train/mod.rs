@@ -671,8 +671,12 @@ impl TrainableLm {
             None => None,
         };
         let net = self.policy();
+        let profile = std::env::var_os("GRISTMILL_LM_PROFILE").is_some();
+        let t0 = std::time::Instant::now();
         let (hidden, acts) = net.forward_packed(&sc.packed, Keep::All);
+        let t1 = std::time::Instant::now();
         let (lps, dx_unit) = self.head(net, &hidden, &sc, true)?;
+        let t2 = std::time::Instant::now();
         drop(hidden);
         let nt = sc.rows.len();
         let m = sc.packed.rows();
@@ -718,6 +722,14 @@ impl TrainableLm {
         }
         let plan = Plan { basis_u, channels };
         let grads = net.backward(&sc.packed, acts, &dx_unit, &sc.rows, &plan, self.num_params());
+        if profile {
+            eprintln!(
+                "profile: forward {:.3}s, head {:.3}s, backward {:.3}s",
+                (t1 - t0).as_secs_f64(),
+                (t2 - t1).as_secs_f64(),
+                t2.elapsed().as_secs_f64()
+            );
+        }
         let mut grads: Vec<Vec<f64>> =
             grads.into_iter().map(|g| g.into_iter().map(f64::from).collect()).collect();
         let kl = match (req.kl_coef, ref_lps) {
