@@ -82,12 +82,14 @@ impl<M: Mapper> Index<M> {
                 }
             }
         }
+        hashes.shrink_to_fit();
         let (digest, storage) = match format {
             Format::JsonLines => {
                 let lines = records.lines().expect("a JSON Lines file has a line reader");
                 let bytes = lines.offset();
                 let hasher = lines.take_hasher().expect("the index hashes the bytes it reads");
                 offsets.push(bytes);
+                offsets.shrink_to_fit();
                 let file = File::open(path).map_err(|e| Error::file(path, ErrorKind::Io(e)))?;
                 (FileDigest::from_hasher(&hasher, bytes), Storage::Jsonl { file, offsets, blank_runs })
             }
@@ -227,10 +229,12 @@ impl<M: Mapper> Index<M> {
                 let block_len = (*block_rows).min(group_rows - block_start);
                 let key = (group, block_start);
                 let number = i + 1;
-                let block = match cache.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+                // The guard is dropped before the match: decoding happens outside the lock.
+                let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).get(key);
+                let block = match cached {
                     Some(block) => block,
                     None => {
-                        // Decoded outside the lock, so threads decode different blocks at once.
+                        // Threads may decode different blocks at once.
                         let batches = file
                             .read_block(group, block_start, block_len)
                             .map_err(|kind| row_error(&self.path, number, None, kind))?;

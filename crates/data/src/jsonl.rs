@@ -33,7 +33,7 @@ pub(crate) struct LineReader<R> {
     line_number: u64,
     limit: usize,
     eof: bool,
-    hasher: Option<blake3::Hasher>,
+    hasher: Option<Box<blake3::Hasher>>,
 }
 
 impl<R: Read> LineReader<R> {
@@ -55,11 +55,11 @@ impl<R: Read> LineReader<R> {
 
     /// Feeds every byte read from now on to a BLAKE3 hasher.
     pub(crate) fn hash_bytes(&mut self) {
-        self.hasher = Some(blake3::Hasher::new());
+        self.hasher = Some(Box::new(blake3::Hasher::new()));
     }
 
     /// The hasher, after the last line.
-    pub(crate) fn take_hasher(&mut self) -> Option<blake3::Hasher> {
+    pub(crate) fn take_hasher(&mut self) -> Option<Box<blake3::Hasher>> {
         self.hasher.take()
     }
 

@@ -154,6 +154,7 @@ impl ParquetFile {
             })?;
             row_group_starts.push(row_group_starts.last().unwrap() + rows);
         }
+        row_group_starts.shrink_to_fit();
         Ok(ParquetFile { chunk, meta, mask, fields, row_group_starts })
     }
 

@@ -74,6 +74,7 @@ mod sample;
 mod serve;
 mod template;
 mod tokenizer;
+pub mod train;
 
 use std::path::PathBuf;
 

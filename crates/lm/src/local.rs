@@ -58,36 +58,7 @@ impl LocalModel {
     pub fn load_with(path: impl AsRef<Path>, template: TemplateChoice) -> Result<LocalModel, LmError> {
         let path = path.as_ref();
         let (content, mut reader) = read_gguf(path)?;
-        let meta = Meta { content: &content, path };
-        // Architecture first: an unsupported model should say so, not complain about tensors.
-        let arch = meta.string("general.architecture")?;
-        if arch != "llama" {
-            return Err(LmError::UnsupportedArchitecture {
-                path: path.to_path_buf(),
-                arch: arch.to_string(),
-            });
-        }
-        let model = meta.string("tokenizer.ggml.model")?;
-        let tokens = meta.strings("tokenizer.ggml.tokens")?;
-        let types = meta.ints("tokenizer.ggml.token_type")?;
-        let merges = meta.strings("tokenizer.ggml.merges").unwrap_or_default();
-        let tokenizer = Tokenizer::new(model, tokens, types, &merges)
-            .map_err(|source| LmError::Tokenizer { path: path.to_path_buf(), source })?;
-        let id = |key: &str| meta.u32(key).ok().filter(|&i| (i as usize) < tokenizer.vocab_size());
-        let add_bos = matches!(
-            meta.get("tokenizer.ggml.add_bos_token"),
-            Some(candle_core::quantized::gguf_file::Value::Bool(true))
-        );
-        let bos = if add_bos { id("tokenizer.ggml.bos_token_id") } else { None };
-        let eos = id("tokenizer.ggml.eos_token_id");
-        let template = match template {
-            TemplateChoice::Raw => ChatTemplate::Raw,
-            TemplateChoice::Auto => match meta.string("tokenizer.chat_template") {
-                Ok(jinja) => ChatTemplate::detect(jinja)
-                    .map_err(|why| LmError::Template { path: path.to_path_buf(), why })?,
-                Err(_) => ChatTemplate::Raw,
-            },
-        };
+        let TextSide { tokenizer, template, bos, eos } = read_text_side(path, &content, template)?;
         let weights = Weights::load(path, &content, &mut reader)?;
         if weights.config.vocab != tokenizer.vocab_size() {
             return Err(corrupt(
@@ -270,6 +241,50 @@ impl LocalModel {
         }
         Ok(out)
     }
+}
+
+/// The text side of a GGUF model: tokenizer, chat template, begin- and end-of-text tokens.
+pub(crate) struct TextSide {
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) template: ChatTemplate,
+    pub(crate) bos: Option<u32>,
+    pub(crate) eos: Option<u32>,
+}
+
+/// Reads the tokenizer and template from GGUF metadata (the architecture is checked first:
+/// an unsupported model should say so, not complain about its tokenizer).
+pub(crate) fn read_text_side(
+    path: &Path,
+    content: &candle_core::quantized::gguf_file::Content,
+    template: TemplateChoice,
+) -> Result<TextSide, LmError> {
+    let meta = Meta { content, path };
+    let arch = meta.string("general.architecture")?;
+    if arch != "llama" {
+        return Err(LmError::UnsupportedArchitecture { path: path.to_path_buf(), arch: arch.to_string() });
+    }
+    let model = meta.string("tokenizer.ggml.model")?;
+    let tokens = meta.strings("tokenizer.ggml.tokens")?;
+    let types = meta.ints("tokenizer.ggml.token_type")?;
+    let merges = meta.strings("tokenizer.ggml.merges").unwrap_or_default();
+    let tokenizer = Tokenizer::new(model, tokens, types, &merges)
+        .map_err(|source| LmError::Tokenizer { path: path.to_path_buf(), source })?;
+    let id = |key: &str| meta.u32(key).ok().filter(|&i| (i as usize) < tokenizer.vocab_size());
+    let add_bos = matches!(
+        meta.get("tokenizer.ggml.add_bos_token"),
+        Some(candle_core::quantized::gguf_file::Value::Bool(true))
+    );
+    let bos = if add_bos { id("tokenizer.ggml.bos_token_id") } else { None };
+    let eos = id("tokenizer.ggml.eos_token_id");
+    let template = match template {
+        TemplateChoice::Raw => ChatTemplate::Raw,
+        TemplateChoice::Auto => match meta.string("tokenizer.chat_template") {
+            Ok(jinja) => ChatTemplate::detect(jinja)
+                .map_err(|why| LmError::Template { path: path.to_path_buf(), why })?,
+            Err(_) => ChatTemplate::Raw,
+        },
+    };
+    Ok(TextSide { tokenizer, template, bos, eos })
 }
 
 impl ChatModel for LocalModel {

@@ -68,7 +68,7 @@ pub struct Tokenizer {
 }
 
 /// GPT-2's reversible map from bytes to printable characters.
-fn bytes_to_unicode() -> [char; 256] {
+pub(crate) fn bytes_to_unicode() -> [char; 256] {
     let mut out = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..256u32 {

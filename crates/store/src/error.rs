@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::lease::LeaseHolder;
 use crate::record::{RunId, RunStatus};
 
 /// Everything that can go wrong in the run store. Each variant names what failed (the file,
@@ -64,6 +65,14 @@ pub enum StoreError {
     /// No spec has this content hash (a run must name a stored spec).
     #[error("spec {0} not found in the run store")]
     SpecNotFound(String),
+    /// A run names a spec text that is not stored under its spec's hash.
+    #[error("spec {hash} has no stored text with digest {digest}")]
+    SpecTextNotFound {
+        /// The spec's content hash.
+        hash: String,
+        /// The text digest that was asked for.
+        digest: String,
+    },
     /// A status change was asked of a run that is no longer running.
     #[error("run {id} is {status}, so it cannot be {action}")]
     NotRunning {
@@ -73,6 +82,35 @@ pub enum StoreError {
         status: RunStatus,
         /// What was attempted, e.g. `"marked finished"`.
         action: &'static str,
+    },
+    /// Another live holder has the run's lease: some other process is training it.
+    #[error(
+        "run {run} is leased to {holder} (last heartbeat {:.1} s ago), which is alive: another \
+         process is training this run",
+        *heartbeat_age_ms as f64 / 1000.0
+    )]
+    LeaseHeld {
+        /// The run.
+        run: RunId,
+        /// The holder, with its pid and host.
+        holder: Box<LeaseHolder>,
+        /// How old the holder's last heartbeat is, in milliseconds.
+        heartbeat_age_ms: i64,
+    },
+    /// A write that changes a run came from a store handle that does not hold the run's lease
+    /// (it never acquired it, released it, or lost it to a takeover after it was judged dead).
+    #[error(
+        "run {run} cannot be {action} through this store handle: it does not hold the run's lease \
+         ({}); acquire it with acquire_lease first",
+        describe_holder(holder.as_deref())
+    )]
+    LeaseNotHeld {
+        /// The run.
+        run: RunId,
+        /// What was attempted, e.g. `"given step metrics"`.
+        action: &'static str,
+        /// Who holds the lease instead, if anyone.
+        holder: Option<Box<LeaseHolder>>,
     },
     /// A metric value is NaN or infinite. SQLite would silently store NaN as NULL, so such
     /// values are refused before anything of the batch is written.
@@ -116,7 +154,9 @@ pub enum StoreError {
         /// The step.
         step: u64,
     },
-    /// A different spec text is already stored under this content hash.
+    /// A different spec text is already stored under this content hash. No longer returned
+    /// (since schema version 2 a hash keeps every text that produced it); kept so that code
+    /// matching on it still compiles.
     #[error("spec {0}: a different text is already stored under this content hash")]
     SpecConflict(String),
     /// A different artifact (kind or body) is already stored under this content hash.
@@ -160,6 +200,13 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+}
+
+fn describe_holder(holder: Option<&LeaseHolder>) -> String {
+    match holder {
+        Some(h) => format!("{h} holds it"),
+        None => "nobody holds it".to_string(),
+    }
 }
 
 /// Attaches what the store was doing to a SQLite error. The context is built lazily so the

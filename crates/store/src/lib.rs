@@ -33,10 +33,32 @@
 //! - **Numbers come back bit for bit.** Step metrics are stored as their IEEE-754 bits, because
 //!   SQLite's REAL turns `-0.0` into `0.0` (and NaN into NULL) and run digests are checked bit
 //!   for bit on replay. NaN and infinities are refused with [`StoreError::NonFinite`].
+//! - **A run's size grows linearly, and slowly.** A step's metrics are one row of packed
+//!   (name id, bits) pairs, ~11 bytes per value; with a checkpoint retention policy the
+//!   checkpoints a run keeps grow with its length divided by the policy's span, and pages freed
+//!   by pruning are reused. See [`schema`] for the layout and its measurements.
 //! - **Nothing is silently overwritten.** Writing a step metric or checkpoint that is already
 //!   stored succeeds only if it is bit-identical (a resumed run recomputes the steps after its
-//!   checkpoint; a difference means broken determinism). A spec or artifact hash is bound to
-//!   one content. Per-piece summaries and named results are reports, and are replaced.
+//!   checkpoint; a difference means broken determinism). An artifact hash is bound to one
+//!   content. A spec hash (the caller's, over the canonical spec) keeps every source text that
+//!   produced it — texts differing only in comments share a hash — and a run can record which
+//!   one it ran ([`Store::create_run_with_spec_text`]). Per-piece summaries and named results
+//!   are reports, and are replaced.
+//! - **One trainer per run.** A running run is *leased* to one holder — a process, named by
+//!   its pid, host and a per-process random nonce ([`LeaseHolder`]) — and every write that
+//!   changes the run (step metrics, checkpoints, progress, finishing, failing, stopping) is
+//!   refused with [`StoreError::LeaseNotHeld`] unless it comes through the store handle that
+//!   holds the lease. [`Store::create_run`] leases the new run to its creator; taking up an
+//!   existing run (`resume`) starts with [`Store::acquire_lease`], which fails at once with
+//!   [`StoreError::LeaseHeld`] naming the holder's pid and host while that holder is alive,
+//!   and takes the lease over when it is dead: on the same host, when its process is gone
+//!   (`kill(pid, 0)`) or its pid belongs to a process with another start time; on another
+//!   host, when its heartbeat is older than the [lease timeout](Store::set_lease_timeout). The
+//!   full rule is in [`lease`]. Every lease-checked write renews the heartbeat
+//!   ([`Store::heartbeat`] does it alone); finishing, failing and stopping release the lease.
+//!   Every lease change is one `BEGIN IMMEDIATE` transaction, so racing processes cannot both
+//!   win. Per-piece summaries, results and artifacts are reports about a run, not its
+//!   training state, and need no lease.
 //! - **Readers and the writer do not block each other** (WAL journal mode): `gristmill runs`
 //!   works while a training run is writing.
 //! - **Schemas are versioned** ([`SCHEMA_VERSION`], kept in `PRAGMA user_version`); opening a
@@ -52,18 +74,25 @@
 //! - Durability is `synchronous = NORMAL`, the usual WAL setting: a killed process loses
 //!   nothing committed and the file is never corrupted; a power cut may lose the last commits
 //!   (a run then resumes from an earlier checkpoint). `FULL` would fsync on every step.
-//! - Checkpoints are all kept by default; see [`CheckpointRetention`].
+//! - Checkpoints are all kept by default. Long runs should set a retention policy
+//!   ([`Store::set_checkpoint_retention`]), e.g. [`CheckpointRetention::LastAndEvery`] with the
+//!   last 3 and the first of every 1000 steps; it is applied in the transaction of each
+//!   checkpoint, so the latest one is never missing.
 //!
 //! The tables, and the reasons behind their layout, are documented in [`schema`].
 #![warn(missing_docs)]
 
 mod batch;
 mod error;
+pub mod lease;
+mod packed;
 mod record;
 pub mod schema;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -74,15 +103,21 @@ use serde_json::Value;
 pub use batch::Batch;
 use error::Context;
 pub use error::StoreError;
+pub use lease::{Acquired, Lease, LeaseHolder, StaleReason};
 pub use record::{
     ArtifactRecord, Checkpoint, CheckpointRetention, NewRun, PieceSummary, RunId, RunKind, RunRecord,
-    RunStatus, SpecRecord, StepMetric,
+    RunStatus, SpecRecord, SpecText, StepMetric,
 };
 pub use schema::SCHEMA_VERSION;
 
 /// How long a write waits for another process's write lock before giving up. Writes are short
 /// (one step at a time), so a wait this long means something is stuck.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How old a lease's heartbeat must be before a holder on another host counts as dead, unless
+/// [`Store::set_lease_timeout`] says otherwise. Long enough for a checkpoint interval of slow
+/// steps; a holder on this host is judged by its pid instead (see [`lease`]).
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// A handle on the run store. Writes take `&mut self` (each is a transaction; the borrow checker
 /// thereby rules out nesting one inside a [`Batch`]); reads take `&self`.
@@ -94,6 +129,9 @@ pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
     retention: CheckpointRetention,
+    lease_timeout: Duration,
+    /// The leases this handle holds: run → the nonce of the holder it acquired them as.
+    leases: HashMap<RunId, String>,
 }
 
 impl Store {
@@ -118,7 +156,7 @@ impl Store {
             return Err(StoreError::WalUnavailable { path, mode });
         }
         schema::migrate(&mut conn, &path, schema::MIGRATIONS)?;
-        Ok(Store { conn, path: Some(path), retention: CheckpointRetention::default() })
+        Ok(Store::with_connection(conn, Some(path)))
     }
 
     /// A fresh store in memory, for tests. It has the full schema but no WAL (SQLite keeps
@@ -129,7 +167,17 @@ impl Store {
         let mut conn = Connection::open_in_memory().map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
         schema::migrate(&mut conn, &path, schema::MIGRATIONS)?;
-        Ok(Store { conn, path: None, retention: CheckpointRetention::default() })
+        Ok(Store::with_connection(conn, None))
+    }
+
+    fn with_connection(conn: Connection, path: Option<PathBuf>) -> Store {
+        Store {
+            conn,
+            path,
+            retention: CheckpointRetention::default(),
+            lease_timeout: DEFAULT_LEASE_TIMEOUT,
+            leases: HashMap::new(),
+        }
     }
 
     /// The database file, or `None` for an in-memory store.
@@ -142,13 +190,14 @@ impl Store {
         schema::user_version(&self.conn).ctx(|| "read the schema version".to_string())
     }
 
-    /// How many checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps.
+    /// Which checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps.
     pub fn checkpoint_retention(&self) -> CheckpointRetention {
         self.retention
     }
 
-    /// Sets how many checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps from
-    /// now on (a property of this handle, not of the file).
+    /// Sets which checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps from now
+    /// on (a property of this handle, not of the file), e.g. the last 3 and the first of every
+    /// 1000 steps for a long run.
     pub fn set_checkpoint_retention(&mut self, retention: CheckpointRetention) {
         self.retention = retention;
     }
@@ -176,42 +225,112 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(|| "begin a write transaction".to_string())?;
-        let batch = Batch { tx, retention: self.retention, now_ms: now_ms() };
+        let batch = Batch {
+            tx,
+            retention: self.retention,
+            now_ms: now_ms(),
+            lease_timeout: self.lease_timeout,
+            leases: RefCell::new(self.leases.clone()),
+            renewed: RefCell::default(),
+            metric_ids: RefCell::default(),
+        };
         let out = f(&batch)?; // on error `batch` drops here, which rolls back
-        batch.tx.commit().ctx(|| "commit a write transaction".to_string())?;
+        let Batch { tx, leases, .. } = batch;
+        tx.commit().ctx(|| "commit a write transaction".to_string())?;
+        self.leases = leases.into_inner();
         Ok(out)
     }
 
     // --- specs ---------------------------------------------------------------------------
 
-    /// Stores a spec under its content hash. Idempotent: storing the same text again is a
-    /// no-op (the first name is kept).
+    /// Stores a spec text under its content hash and returns the text's digest
+    /// ([`text_digest`]).
+    ///
+    /// The hash is the caller's, computed over the canonical spec, so texts that differ only in
+    /// comments or layout share it: each distinct text is kept (with the time it was first
+    /// seen), [`spec`](Store::spec) shows the first, [`spec_texts`](Store::spec_texts) lists them
+    /// all. Idempotent: storing a text that is already stored under `hash` is a no-op; the name
+    /// given with the hash's first text is kept.
     ///
     /// # Errors
-    /// [`StoreError::SpecConflict`] if a different text is already stored under `hash`.
-    pub fn put_spec(&mut self, hash: &str, name: &str, text: &str) -> Result<(), StoreError> {
+    /// [`StoreError::Corrupt`] if a stored text has this text's digest but other bytes (only
+    /// possible if the file was edited by hand).
+    pub fn put_spec(&mut self, hash: &str, name: &str, text: &str) -> Result<String, StoreError> {
         self.batch(|b| b.put_spec(hash, name, text))
     }
 
-    /// The spec stored under `hash`, if any.
+    /// The spec stored under `hash`, if any, with the first text stored under it (the one the
+    /// hash was created with; later texts of the hash are in [`spec_texts`](Store::spec_texts)).
     pub fn spec(&self, hash: &str) -> Result<Option<SpecRecord>, StoreError> {
         self.conn
-            .query_row("SELECT hash, name, text, created_at_ms FROM specs WHERE hash = ?1", [hash], |r| {
-                Ok(SpecRecord { hash: r.get(0)?, name: r.get(1)?, text: r.get(2)?, created_at_ms: r.get(3)? })
-            })
+            .query_row(
+                "SELECT s.hash, s.name, t.text, s.created_at_ms FROM specs s \
+                 JOIN spec_texts t ON t.spec_hash = s.hash WHERE s.hash = ?1 \
+                 ORDER BY t.first_seen_ms, t.id LIMIT 1",
+                [hash],
+                |r| {
+                    Ok(SpecRecord {
+                        hash: r.get(0)?,
+                        name: r.get(1)?,
+                        text: r.get(2)?,
+                        created_at_ms: r.get(3)?,
+                    })
+                },
+            )
             .optional()
             .ctx(|| format!("read spec {hash}"))
     }
 
+    /// Every text stored under `hash`, in the order they were first stored (empty if the hash
+    /// is unknown).
+    pub fn spec_texts(&self, hash: &str) -> Result<Vec<SpecText>, StoreError> {
+        let ctx = || format!("list texts of spec {hash}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT spec_hash, digest, text, first_seen_ms FROM spec_texts WHERE spec_hash = ?1 \
+                 ORDER BY first_seen_ms, id",
+            )
+            .ctx(ctx)?;
+        let rows = stmt.query_map([hash], SpecText::read).ctx(ctx)?;
+        rows.map(|row| row.ctx(ctx)).collect()
+    }
+
+    /// The text with this digest stored under `hash`, if any — e.g. the one a run ran
+    /// ([`RunRecord::spec_text`]).
+    pub fn spec_text(&self, hash: &str, digest: &str) -> Result<Option<SpecText>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT spec_hash, digest, text, first_seen_ms FROM spec_texts \
+                 WHERE spec_hash = ?1 AND digest = ?2",
+                [hash, digest],
+                SpecText::read,
+            )
+            .optional()
+            .ctx(|| format!("read text {digest} of spec {hash}"))
+    }
+
     // --- runs ----------------------------------------------------------------------------
 
-    /// Creates a run with status [`Running`](RunStatus::Running) and returns its id.
+    /// Creates a run with status [`Running`](RunStatus::Running), leased to this process
+    /// ([`LeaseHolder::this_process`]) through this handle, and returns its id.
     ///
     /// # Errors
     /// [`StoreError::SpecNotFound`] if the spec was not stored first,
     /// [`StoreError::RunNotFound`] if the parent does not exist.
     pub fn create_run(&mut self, run: &NewRun) -> Result<RunId, StoreError> {
         self.batch(|b| b.create_run(run))
+    }
+
+    /// Like [`create_run`](Store::create_run), and records which text of the spec the run ran:
+    /// `spec_text` is the digest [`put_spec`](Store::put_spec) returned (it shows up as
+    /// [`RunRecord::spec_text`]).
+    ///
+    /// # Errors
+    /// As [`create_run`](Store::create_run), and [`StoreError::SpecTextNotFound`] if no text
+    /// with that digest is stored under the run's spec hash.
+    pub fn create_run_with_spec_text(&mut self, run: &NewRun, spec_text: &str) -> Result<RunId, StoreError> {
+        self.batch(|b| b.create_run_with_spec_text(run, spec_text))
     }
 
     /// The run with this id.
@@ -239,52 +358,144 @@ impl Store {
         rows.map(|row| row.ctx(ctx)?.into_record()).collect()
     }
 
-    /// Records how many steps a running run has done.
+    /// Records how many steps a running run has done. Needs the run's lease.
     ///
     /// # Errors
-    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has ended.
+    /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`] if the run has ended,
+    /// [`StoreError::LeaseNotHeld`].
     pub fn set_progress(&mut self, id: RunId, steps_done: u64) -> Result<(), StoreError> {
         self.batch(|b| b.set_progress(id, steps_done))
     }
 
     /// Marks a running run finished: records its digest (lowercase hex) and summary, and sets
     /// `steps_done` to the steps requested ("finished" means every requested step was done; a
-    /// run that ends early is [stopped](Store::stop_run)).
+    /// run that ends early is [stopped](Store::stop_run)). Needs the run's lease, and releases
+    /// it.
     ///
     /// # Errors
-    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`], or
-    /// [`StoreError::NotRunning`] if the run has already ended — a digest is never overwritten.
+    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`],
+    /// [`StoreError::NotRunning`] if the run has already ended — a digest is never overwritten —
+    /// [`StoreError::LeaseNotHeld`].
     pub fn finish_run(&mut self, id: RunId, digest: &str, summary: &Value) -> Result<(), StoreError> {
         self.batch(|b| b.finish_run(id, digest, summary))
     }
 
-    /// Marks a running run failed, with the error text.
+    /// Marks a running run failed, with the error text. Needs the run's lease, and releases it.
     ///
     /// # Errors
-    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has already ended.
+    /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`] if the run has already ended,
+    /// [`StoreError::LeaseNotHeld`].
     pub fn fail_run(&mut self, id: RunId, error: &str) -> Result<(), StoreError> {
         self.batch(|b| b.fail_run(id, error))
     }
 
     /// Marks a running run stopped early (it can be resumed from its latest checkpoint by a new
-    /// run naming it as parent).
+    /// run naming it as parent). Needs the run's lease, and releases it.
     ///
     /// # Errors
-    /// [`StoreError::RunNotFound`], or [`StoreError::NotRunning`] if the run has already ended.
+    /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`] if the run has already ended,
+    /// [`StoreError::LeaseNotHeld`].
     pub fn stop_run(&mut self, id: RunId) -> Result<(), StoreError> {
         self.batch(|b| b.stop_run(id))
     }
 
+    // --- leases --------------------------------------------------------------------------
+
+    /// Takes the lease of a running run for `holder` (usually [`LeaseHolder::this_process`]),
+    /// so that this handle may change the run: metrics, checkpoints, progress, finishing,
+    /// failing, stopping. [`create_run`](Store::create_run) already leases a new run to its
+    /// creator; acquire it to take up an existing run (`resume`).
+    ///
+    /// Acquiring a lease the holder already has renews it. A lease held by another holder is
+    /// taken over only if that holder is dead by the rule in [`lease`] (same host: its process
+    /// is gone; other host: its heartbeat is older than the [lease
+    /// timeout](Store::set_lease_timeout)). The check and the change are one `BEGIN IMMEDIATE`
+    /// transaction, so of several processes racing for a lease exactly one gets it.
+    ///
+    /// The lease is held by this handle; another handle (or process) that writes to the run
+    /// gets [`StoreError::LeaseNotHeld`]. Identity is per process: another handle of this
+    /// process acquiring as [`LeaseHolder::this_process`] is the same holder, so it renews the
+    /// lease and may write too — the lease guards against other processes, not other handles.
+    ///
+    /// ```
+    /// use gristmill_store::{Acquired, LeaseHolder, NewRun, RunKind, Store};
+    /// # let mut store = Store::open_in_memory()?;
+    /// # store.put_spec("9f2c", "addition", "")?;
+    /// # let run = store.create_run(&NewRun::new(RunKind::Train, "9f2c", 7, 100))?;
+    /// # store.release_lease(run)?;
+    /// // `resume`: take the run up before training a single step.
+    /// match store.acquire_lease(run, &LeaseHolder::this_process())? {
+    ///     Acquired::New | Acquired::Renewed => {}
+    ///     Acquired::TookOver { previous, reason } => {
+    ///         eprintln!("run {run}: took the lease over from {} ({reason})", previous.holder)
+    ///     }
+    /// }
+    /// store.put_step_metrics(run, 0, &[("gold", 0.5)])?;
+    /// # Ok::<(), gristmill_store::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseHeld`] at once, naming the live holder's pid and host;
+    /// [`StoreError::RunNotFound`]; [`StoreError::NotRunning`] if the run has ended.
+    pub fn acquire_lease(&mut self, id: RunId, holder: &LeaseHolder) -> Result<Acquired, StoreError> {
+        self.batch(|b| b.acquire_lease(id, holder))
+    }
+
+    /// Gives up this handle's lease of a run without ending it (finishing, failing and
+    /// stopping release it themselves). A run nobody holds is left as it is.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseNotHeld`] if another holder has the lease, [`StoreError::RunNotFound`].
+    pub fn release_lease(&mut self, id: RunId) -> Result<(), StoreError> {
+        self.batch(|b| b.release_lease(id))
+    }
+
+    /// Renews the heartbeat of this handle's lease of a run. Every write that needs the lease
+    /// renews it too, so a trainer that checkpoints more often than the lease timeout needs no
+    /// other heartbeat; call this in long stretches without writes.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseNotHeld`] if this handle does not hold the lease (e.g. it was taken
+    /// over because the heartbeat expired: stop training), [`StoreError::RunNotFound`],
+    /// [`StoreError::NotRunning`].
+    pub fn heartbeat(&mut self, id: RunId) -> Result<(), StoreError> {
+        self.batch(|b| b.heartbeat(id))
+    }
+
+    /// The lease of a run as stored, if anyone holds it.
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`].
+    pub fn lease(&self, id: RunId) -> Result<Option<Lease>, StoreError> {
+        require_run(&self.conn, id)?;
+        batch::read_lease(&self.conn, id)
+    }
+
+    /// How old the heartbeat of a holder on another host must be before
+    /// [`acquire_lease`](Store::acquire_lease) takes its lease over.
+    pub fn lease_timeout(&self) -> Duration {
+        self.lease_timeout
+    }
+
+    /// Sets the [lease timeout](Store::lease_timeout) of this handle (default
+    /// [`DEFAULT_LEASE_TIMEOUT`]). It must exceed the longest gap between two heartbeats of any
+    /// holder plus the clock skew between hosts; every process sharing a store should use the
+    /// same value.
+    pub fn set_lease_timeout(&mut self, timeout: Duration) {
+        self.lease_timeout = timeout;
+    }
+
     // --- step metrics --------------------------------------------------------------------
 
-    /// Stores the named numbers of one step, all in one transaction.
+    /// Stores the named numbers of one step of a running run, all in one transaction. Needs the
+    /// run's lease.
     ///
     /// Writing a (step, name) that is already stored is accepted only if the bits are equal.
     ///
     /// # Errors
     /// [`StoreError::NonFinite`] naming run, step and metric if any value is NaN or infinite
     /// (then nothing is written), [`StoreError::MetricConflict`] if a stored value differs,
-    /// [`StoreError::RunNotFound`].
+    /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`], [`StoreError::LeaseNotHeld`].
     pub fn put_step_metrics<S: AsRef<str>>(
         &mut self,
         id: RunId,
@@ -300,23 +511,20 @@ impl Store {
     /// [`StoreError::RunNotFound`].
     pub fn step_metrics(&self, id: RunId) -> Result<Vec<StepMetric>, StoreError> {
         require_run(&self.conn, id)?;
-        let ctx = || format!("read step metrics of run {id}");
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT step, name, bits FROM step_metrics WHERE run_id = ?1 ORDER BY step, name")
-            .ctx(ctx)?;
-        let rows = stmt
-            .query_map([id.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
-            .ctx(ctx)?;
-        rows.map(|row| {
-            let (step, name, bits) = row.ctx(ctx)?;
-            Ok(StepMetric {
-                step: to_u64(step, || format!("step of run {id}"))?,
-                name,
-                value: from_bits(bits),
-            })
-        })
-        .collect()
+        let names = self.metric_names()?;
+        let mut out = Vec::new();
+        self.for_each_packed_step(id, |step, entries| {
+            let first = out.len();
+            for (name_id, bits) in entries {
+                let name = names.get(&name_id).ok_or_else(|| {
+                    StoreError::Corrupt(format!("run {id}, step {step}: unknown metric name id {name_id}"))
+                })?;
+                out.push(StepMetric { step, name: name.clone(), value: f64::from_bits(bits) });
+            }
+            out[first..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// One metric of a run as a series of (step, value), ordered by step, values bit-exact.
@@ -326,22 +534,56 @@ impl Store {
     pub fn metric_series(&self, id: RunId, name: &str) -> Result<Vec<(u64, f64)>, StoreError> {
         require_run(&self.conn, id)?;
         let ctx = || format!("read metric {name} of run {id}");
-        // No index on (run_id, name): this scans one run's rows, which is cheap next to the
-        // cost an extra index would add to every step's inserts.
+        let name_id: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM metric_names WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .ctx(ctx)?;
+        let Some(name_id) = name_id else { return Ok(Vec::new()) };
+        // Every step of the run is unpacked to find one name: 9 bytes per value, so a
+        // 100k-step run of 12 metrics reads ~11 MB — milliseconds, and no index to maintain.
+        let mut out = Vec::new();
+        self.for_each_packed_step(id, |step, entries| {
+            if let Ok(i) = entries.binary_search_by_key(&name_id, |e| e.0) {
+                out.push((step, f64::from_bits(entries[i].1)));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Every metric name, by id.
+    fn metric_names(&self) -> Result<HashMap<i64, String>, StoreError> {
+        let ctx = || "read metric names".to_string();
+        let mut stmt = self.conn.prepare_cached("SELECT id, name FROM metric_names").ctx(ctx)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).ctx(ctx)?;
+        rows.map(|row| row.ctx(ctx)).collect()
+    }
+
+    /// Calls `f` with each stored step of a run, ascending, and its unpacked entries.
+    fn for_each_packed_step(
+        &self,
+        id: RunId,
+        mut f: impl FnMut(u64, Vec<packed::Entry>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let ctx = || format!("read step metrics of run {id}");
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT step, bits FROM step_metrics WHERE run_id = ?1 AND name = ?2 ORDER BY step",
-            )
+            .prepare_cached("SELECT step, packed FROM step_metrics WHERE run_id = ?1 ORDER BY step")
             .ctx(ctx)?;
-        let rows = stmt
-            .query_map(params![id.0, name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-            .ctx(ctx)?;
-        rows.map(|row| {
-            let (step, bits) = row.ctx(ctx)?;
-            Ok((to_u64(step, || format!("step of run {id}"))?, from_bits(bits)))
-        })
-        .collect()
+        let mut rows = stmt.query([id.0]).ctx(ctx)?;
+        while let Some(row) = rows.next().ctx(ctx)? {
+            let step = to_u64(row.get::<_, i64>(0).ctx(ctx)?, || format!("step of run {id}"))?;
+            // Borrowed, not copied: the column is a STRICT `BLOB NOT NULL`.
+            let blob = row.get_ref(1).ctx(ctx)?.as_blob().map_err(|e| {
+                StoreError::Corrupt(format!("the packed metrics of run {id}, step {step}: {e}"))
+            })?;
+            let entries = packed::unpack(blob).ok_or_else(|| {
+                StoreError::Corrupt(format!("the packed metrics of run {id}, step {step} are malformed"))
+            })?;
+            f(step, entries)?;
+        }
+        Ok(())
     }
 
     // --- piece summaries -----------------------------------------------------------------
@@ -390,10 +632,11 @@ impl Store {
 
     /// Stores a checkpoint of a run taken after `step`, with the run digest so far, then
     /// prunes older ones according to the [retention](Store::set_checkpoint_retention) — in the
-    /// same transaction.
+    /// same transaction. The run must be running and this handle must hold its lease.
     ///
     /// # Errors
-    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`],
+    /// [`StoreError::InvalidDigest`], [`StoreError::RunNotFound`], [`StoreError::NotRunning`],
+    /// [`StoreError::LeaseNotHeld`],
     /// [`StoreError::CheckpointConflict`] if a different checkpoint is stored for that step.
     pub fn put_checkpoint(
         &mut self,
@@ -445,11 +688,28 @@ impl Store {
 
     /// Deletes all but the `keep_last` highest-step checkpoints of a run; returns how many were
     /// deleted. (SQLite reuses the freed pages; the file does not shrink without `VACUUM`.)
+    /// While the run is running this needs its lease; an ended run's checkpoints may be pruned
+    /// by anyone.
     ///
     /// # Errors
-    /// [`StoreError::RunNotFound`].
+    /// [`StoreError::RunNotFound`], [`StoreError::LeaseNotHeld`].
     pub fn prune_checkpoints(&mut self, id: RunId, keep_last: NonZeroUsize) -> Result<usize, StoreError> {
         self.batch(|b| b.prune_checkpoints(id, keep_last))
+    }
+
+    /// Applies a retention policy to a run's stored checkpoints now, e.g. to thin a store
+    /// written with [`CheckpointRetention::All`]; returns how many were deleted. The same rules
+    /// as [`prune_checkpoints`](Store::prune_checkpoints) apply (the lease while running;
+    /// `VACUUM` to shrink the file).
+    ///
+    /// # Errors
+    /// [`StoreError::RunNotFound`], [`StoreError::LeaseNotHeld`].
+    pub fn apply_checkpoint_retention(
+        &mut self,
+        id: RunId,
+        retention: CheckpointRetention,
+    ) -> Result<usize, StoreError> {
+        self.batch(|b| b.apply_checkpoint_retention(id, retention))
     }
 
     // --- results -------------------------------------------------------------------------
@@ -555,6 +815,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The digest the store keys a spec text by: BLAKE3 of its UTF-8 bytes as 64 lowercase hex
+/// digits. [`Store::put_spec`] returns it; it is exposed so callers can name a text without
+/// storing it first.
+pub fn text_digest(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
 fn now_ms() -> i64 {
     // A clock before 1970 is a broken clock; 0 is as good an answer as any, and times are
     // informational only (never part of a digest).
@@ -596,10 +863,6 @@ fn to_u64(value: i64, what: impl FnOnce() -> String) -> Result<u64, StoreError> 
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{} is negative ({value})", what())))
 }
 
-fn from_bits(bits: i64) -> f64 {
-    f64::from_bits(bits as u64)
-}
-
 /// Digests are lowercase hex, as `gristmill_core::digest` writes them; one spelling only, so
 /// digests compare as strings.
 pub(crate) fn check_digest(digest: &str, what: impl FnOnce() -> String) -> Result<(), StoreError> {
@@ -619,7 +882,8 @@ pub(crate) fn parse_json(text: &str, what: impl FnOnce() -> String) -> Result<Va
 }
 
 const RUN_COLUMNS: &str = "id, kind, spec_hash, seed, steps, steps_done, threads, status, digest, summary, \
-                           error, config, parent_id, created_at_ms, updated_at_ms";
+                           error, config, parent_id, created_at_ms, updated_at_ms, \
+                           (SELECT digest FROM spec_texts WHERE spec_texts.id = runs.spec_text_id)";
 
 /// A `runs` row as SQLite types. Reading happens in two stages because the row closure can
 /// only return SQLite errors, while decoding (JSON, status names) has errors of its own.
@@ -639,6 +903,7 @@ struct RunRow {
     parent: Option<i64>,
     created_at_ms: i64,
     updated_at_ms: i64,
+    spec_text: Option<String>,
 }
 
 impl RunRow {
@@ -659,6 +924,7 @@ impl RunRow {
             parent: r.get(12)?,
             created_at_ms: r.get(13)?,
             updated_at_ms: r.get(14)?,
+            spec_text: r.get(15)?,
         })
     }
 
@@ -672,6 +938,7 @@ impl RunRow {
             id,
             kind: RunKind::from(self.kind.as_str()),
             spec_hash: self.spec_hash,
+            spec_text: self.spec_text,
             seed: self.seed as u64, // undo the bit-cast of `create_run`
             steps: to_u64(self.steps, || format!("steps of run {id}"))?,
             steps_done: to_u64(self.steps_done, || format!("steps done of run {id}"))?,
@@ -685,6 +952,12 @@ impl RunRow {
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
         })
+    }
+}
+
+impl SpecText {
+    fn read(r: &Row<'_>) -> rusqlite::Result<SpecText> {
+        Ok(SpecText { hash: r.get(0)?, digest: r.get(1)?, text: r.get(2)?, first_seen_ms: r.get(3)? })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The typed records the store reads and writes.
 
 use std::fmt;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -136,17 +136,39 @@ impl fmt::Display for RunStatus {
     }
 }
 
-/// A stored environment spec, keyed by the content hash of its text.
+/// A stored environment spec, keyed by its content hash.
+///
+/// The content hash is computed by the caller over the *canonical* spec (e.g. the TOML
+/// re-serialised), so several source texts — differing in comments or layout — can share one
+/// hash. The store keeps every one of them ([`SpecText`], [`Store::spec_texts`](crate::Store::spec_texts));
+/// this record shows the first one stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpecRecord {
-    /// Content hash of `text` (computed by the caller, e.g. `gristmill_core::digest::content_hash`).
+    /// Content hash of the canonical spec (computed by the caller, e.g.
+    /// `gristmill_core::digest::content_hash`).
     pub hash: String,
-    /// The spec's name.
+    /// The spec's name (the one given when the hash was first stored).
     pub name: String,
+    /// The first source text stored under `hash`, exactly as given. Every text of the hash
+    /// describes the same canonical spec, so any of them runs the same way.
+    pub text: String,
+    /// When the hash was first stored, in milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// One source text stored under a spec's content hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecText {
+    /// The spec's content hash.
+    pub hash: String,
+    /// The digest of `text` ([`text_digest`](crate::text_digest): BLAKE3 of its UTF-8 bytes,
+    /// 64 lowercase hex digits), which [`Store::put_spec`](crate::Store::put_spec) returns and a
+    /// run records ([`RunRecord::spec_text`]).
+    pub digest: String,
     /// The TOML text, exactly as given.
     pub text: String,
-    /// When it was first stored, in milliseconds since the Unix epoch.
-    pub created_at_ms: i64,
+    /// When this text was first stored, in milliseconds since the Unix epoch.
+    pub first_seen_ms: i64,
 }
 
 /// Everything needed to create a run; see [`Store::create_run`](crate::Store::create_run).
@@ -193,6 +215,9 @@ pub struct RunRecord {
     pub kind: RunKind,
     /// Content hash of its spec.
     pub spec_hash: String,
+    /// Digest of the spec text it ran ([`SpecText::digest`]), if the run recorded one
+    /// ([`Store::create_run_with_spec_text`](crate::Store::create_run_with_spec_text)).
+    pub spec_text: Option<String>,
     /// The root seed.
     pub seed: u64,
     /// Steps requested.
@@ -274,18 +299,33 @@ pub struct ArtifactRecord {
     pub created_at_ms: i64,
 }
 
-/// How many checkpoints [`Store::put_checkpoint`](crate::Store::put_checkpoint) keeps per run.
+/// Which checkpoints [`Store::put_checkpoint`](crate::Store::put_checkpoint) keeps per run.
 ///
 /// The default keeps all of them: nothing is deleted unless asked for, and older checkpoints
-/// allow forking a run at an earlier step. Long runs with large checkpoints should use
-/// [`Last`](CheckpointRetention::Last); `resume` only ever needs the latest one.
+/// allow forking a run at an earlier step. Long runs should thin them: a checkpoint every 10
+/// steps of a 100k-step run is 10 000 checkpoints, and `resume` only ever needs the latest.
+/// [`LastAndEvery`](CheckpointRetention::LastAndEvery) keeps the few latest (to resume) and a
+/// sparse trail of earlier ones (to fork from); its cost is bounded by
+/// `(last + steps / every + 1) × checkpoint size`.
+///
+/// Pruning happens after each put, in the same transaction, so the latest checkpoint is never
+/// missing; freed pages are reused by later checkpoints (the file does not shrink without
+/// `VACUUM`, but it stops growing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CheckpointRetention {
     /// Keep every checkpoint.
     #[default]
     All,
-    /// After each put, keep only the checkpoints with the N highest steps of that run. The
-    /// pruning happens in the same transaction as the put, so the latest checkpoint is never
-    /// missing.
+    /// Keep only the checkpoints with the N highest steps of the run.
     Last(NonZeroUsize),
+    /// Keep the `last` checkpoints with the highest steps, and the first checkpoint of every
+    /// span of `every` steps (`[0, every)`, `[every, 2·every)`, …) — when checkpoint steps are
+    /// multiples of `every`, exactly the steps divisible by it. A checkpoint kept for its span
+    /// stays kept, so the trail does not move as the run goes on.
+    LastAndEvery {
+        /// How many of the latest checkpoints to keep.
+        last: NonZeroUsize,
+        /// The span, in steps, of which the first checkpoint is kept.
+        every: NonZeroU64,
+    },
 }

@@ -1,13 +1,13 @@
 //! The run store through its public API.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gristmill_store::{
-    CheckpointRetention, NewRun, RunId, RunKind, RunStatus, Store, StoreError, SCHEMA_VERSION,
+    text_digest, CheckpointRetention, NewRun, RunId, RunKind, RunStatus, Store, StoreError, SCHEMA_VERSION,
 };
 use serde_json::json;
 
@@ -130,6 +130,188 @@ fn a_file_that_is_not_a_database_is_an_open_error_naming_it() {
     assert!(err.to_string().contains(&db.path().display().to_string()), "{err}");
 }
 
+/// The schema of version 1 exactly as gristmill shipped it, kept here (not taken from the
+/// crate) so the migration test below opens what files in the wild hold even if the crate's own
+/// copy were ever edited by mistake.
+const V1_DDL: &str = r#"
+CREATE TABLE specs (
+    hash          TEXT NOT NULL PRIMARY KEY CHECK (hash <> ''),
+    name          TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind          TEXT NOT NULL CHECK (kind <> ''),
+    spec_hash     TEXT NOT NULL REFERENCES specs (hash),
+    seed          INTEGER NOT NULL,
+    steps         INTEGER NOT NULL CHECK (steps >= 0),
+    steps_done    INTEGER NOT NULL DEFAULT 0 CHECK (steps_done >= 0),
+    threads       INTEGER NOT NULL CHECK (threads >= 0),
+    status        TEXT NOT NULL DEFAULT 'running'
+                  CHECK (status IN ('running', 'finished', 'failed', 'stopped')),
+    digest        TEXT CHECK (digest IS NULL OR (digest <> '' AND digest NOT GLOB '*[^0-9a-f]*')),
+    summary       TEXT CHECK (summary IS NULL OR json_valid(summary)),
+    error         TEXT,
+    config        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    parent_id     INTEGER REFERENCES runs (id),
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    CHECK (status <> 'finished' OR digest IS NOT NULL),
+    CHECK (status <> 'failed' OR error IS NOT NULL)
+) STRICT;
+CREATE INDEX runs_by_spec ON runs (spec_hash);
+CREATE INDEX runs_by_parent ON runs (parent_id);
+CREATE TABLE step_metrics (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    step   INTEGER NOT NULL CHECK (step >= 0),
+    name   TEXT NOT NULL CHECK (name <> ''),
+    bits   INTEGER NOT NULL,
+    value  REAL NOT NULL,
+    PRIMARY KEY (run_id, step, name)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE piece_summaries (
+    run_id        INTEGER NOT NULL REFERENCES runs (id),
+    piece_id      TEXT NOT NULL CHECK (piece_id <> ''),
+    kind          TEXT NOT NULL,
+    summary       TEXT NOT NULL CHECK (json_valid(summary)),
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, piece_id)
+) STRICT;
+CREATE TABLE checkpoints (
+    run_id        INTEGER NOT NULL REFERENCES runs (id),
+    step          INTEGER NOT NULL CHECK (step >= 0),
+    bytes         BLOB NOT NULL,
+    digest        TEXT NOT NULL CHECK (digest <> '' AND digest NOT GLOB '*[^0-9a-f]*'),
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, step)
+) STRICT;
+CREATE TABLE results (
+    run_id        INTEGER NOT NULL REFERENCES runs (id),
+    name          TEXT NOT NULL CHECK (name <> ''),
+    body          TEXT NOT NULL CHECK (json_valid(body)),
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, name)
+) STRICT;
+CREATE TABLE artifacts (
+    hash          TEXT NOT NULL PRIMARY KEY CHECK (hash <> ''),
+    kind          TEXT NOT NULL CHECK (kind <> ''),
+    name          TEXT NOT NULL,
+    body          TEXT NOT NULL CHECK (json_valid(body)),
+    source_run_id INTEGER REFERENCES runs (id),
+    created_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX artifacts_by_kind ON artifacts (kind, created_at_ms);
+"#;
+
+/// The metric (run, step, name, value) rows the version-1 file of the migration test holds.
+fn version_1_metrics() -> Vec<(i64, u64, String, f64)> {
+    let mut rows = Vec::new();
+    for run in [1i64, 2] {
+        for step in [0u64, 1, 2, 9, 10, 1000] {
+            for (i, v) in AWKWARD.iter().enumerate() {
+                // Names in an order unlike their sorted order, and one name per run only.
+                let name = if i == 11 { format!("only.run{run}") } else { format!("m.{}", 11 - i) };
+                rows.push((run, step, name, *v * (step as f64 + 1.0) * if run == 2 { -1.0 } else { 1.0 }));
+            }
+        }
+    }
+    rows
+}
+
+/// Writes a version-1 store by hand, as the gristmill of schema version 1 left it: two specs,
+/// a finished run and a running one (the process died), metrics, checkpoints, a result.
+fn write_version_1_store(path: &Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.pragma_update(None, "journal_mode", "wal").unwrap();
+    c.execute_batch(V1_DDL).unwrap();
+    c.pragma_update(None, "user_version", 1).unwrap();
+    c.execute_batch(
+        "INSERT INTO specs VALUES ('5eed', 'addition', 'name = ''addition''\n', 100);
+         INSERT INTO specs VALUES ('beef', 'maze', '# maze\nname = ''maze''\n', 200);
+         INSERT INTO runs (kind, spec_hash, seed, steps, steps_done, threads, status, digest, summary,
+                           config, created_at_ms, updated_at_ms)
+              VALUES ('train', '5eed', -1, 1001, 1001, 2, 'finished', 'ab', '{\"gold\":0.5}', '{}', 300, 400);
+         INSERT INTO runs (kind, spec_hash, seed, steps, steps_done, threads, status, config, parent_id,
+                           created_at_ms, updated_at_ms)
+              VALUES ('train', 'beef', 7, 2000, 11, 1, 'running', '{}', 1, 500, 600);
+         INSERT INTO checkpoints VALUES (2, 10, x'00ff01', '0a', 550);
+         INSERT INTO checkpoints VALUES (2, 1000, x'02', '0b', 560);
+         INSERT INTO results VALUES (1, 'credit', '{\"residual\":-0.0}', 410, 410);",
+    )
+    .unwrap();
+    let mut insert = c.prepare("INSERT INTO step_metrics VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
+    for (run, step, name, value) in version_1_metrics() {
+        insert.execute(rusqlite::params![run, step as i64, name, value.to_bits() as i64, value]).unwrap();
+    }
+}
+
+#[test]
+fn a_version_1_store_is_migrated_and_reads_back_bit_for_bit() {
+    let db = TempDb::new("v1");
+    write_version_1_store(db.path());
+    let mut store = Store::open(db.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+
+    // Specs: each hash has its one text, and the runs of version 1 ran it.
+    for (hash, text) in [("5eed", "name = 'addition'\n"), ("beef", "# maze\nname = 'maze'\n")] {
+        let spec = store.spec(hash).unwrap().unwrap();
+        assert_eq!((spec.text.as_str(), spec.created_at_ms), (text, if hash == "5eed" { 100 } else { 200 }));
+        let texts = store.spec_texts(hash).unwrap();
+        assert_eq!(texts.len(), 1);
+        assert_eq!(
+            (texts[0].digest.clone(), texts[0].first_seen_ms),
+            (text_digest(text), spec.created_at_ms)
+        );
+    }
+    let finished = store.run(RunId(1)).unwrap();
+    assert_eq!((finished.status, finished.seed, finished.steps_done), (RunStatus::Finished, u64::MAX, 1001));
+    assert_eq!(finished.spec_text, Some(text_digest("name = 'addition'\n")));
+    let running = store.run(RunId(2)).unwrap();
+    assert_eq!((running.status, running.parent), (RunStatus::Running, Some(RunId(1))));
+    assert_eq!(store.result(RunId(1), "credit").unwrap(), Some(json!({ "residual": -0.0 })));
+
+    // Every metric, bit for bit, in (step, name) order, and each series.
+    let expected = version_1_metrics();
+    for run in [RunId(1), RunId(2)] {
+        let mut want: Vec<(u64, String, u64)> = expected
+            .iter()
+            .filter(|(r, ..)| *r == run.0)
+            .map(|(_, step, name, v)| (*step, name.clone(), v.to_bits()))
+            .collect();
+        want.sort();
+        let got: Vec<(u64, String, u64)> = store
+            .step_metrics(run)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.step, m.name, m.value.to_bits()))
+            .collect();
+        assert_eq!(got, want, "run {run}");
+        for name in ["m.0", "m.11", &format!("only.run{run}")] {
+            let series: Vec<(u64, u64)> =
+                store.metric_series(run, name).unwrap().into_iter().map(|(s, v)| (s, v.to_bits())).collect();
+            let want_series: Vec<(u64, u64)> =
+                want.iter().filter(|(_, n, _)| n == name).map(|(s, _, b)| (*s, *b)).collect();
+            assert_eq!(series, want_series, "run {run}, {name}");
+        }
+    }
+    assert!(store.metric_series(RunId(1), "only.run2").unwrap().is_empty());
+
+    // Checkpoints survive; the running run (its process is long gone) can be taken up again.
+    assert_eq!(store.checkpoint_steps(RunId(2)).unwrap(), vec![10, 1000]);
+    assert_eq!(store.latest_checkpoint(RunId(2)).unwrap().unwrap().bytes, vec![2]);
+    // And the migrated file takes new writes: a new text under an old hash, a new run.
+    store.put_spec("5eed", "addition", "# edited\nname = 'addition'\n").unwrap();
+    assert_eq!(store.spec_texts("5eed").unwrap().len(), 2);
+    let new = store.create_run(&NewRun::new(RunKind::Train, "5eed", 1, 5)).unwrap();
+    store.put_step_metrics(new, 0, &[("m.0", -0.0)]).unwrap();
+    assert!(store.metric_series(new, "m.0").unwrap()[0].1.is_sign_negative());
+    drop(store);
+    // Reopening does not migrate again.
+    assert_eq!(Store::open(db.path()).unwrap().step_metrics(RunId(1)).unwrap().len(), 6 * 12);
+}
+
 #[test]
 fn in_memory_store_has_the_schema() {
     let store = Store::open_in_memory().unwrap();
@@ -141,21 +323,60 @@ fn in_memory_store_has_the_schema() {
 // --- specs and runs --------------------------------------------------------------------------
 
 #[test]
-fn specs_round_trip_and_a_hash_is_bound_to_one_text() {
+fn specs_round_trip_and_storing_a_text_again_is_a_no_op() {
     let mut store = Store::open_in_memory().unwrap();
     assert_eq!(store.spec(SPEC).unwrap(), None);
-    store.put_spec(SPEC, "addition", "name = 'addition'\n").unwrap();
-    store.put_spec(SPEC, "renamed", "name = 'addition'\n").unwrap(); // idempotent, first name kept
+    assert!(store.spec_texts(SPEC).unwrap().is_empty());
+    let digest = store.put_spec(SPEC, "addition", "name = 'addition'\n").unwrap();
+    assert_eq!(digest, text_digest("name = 'addition'\n"));
+    assert_eq!(digest.len(), 64);
+    // Idempotent: the same text is stored once, and the first name is kept.
+    assert_eq!(store.put_spec(SPEC, "renamed", "name = 'addition'\n").unwrap(), digest);
     let spec = store.spec(SPEC).unwrap().unwrap();
     assert_eq!(
         (spec.hash.as_str(), spec.name.as_str(), spec.text.as_str()),
         (SPEC, "addition", "name = 'addition'\n")
     );
     assert!(spec.created_at_ms > 0);
+    assert_eq!(store.spec_texts(SPEC).unwrap().len(), 1);
+}
 
-    let err = store.put_spec(SPEC, "addition", "name = 'other'\n").unwrap_err();
-    assert!(matches!(&err, StoreError::SpecConflict(h) if h == SPEC), "{err:?}");
-    assert_eq!(store.spec(SPEC).unwrap().unwrap().text, "name = 'addition'\n");
+#[test]
+fn a_spec_edited_only_in_a_comment_is_stored_beside_the_first_text() {
+    // The caller hashes the canonical spec (comments and layout dropped), so two texts that
+    // differ only in a comment arrive under one content hash. Both must be accepted and kept.
+    let mut store = Store::open_in_memory().unwrap();
+    let first = "name = 'addition'\n";
+    let edited = "# tuned the comment only\nname = 'addition'\n";
+    let d1 = store.put_spec(SPEC, "addition", first).unwrap();
+    std::thread::sleep(Duration::from_millis(2)); // distinct first-seen times
+    let d2 = store.put_spec(SPEC, "addition", edited).unwrap();
+    assert_ne!(d1, d2);
+    assert_eq!(store.put_spec(SPEC, "addition", edited).unwrap(), d2, "idempotent");
+
+    // `spec` keeps showing the first text; `spec_texts` lists both, oldest first.
+    assert_eq!(store.spec(SPEC).unwrap().unwrap().text, first);
+    let texts = store.spec_texts(SPEC).unwrap();
+    let got: Vec<(&str, &str, &str)> =
+        texts.iter().map(|t| (t.hash.as_str(), t.digest.as_str(), t.text.as_str())).collect();
+    assert_eq!(got, vec![(SPEC, d1.as_str(), first), (SPEC, d2.as_str(), edited)]);
+    assert!(texts[0].first_seen_ms <= texts[1].first_seen_ms);
+    assert_eq!(store.spec_text(SPEC, &d2).unwrap().unwrap().text, edited);
+    assert_eq!(store.spec_text(SPEC, &text_digest("other")).unwrap(), None);
+
+    // A run records which text it ran; a plain `create_run` records none.
+    let with_text = store.create_run_with_spec_text(&NewRun::new(RunKind::Run, SPEC, 7, 1), &d2).unwrap();
+    assert_eq!(store.run(with_text).unwrap().spec_text.as_deref(), Some(d2.as_str()));
+    let plain = store.create_run(&NewRun::new(RunKind::Run, SPEC, 7, 1)).unwrap();
+    assert_eq!(store.run(plain).unwrap().spec_text, None);
+    // A digest that is not a text of the run's spec is refused, naming both.
+    let stray = text_digest("name = 'stray'\n");
+    let err = store.create_run_with_spec_text(&NewRun::new(RunKind::Run, SPEC, 7, 1), &stray).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::SpecTextNotFound { hash, digest } if hash == SPEC && *digest == stray),
+        "{err:?}"
+    );
+    assert_eq!(store.list_runs(10).unwrap().len(), 2);
 }
 
 #[test]
@@ -455,6 +676,74 @@ fn checkpoint_retention_prunes_to_the_newest_steps() {
     assert_eq!(store.checkpoint_steps(run).unwrap(), vec![30, 40]);
     assert_eq!(store.latest_checkpoint(run).unwrap().unwrap().step, 40);
     assert_eq!(store.checkpoint_steps(other).unwrap(), vec![1], "pruning is per run");
+}
+
+/// What `LastAndEvery { last, every }` keeps of `steps`: a model of the rule, independent of
+/// the SQL that implements it.
+fn thinned(steps: &[u64], last: usize, every: u64) -> Vec<u64> {
+    let mut sorted = steps.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup(); // a rewritten checkpoint is one checkpoint
+    let mut keep: Vec<u64> = sorted.iter().rev().take(last).copied().collect();
+    let mut span = None;
+    for &s in &sorted {
+        if span != Some(s / every) {
+            span = Some(s / every);
+            keep.push(s);
+        }
+    }
+    keep.sort_unstable();
+    keep.dedup();
+    keep
+}
+
+#[test]
+fn checkpoint_retention_keeps_the_last_n_and_the_first_of_every_span() {
+    let retention = |last, every| CheckpointRetention::LastAndEvery {
+        last: NonZeroUsize::new(last).unwrap(),
+        every: NonZeroU64::new(every).unwrap(),
+    };
+    // Aligned: checkpoints every 10 steps, every 100th kept.
+    let mut store = Store::open_in_memory().unwrap();
+    store.set_checkpoint_retention(retention(3, 100));
+    let run = with_run(&mut store, 1000);
+    let mut written = Vec::new();
+    for step in (10..=1000).step_by(10) {
+        store.put_checkpoint(run, step, format!("state@{step}").as_bytes(), "ab").unwrap();
+        written.push(step);
+        // After every put: the latest is there, and exactly what the rule says.
+        assert_eq!(store.latest_checkpoint(run).unwrap().unwrap().step, step);
+        assert_eq!(store.checkpoint_steps(run).unwrap(), thinned(&written, 3, 100), "after {step}");
+    }
+    let mut want: Vec<u64> = vec![10]; // the first of span [0, 100)
+    want.extend((100..=900).step_by(100));
+    want.extend([980, 990, 1000]);
+    assert_eq!(store.checkpoint_steps(run).unwrap(), want);
+    assert_eq!(store.latest_checkpoint(run).unwrap().unwrap().bytes, b"state@1000");
+
+    // Unaligned (every 7 steps, spans of 50), and a resume that rewrites the last steps.
+    store.set_checkpoint_retention(retention(2, 50));
+    let run = with_run(&mut store, 500);
+    let mut written = Vec::new();
+    for step in (7..=500).step_by(7).chain([490, 497]) {
+        store.put_checkpoint(run, step, format!("state@{step}").as_bytes(), "ab").unwrap();
+        written.push(step);
+        assert_eq!(store.checkpoint_steps(run).unwrap(), thinned(&written, 2, 50), "after {step}");
+    }
+    assert_eq!(
+        store.checkpoint_steps(run).unwrap(),
+        vec![7, 56, 105, 154, 203, 252, 301, 350, 406, 455, 490, 497]
+    );
+
+    // Applied after the fact to a run that kept everything.
+    store.set_checkpoint_retention(CheckpointRetention::All);
+    let run = with_run(&mut store, 100);
+    for step in 1..=100 {
+        store.put_checkpoint(run, step, b"s", "ab").unwrap();
+    }
+    assert_eq!(store.apply_checkpoint_retention(run, retention(1, 25)).unwrap(), 100 - 5);
+    assert_eq!(store.checkpoint_steps(run).unwrap(), vec![1, 25, 50, 75, 100]);
+    assert_eq!(store.apply_checkpoint_retention(run, CheckpointRetention::All).unwrap(), 0);
 }
 
 #[test]
