@@ -78,13 +78,29 @@ pub(crate) fn load_spec(path: &Path, overrides: &Overrides) -> anyhow::Result<(V
 
 /// A stored spec text, validated again with the run's seed and steps.
 fn stored_spec(store: &Store, run: &gristmill_store::RunRecord) -> anyhow::Result<(ValidSpec, String)> {
-    let spec = store
-        .spec(&run.spec_hash)?
-        .ok_or_else(|| anyhow!("spec {} of run {} is missing", run.spec_hash, run.id))?;
+    // The exact text the run ran, when recorded (runs from before texts were kept by digest
+    // have their spec's first text).
+    let text = match &run.spec_text {
+        Some(digest) => store.spec_text(&run.spec_hash, digest)?.map(|t| t.text),
+        None => store.spec(&run.spec_hash)?.map(|s| s.text),
+    }
+    .ok_or_else(|| anyhow!("spec {} of run {} is missing", run.spec_hash, run.id))?;
     let overrides = Overrides { seed: Some(run.seed), steps: Some(run.steps) };
-    let valid = gristmill_engine::load_spec(&spec.text, &format!("run {} spec", run.id), &overrides)
+    let valid = gristmill_engine::load_spec(&text, &format!("run {} spec", run.id), &overrides)
         .map_err(|e| anyhow!("{e}"))?;
-    Ok((valid, spec.text))
+    Ok((valid, text))
+}
+
+/// Stores the spec text and creates run `new` recording which text it ran; the new run's
+/// lease is this process's.
+pub(crate) fn create_run(
+    store: &mut Store,
+    valid: &ValidSpec,
+    text: &str,
+    new: &NewRun,
+) -> anyhow::Result<RunId> {
+    let digest = store.put_spec(valid.hash(), &valid.spec().name, text)?;
+    Ok(store.create_run_with_spec_text(new, &digest)?)
 }
 
 pub(crate) fn exit_for(e: anyhow::Error) -> anyhow::Result<ExitCode> {
@@ -147,21 +163,16 @@ pub fn run(db: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let flags = &args.flags;
     let mut store = Store::open(db)?;
-    store.put_spec(valid.hash(), &valid.spec().name, &text)?;
     let (seed, steps) = (valid.seed(), valid.spec().run.steps);
     let config = json!({ "seed": seed, "steps": steps, "threads": flags.threads });
     let threads_used =
         flags.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let train = TrainConfig::of(&valid);
-    let run_id = store.create_run(&NewRun {
-        kind: if train.is_some() { "train".into() } else { "run".into() },
-        spec_hash: valid.hash().to_string(),
-        seed,
-        steps,
-        threads: threads_used as u32,
-        config,
-        parent: None,
-    })?;
+    let mut new =
+        NewRun::new(if train.is_some() { "train".into() } else { "run".into() }, valid.hash(), seed, steps);
+    new.threads = threads_used as u32;
+    new.config = config;
+    let run_id = create_run(&mut store, &valid, &text, &new)?;
     if let Some(config) = train {
         return crate::train::train_run(
             &mut store,

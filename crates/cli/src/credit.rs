@@ -62,11 +62,10 @@ pub fn credit(db: &Path, args: CreditArgs) -> anyhow::Result<ExitCode> {
     let (pool, threads) = crate::commands::pool(args.flags.threads)?;
     let (seed, steps) = (valid.seed(), valid.spec().run.steps);
     let mut store = Store::open(db)?;
-    store.put_spec(valid.hash(), &valid.spec().name, &text)?;
-    let mut new = NewRun::new("credit".into(), valid.hash().to_string(), seed, steps);
+    let mut new = NewRun::new("credit".into(), valid.hash(), seed, steps);
     new.threads = threads as u32;
     new.config = json!({ "method": format!("{:?}", args.method), "permutations": args.permutations });
-    let run_id = store.create_run(&new)?;
+    let run_id = crate::commands::create_run(&mut store, &valid, &text, &new)?;
     let spec_hash = valid.hash().to_string();
     let m = args.method;
     let want = |x: Method| m == x || m == Method::All;

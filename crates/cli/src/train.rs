@@ -9,7 +9,8 @@ use gristmill_engine::Environment;
 use gristmill_learn::TrainConfig;
 use gristmill_run::report::{curve, TrainReport};
 use gristmill_run::{Run, RunError, StoreSink};
-use gristmill_store::{RunId, Store};
+use gristmill_store::lease::LeaseHolder;
+use gristmill_store::{CheckpointRetention, RunId, Store};
 
 use crate::output::{num, progress, table, write_json};
 
@@ -72,6 +73,12 @@ pub fn train_run(
     resume: bool,
 ) -> anyhow::Result<ExitCode> {
     let (pool, _) = crate::commands::pool(threads)?;
+    if resume {
+        // One writer per run: a second `resume` of a run being trained is refused at once,
+        // naming the holder; the lease of a process that died is taken over.
+        store.acquire_lease(run_id, &LeaseHolder::this_process())?;
+    }
+    store.set_checkpoint_retention(retention(&config));
     let (name, spec_hash) = (valid.spec().name.clone(), valid.hash().to_string());
     let checkpoint = if resume { store.latest_checkpoint(run_id)?.map(|c| (c.step, c.bytes)) } else { None };
     let from = checkpoint.as_ref().map_or(0, |c| c.0);
@@ -95,6 +102,17 @@ pub fn train_run(
         write_json(path, &summary)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The spec's checkpoint retention: the latest `checkpoint_keep` and the first of every
+/// `checkpoint_keep_every` steps, so the store grows linearly with the run.
+fn retention(config: &TrainConfig) -> CheckpointRetention {
+    let last =
+        std::num::NonZeroUsize::new(config.checkpoint_keep as usize).unwrap_or(std::num::NonZeroUsize::MIN);
+    match std::num::NonZeroU64::new(config.checkpoint_keep_every) {
+        Some(every) => CheckpointRetention::LastAndEvery { last, every },
+        None => CheckpointRetention::Last(last),
+    }
 }
 
 /// Prints the closing tables of a training run.

@@ -125,10 +125,9 @@ fn prepare(
     let train: Vec<usize> =
         valid.spec().pieces.iter().enumerate().filter(|(_, p)| p.train).map(|(i, _)| i).collect();
     let mut store = Store::open(db)?;
-    store.put_spec(valid.hash(), &valid.spec().name, &text)?;
-    let mut new = NewRun::new(kind.into(), valid.hash().to_string(), seed, steps);
+    let mut new = NewRun::new(kind.into(), valid.hash(), seed, steps);
     new.threads = n as u32;
-    let run_id = store.create_run(&new)?;
+    let run_id = crate::commands::create_run(&mut store, &valid, &text, &new)?;
     let env = pool.install(|| Environment::build(valid))?;
     Ok(Ok(Prepared { env, config, seed, steps, train, store, run_id, pool }))
 }

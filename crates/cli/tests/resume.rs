@@ -69,3 +69,39 @@ fn sigkill_then_resume_reaches_the_uninterrupted_digest() {
     let _ = std::fs::remove_dir_all(clean);
     let _ = std::fs::remove_dir_all(killed);
 }
+
+/// The reported defect: two `resume`s of one run were both allowed, and the second trained to
+/// the end before failing. A run being trained holds a lease; a second writer is refused at
+/// once, naming the holder's pid and host, and a finished run's resume writes its report.
+#[test]
+fn a_second_writer_is_refused_at_once_naming_the_holder() {
+    let dir = scratch("lease");
+    let mut child = gristmill(&dir, &["run", "spec.toml"]).spawn().unwrap();
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        if let Ok(store) = Store::open(dir.join("runs.db")) {
+            if store.run(RunId(1)).is_ok_and(|r| r.steps_done >= 7) {
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+    }
+    let refused = Instant::now();
+    let out = gristmill(&dir, &["resume", "1"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("pid {}", child.id())), "{stderr}");
+    assert!(refused.elapsed() < Duration::from_secs(10), "refused at once, not after training");
+    assert!(child.try_wait().unwrap().is_none(), "the holder keeps running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The holder died: its lease is taken over, the run finishes, and resuming the finished
+    // run again writes its --json report instead of failing.
+    let out = gristmill(&dir, &["resume", "1", "--json", "a.json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gristmill(&dir, &["resume", "1", "--json", "b.json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(digest_of(&dir.join("a.json")), digest_of(&dir.join("b.json")));
+    let _ = std::fs::remove_dir_all(dir);
+}

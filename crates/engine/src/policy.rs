@@ -91,6 +91,8 @@ macro_rules! common_params {
             ParamSpec::float("kl", 0.0, 100.0, 0.0, "KL-to-initial-policy coefficient β (pseudo-piece `kl`)"),
             ParamSpec::float("weight_decay", 0.0, 10.0, 0.0, "weight decay λ (pseudo-piece `weight_decay`)"),
             ParamSpec::int("checkpoint_every", 1, 1_000_000, 10, "steps between checkpoints"),
+            ParamSpec::int("checkpoint_keep", 1, 1_000_000, 3, "checkpoints kept besides the every-M-th ones (the latest N)"),
+            ParamSpec::int("checkpoint_keep_every", 0, 1_000_000_000, 5000, "also keep the first checkpoint of every span of this many steps (0: none)"),
             ParamSpec::int("credit_nodes", 0, 16, 4, "Gauss–Legendre nodes for in-run credit; 0 turns it off"),
             $($extra),*
         ]

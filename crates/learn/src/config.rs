@@ -39,6 +39,10 @@ pub struct TrainConfig {
     pub init_scale: f64,
     /// Steps between checkpoints.
     pub checkpoint_every: u64,
+    /// Checkpoints kept: the latest `checkpoint_keep`...
+    pub checkpoint_keep: u64,
+    /// ...and the first of every span of `checkpoint_keep_every` steps (0: none).
+    pub checkpoint_keep_every: u64,
     /// Gauss–Legendre nodes for in-run credit (0 turns credit off).
     pub credit_nodes: usize,
 }
@@ -78,6 +82,8 @@ impl TrainConfig {
             weight_decay: p.float("weight_decay"),
             init_scale: if kind == "mlp" { p.float("init_scale") } else { 0.0 },
             checkpoint_every: p.int("checkpoint_every") as u64,
+            checkpoint_keep: p.int("checkpoint_keep") as u64,
+            checkpoint_keep_every: p.int("checkpoint_keep_every") as u64,
             credit_nodes: p.int("credit_nodes") as usize,
         })
     }
