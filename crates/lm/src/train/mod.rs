@@ -538,16 +538,7 @@ impl TrainableLm {
         let mut caches: Vec<KvSeq> = (0..n)
             .map(|i| {
                 let s = packed.seqs[i / group];
-                let take = |m: &Vec<f32>| {
-                    let mut out = Vec::with_capacity((s.len + max_new) * kvd);
-                    out.extend_from_slice(&m[s.start * kvd..(s.start + s.len) * kvd]);
-                    out
-                };
-                KvSeq {
-                    k: acts.iter().map(|a| take(&a.k)).collect(),
-                    v: acts.iter().map(|a| take(&a.v)).collect(),
-                    len: s.len,
-                }
+                KvSeq::from_rows(&acts, s.start, s.len, kvd, s.len + max_new)
             })
             .collect();
         drop(acts);
@@ -671,12 +662,22 @@ impl TrainableLm {
             None => None,
         };
         let net = self.policy();
-        let profile = std::env::var_os("GRISTMILL_LM_PROFILE").is_some();
+        let profile = kernels::profiling();
+        let take = || {
+            use std::sync::atomic::Ordering::Relaxed;
+            (
+                kernels::MATMUL_NS.swap(0, Relaxed) as f64 * 1e-9,
+                kernels::MATMUL_FLOP.swap(0, Relaxed) as f64 * 1e-9,
+            )
+        };
+        take();
         let t0 = std::time::Instant::now();
         let (hidden, acts) = net.forward_packed(&sc.packed, Keep::All);
         let t1 = std::time::Instant::now();
+        let mm_fwd = take();
         let (lps, dx_unit) = self.head(net, &hidden, &sc, true)?;
         let t2 = std::time::Instant::now();
+        let mm_head = take();
         drop(hidden);
         let nt = sc.rows.len();
         let m = sc.packed.rows();
@@ -723,11 +724,19 @@ impl TrainableLm {
         let plan = Plan { basis_u, channels };
         let grads = net.backward(&sc.packed, acts, &dx_unit, &sc.rows, &plan, self.num_params());
         if profile {
+            let mm_bwd = take();
             eprintln!(
-                "profile: forward {:.3}s, head {:.3}s, backward {:.3}s",
+                "profile: forward {:.3}s (matmul {:.3}s, {:.0} GFLOP), head {:.3}s (matmul {:.3}s, {:.0} GFLOP), \
+                 backward {:.3}s (matmul {:.3}s, {:.0} GFLOP)",
                 (t1 - t0).as_secs_f64(),
+                mm_fwd.0,
+                mm_fwd.1,
                 (t2 - t1).as_secs_f64(),
-                t2.elapsed().as_secs_f64()
+                mm_head.0,
+                mm_head.1,
+                t2.elapsed().as_secs_f64(),
+                mm_bwd.0,
+                mm_bwd.1
             );
         }
         let mut grads: Vec<Vec<f64>> =
