@@ -60,10 +60,27 @@
 //! number of threads (`RAYON_NUM_THREADS`), for any batching, on AVX-512, AVX2 or the portable
 //! path (tests run children with 1 and 2 threads).
 //!
+//! ## candle for the weights, own kernels for the arithmetic
+//!
+//! candle reads the GGUF file and dequantizes every tensor to f32; the forward and backward
+//! passes then run on this module's kernels (`kernels`: an AVX-512 matmul with a portable
+//! twin, attention, norms, SwiGLU, RoPE, `exp`), not on candle's tensor ops, for three
+//! measured reasons. (1) Bit-equal log-probs between a one-row decode step and a 512-row
+//! teacher-forced pass need a matmul whose every output is independent of the row count;
+//! candle's CPU matmul (the `gemm` crate) does not depend on the thread count, but takes a
+//! different path for one row (GEMV) and picks its reduction blocking from the matrix shape:
+//! with weights stored `out × in` and used as `x·Wᵀ` (as `candle-nn`'s `Linear`), every row
+//! computed alone differs from the same row in a batch, by up to 3·10⁻⁴ relative
+//! (`examples/candle-matmul-check.rs`; the digests on 1 and 2 threads match). (2) The
+//! channel-batched backward (several per-token weightings propagated at once, channel weights
+//! folded into the parameter-gradient products) is not expressible with a scalar-loss
+//! autograd. (3) Speed: packed weights and fused row operations (BENCHMARKS.md). The existing
+//! [`LocalModel`](crate::LocalModel) still runs on candle.
+//!
 //! ## A tiny model for tests
 //!
 //! [`TrainableLm::tiny`] builds a random llama-architecture model in code with a byte-level
-//! vocabulary (through the same [`Tokenizer`](crate::Tokenizer) and ChatML template), so the
+//! vocabulary (through the same [`Tokenizer`] and ChatML template), so the
 //! whole mechanism is tested in seconds without the GGUF.
 
 mod backward;
