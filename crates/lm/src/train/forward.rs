@@ -14,6 +14,8 @@ use super::weights::{Adapter, Base, LayerWeights, State, Target};
 
 /// Rows per parallel task for row-wise operations.
 const ROW_BLOCK: usize = 16;
+/// Row operations on fewer elements than this run on the calling thread.
+const SERIAL_BELOW: usize = 32 * 1024;
 
 /// One sequence of a packed batch: rows `start .. start + len`.
 #[derive(Debug, Clone, Copy)]
@@ -137,7 +139,12 @@ pub(crate) fn par_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f3
     if width == 0 {
         return;
     }
-    out.par_chunks_mut(ROW_BLOCK * width).enumerate().for_each(|(i, chunk)| f(i * ROW_BLOCK, chunk));
+    if out.len() < SERIAL_BELOW {
+        // A decode step's few rows: waking a thread costs more than the work.
+        out.chunks_mut(ROW_BLOCK * width).enumerate().for_each(|(i, chunk)| f(i * ROW_BLOCK, chunk));
+    } else {
+        out.par_chunks_mut(ROW_BLOCK * width).enumerate().for_each(|(i, chunk)| f(i * ROW_BLOCK, chunk));
+    }
 }
 
 /// RMS norm of all rows (parallel), returning the normed rows and `1/rms`.
@@ -146,10 +153,16 @@ pub(crate) fn norm_rows(x: &[f32], g: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) 
     let rows = x.len() / d;
     let mut h = vec![0f32; x.len()];
     let mut r = vec![0f32; rows];
-    h.par_chunks_mut(ROW_BLOCK * d).zip(r.par_chunks_mut(ROW_BLOCK)).enumerate().for_each(|(i, (hc, rc))| {
-        let r0 = i * ROW_BLOCK;
-        rms_norm(&x[r0 * d..(r0 + rc.len()) * d], g, eps, hc, rc);
-    });
+    if x.len() < SERIAL_BELOW {
+        rms_norm(x, g, eps, &mut h, &mut r);
+    } else {
+        h.par_chunks_mut(ROW_BLOCK * d).zip(r.par_chunks_mut(ROW_BLOCK)).enumerate().for_each(
+            |(i, (hc, rc))| {
+                let r0 = i * ROW_BLOCK;
+                rms_norm(&x[r0 * d..(r0 + rc.len()) * d], g, eps, hc, rc);
+            },
+        );
+    }
     (h, r)
 }
 
