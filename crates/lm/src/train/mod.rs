@@ -77,6 +77,14 @@
 //! autograd. (3) Speed: packed weights and fused row operations (BENCHMARKS.md). The existing
 //! [`LocalModel`](crate::LocalModel) still runs on candle.
 //!
+//! ## Memory
+//!
+//! Every frozen weight is kept packed twice (for the forward and the backward products), so
+//! SmolLM2-135M holds ~1.19 GB after loading; a training step of 8 × 64 tokens with LoRA adds
+//! ~0.5 GB of activations (BENCHMARKS.md). The first load sets glibc's `M_TRIM_THRESHOLD` and
+//! `M_MMAP_THRESHOLD` (process-wide) so that freed activations stay in the allocator instead of
+//! being returned to the kernel and faulted in again at every step.
+//!
 //! ## A tiny model for tests
 //!
 //! [`TrainableLm::tiny`] builds a random llama-architecture model in code with a byte-level
