@@ -500,9 +500,6 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer (ties to even)
-    if x.is_nan() {
-        return x;
-    }
     let xc = x.clamp(-87.0, 88.0);
     let n = (xc * LOG2E + MAGIC) - MAGIC;
     let r = n.mul_add(-C1, xc);
@@ -516,10 +513,11 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let e = p.mul_add(r * r, r) + 1.0;
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     let y = e * scale;
-    // Below e⁻⁸⁷ (≈ 1.6·10⁻³⁸) the result is flushed to zero: subnormals never matter here.
-    if x > 88.72 {
-        f32::INFINITY
-    } else if x < -87.0 {
+    // Branch-free ends (so that loops over it vectorize): above ln(f32::MAX) the result is +∞;
+    // below e⁻⁸⁷ (≈ 1.6·10⁻³⁸) it is flushed to zero (subnormals never matter here). A NaN
+    // input stays NaN through the arithmetic above (both comparisons are false).
+    let y = if x > 88.72 { f32::INFINITY } else { y };
+    if x < -87.0 {
         0.0
     } else {
         y
