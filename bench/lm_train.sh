@@ -13,7 +13,8 @@
 # wheel with its CUDA dependencies, ~6 GB; llama-cpp-python builds from source, ~10 min on 2
 # cores). SKIP_TORCH=1 / SKIP_LLAMA=1 skip a peer.
 #
-# Prints both sides' `name value unit` lines, the ratios, and `uptime` before and after: run
+# Prints both sides' `name value unit` lines, the ratios (best run of each side), and `uptime`
+# before and after: run
 # it on an otherwise idle machine, since the figures are wall-clock rates (CPU seconds per
 # step are printed too; OpenMP's spin-waiting counts as CPU time on the PyTorch side).
 set -euo pipefail
@@ -42,15 +43,20 @@ if [[ "${SKIP_LLAMA:-0}" != 1 ]] && ! "$LLAMA_VENV/bin/python" -c "import llama_
 fi
 
 echo "== uptime before: $(uptime)"
-echo "== gristmill-lm train engine ($model, $threads threads, batch $BENCH_BATCH × ($BENCH_PROMPT + $BENCH_COMPLETION), LoRA r=$BENCH_RANK on $BENCH_TARGETS)"
-"$target/release/examples/bench-lm-train" "$model" | tee "$ours"
-
-if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
-  echo "== PyTorch eager (transformers + peft, same GGUF dequantized to f32, $threads threads)"
-  "$TORCH_VENV/bin/python" bench/lm_train_torch.py "$model" --threads "$threads" --batch "$BENCH_BATCH" \
-    --prompt "$BENCH_PROMPT" --completion "$BENCH_COMPLETION" --rank "$BENCH_RANK" --targets "$BENCH_TARGETS" \
-    --steps "$BENCH_STEPS" 2>/dev/null | tee "$torch_out"
-fi
+# The training step, alternately ours and PyTorch's, REPEAT times (the ratio takes the best of
+# each, which is the least disturbed by whatever else runs on the machine).
+for i in $(seq "${REPEAT:-2}"); do
+  echo "== [$i] gristmill-lm train engine ($model, $threads threads, batch $BENCH_BATCH × ($BENCH_PROMPT + $BENCH_COMPLETION), LoRA r=$BENCH_RANK on $BENCH_TARGETS)"
+  BENCH_SKIP=channels,sample "$target/release/examples/bench-lm-train" "$model" | tee -a "$ours"
+  if [[ "${SKIP_TORCH:-0}" != 1 ]]; then
+    echo "== [$i] PyTorch eager (transformers + peft, same GGUF dequantized to f32, $threads threads)"
+    "$TORCH_VENV/bin/python" bench/lm_train_torch.py "$model" --threads "$threads" --batch "$BENCH_BATCH" \
+      --prompt "$BENCH_PROMPT" --completion "$BENCH_COMPLETION" --rank "$BENCH_RANK" --targets "$BENCH_TARGETS" \
+      --steps "$BENCH_STEPS" 2>/dev/null | tee -a "$torch_out"
+  fi
+done
+echo "== gristmill-lm per-channel gradients and sampling"
+BENCH_SKIP=train "$target/release/examples/bench-lm-train" "$model" | tee -a "$ours"
 
 if [[ "${SKIP_LLAMA:-0}" != 1 ]]; then
   echo "== llama-cpp-python (same GGUF, Q4_1, $threads threads)"
@@ -83,13 +89,24 @@ echo "== uptime after: $(uptime)"
 
 python3 - "$ours" "$torch_out" "$llama_out" <<'PY'
 import json, sys
-def last_json(p):
+def merged(p):
+    """All JSON lines of a file merged; for a rate, the best run, for a time, the shortest."""
+    out = {}
     try:
-        lines = [l for l in open(p) if l.startswith("{")]
-        return json.loads(lines[-1]) if lines else {}
+        for line in open(p):
+            if not line.startswith("{"):
+                continue
+            for k, v in json.loads(line).items():
+                if k not in out:
+                    out[k] = v
+                elif k.endswith("/s"):
+                    out[k] = max(out[k], v)
+                elif k.endswith(" s") or k.endswith("MiB"):
+                    out[k] = min(out[k], v)
     except OSError:
-        return {}
-ours, torch, llama = (last_json(p) for p in sys.argv[1:4])
+        pass
+    return out
+ours, torch, llama = (merged(p) for p in sys.argv[1:4])
 print("== ratios (gristmill / peer)")
 def ratio(name, peer, theirs_name=None, label=None):
     a, b = ours.get(name), peer.get(theirs_name or name)

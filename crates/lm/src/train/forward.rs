@@ -9,11 +9,13 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{attend, rms_norm, rope, swiglu};
+use super::kernels::{attend, rms_norm, rope, swiglu, transpose_scaled};
 use super::weights::{Adapter, Base, LayerWeights, State, Target};
 
 /// Rows per parallel task for row-wise operations.
 const ROW_BLOCK: usize = 16;
+/// Row operations on fewer elements than this run on the calling thread.
+const SERIAL_BELOW: usize = 32 * 1024;
 
 /// One sequence of a packed batch: rows `start .. start + len`.
 #[derive(Debug, Clone, Copy)]
@@ -48,12 +50,42 @@ impl Packed {
     }
 }
 
-/// The key/value cache of one sample: per layer, `len` rows of `kv_dim`.
+/// The key/value cache of one sample, per layer: keys transposed (component `e` of position
+/// `s` at `kt[e·cap + s]`, as attention reads them) and values row-major (`len` rows).
 #[derive(Clone, Default)]
 pub(crate) struct KvSeq {
-    pub(crate) k: Vec<Vec<f32>>,
+    pub(crate) kt: Vec<Vec<f32>>,
     pub(crate) v: Vec<Vec<f32>>,
     pub(crate) len: usize,
+    pub(crate) cap: usize,
+}
+
+impl KvSeq {
+    /// A cache of capacity `cap` holding rows `start .. start + len` of each layer's keys and
+    /// values (`kvd` wide, row-major).
+    pub(crate) fn from_rows(acts: &[LayerActs], start: usize, len: usize, kvd: usize, cap: usize) -> KvSeq {
+        let kt = acts
+            .iter()
+            .map(|a| {
+                let mut t = vec![0f32; kvd * cap];
+                for s in 0..len {
+                    for e in 0..kvd {
+                        t[e * cap + s] = a.k[(start + s) * kvd + e];
+                    }
+                }
+                t
+            })
+            .collect();
+        let v = acts
+            .iter()
+            .map(|a| {
+                let mut out = Vec::with_capacity(cap * kvd);
+                out.extend_from_slice(&a.v[start * kvd..(start + len) * kvd]);
+                out
+            })
+            .collect();
+        KvSeq { kt, v, len, cap }
+    }
 }
 
 /// Where attention finds its keys and values.
@@ -107,7 +139,12 @@ pub(crate) fn par_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f3
     if width == 0 {
         return;
     }
-    out.par_chunks_mut(ROW_BLOCK * width).enumerate().for_each(|(i, chunk)| f(i * ROW_BLOCK, chunk));
+    if out.len() < SERIAL_BELOW {
+        // A decode step's few rows: waking a thread costs more than the work.
+        out.chunks_mut(ROW_BLOCK * width).enumerate().for_each(|(i, chunk)| f(i * ROW_BLOCK, chunk));
+    } else {
+        out.par_chunks_mut(ROW_BLOCK * width).enumerate().for_each(|(i, chunk)| f(i * ROW_BLOCK, chunk));
+    }
 }
 
 /// RMS norm of all rows (parallel), returning the normed rows and `1/rms`.
@@ -116,10 +153,16 @@ pub(crate) fn norm_rows(x: &[f32], g: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) 
     let rows = x.len() / d;
     let mut h = vec![0f32; x.len()];
     let mut r = vec![0f32; rows];
-    h.par_chunks_mut(ROW_BLOCK * d).zip(r.par_chunks_mut(ROW_BLOCK)).enumerate().for_each(|(i, (hc, rc))| {
-        let r0 = i * ROW_BLOCK;
-        rms_norm(&x[r0 * d..(r0 + rc.len()) * d], g, eps, hc, rc);
-    });
+    if x.len() < SERIAL_BELOW {
+        rms_norm(x, g, eps, &mut h, &mut r);
+    } else {
+        h.par_chunks_mut(ROW_BLOCK * d).zip(r.par_chunks_mut(ROW_BLOCK)).enumerate().for_each(
+            |(i, (hc, rc))| {
+                let r0 = i * ROW_BLOCK;
+                rms_norm(&x[r0 * d..(r0 + rc.len()) * d], g, eps, hc, rc);
+            },
+        );
+    }
     (h, r)
 }
 
@@ -194,6 +237,8 @@ impl<'a> Net<'a> {
         let mut y = vec![0f32; rows * d];
         match attn {
             Attn::Packed(p) => {
+                let mut kt = vec![0f32; k.len()];
+                transpose_scaled(&k, rows, kvd, None, &mut kt);
                 par_rows(&mut y, d, |r0, chunk| {
                     let mut scores = Vec::new();
                     for (i, out) in chunk.chunks_exact_mut(d).enumerate() {
@@ -201,18 +246,45 @@ impl<'a> Net<'a> {
                         let seq = p.seqs[p.row_seq[row]];
                         let n = row - seq.start + 1;
                         scores.resize(n, 0.0);
-                        let (ks, vs) = (&k[seq.start * kvd..], &v[seq.start * kvd..]);
-                        attend(&q[row * d..(row + 1) * d], ks, vs, kvd, n, hd, group, out, &mut scores);
+                        let vs = &v[seq.start * kvd..];
+                        attend(
+                            &q[row * d..(row + 1) * d],
+                            &kt,
+                            rows,
+                            seq.start,
+                            vs,
+                            kvd,
+                            n,
+                            hd,
+                            group,
+                            out,
+                            &mut scores,
+                        );
                     }
                 });
             }
             Attn::Cache(caches) => {
                 caches.par_iter_mut().zip(y.par_chunks_mut(d)).enumerate().for_each(|(row, (c, out))| {
-                    c.k[l].extend_from_slice(&k[row * kvd..(row + 1) * kvd]);
+                    let (pos, cap) = (c.len, c.cap);
+                    for (e, &kv) in k[row * kvd..(row + 1) * kvd].iter().enumerate() {
+                        c.kt[l][e * cap + pos] = kv;
+                    }
                     c.v[l].extend_from_slice(&v[row * kvd..(row + 1) * kvd]);
-                    let n = c.k[l].len() / kvd;
+                    let n = pos + 1;
                     let mut scores = vec![0f32; n];
-                    attend(&q[row * d..(row + 1) * d], &c.k[l], &c.v[l], kvd, n, hd, group, out, &mut scores);
+                    attend(
+                        &q[row * d..(row + 1) * d],
+                        &c.kt[l],
+                        cap,
+                        0,
+                        &c.v[l],
+                        kvd,
+                        n,
+                        hd,
+                        group,
+                        out,
+                        &mut scores,
+                    );
                 });
             }
         }

@@ -29,10 +29,10 @@ use rayon::prelude::*;
 pub(crate) const NR: usize = 32;
 /// Rows per micro-tile.
 const MR: usize = 12;
-/// Rows per parallel task.
-const MB: usize = 8 * MR;
+/// At most this many rows per parallel task.
+const MB_MAX: usize = 512;
 /// Panels per parallel task.
-const PG: usize = 4;
+const PG: usize = 2;
 /// Reduction block (a 256 × 32 panel block is 32 KiB: L1).
 const KC: usize = 256;
 
@@ -192,7 +192,24 @@ pub(crate) fn matmul(
     c_rs: usize,
     accumulate: bool,
 ) {
-    matmul_on(isa(), a, a_rs, rows, b, c, c_rs, accumulate)
+    if profiling() {
+        let t = std::time::Instant::now();
+        matmul_on(isa(), a, a_rs, rows, b, c, c_rs, accumulate);
+        MATMUL_NS.fetch_add(t.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+        MATMUL_FLOP.fetch_add(2 * (rows * b.k * b.n) as u64, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        matmul_on(isa(), a, a_rs, rows, b, c, c_rs, accumulate)
+    }
+}
+
+/// Time and flops spent in [`matmul`] while `GRISTMILL_LM_PROFILE` is set.
+pub(crate) static MATMUL_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static MATMUL_FLOP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether `GRISTMILL_LM_PROFILE` is set (read once).
+pub(crate) fn profiling() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("GRISTMILL_LM_PROFILE").is_some())
 }
 
 /// [`matmul`] on a chosen instruction set (tests compare them).
@@ -215,15 +232,19 @@ pub(crate) fn matmul_on(
     assert!(c_rs >= n && (rows - 1) * c_rs + n <= c.len(), "matmul: C is too short");
     let panels = n.div_ceil(NR);
     let groups = panels.div_ceil(PG);
-    // Many panels (a wide weight such as the output head): one block of up to 256 rows per
-    // task, so that each panel is read from memory once; otherwise blocks of MB rows.
-    let mb_rows = if groups >= 16 { rows.min(256) } else { MB };
+    // As few row blocks as keep ~8 tasks per thread busy (each block reads every panel of its
+    // group once from memory), each at most MB_MAX rows (its A block stays in L2).
+    let threads = rayon::current_num_threads().max(1);
+    let tiles = rows.div_ceil(MR);
+    let mblocks = (8 * threads).div_ceil(groups).max(rows.div_ceil(MB_MAX)).clamp(1, tiles);
+    let mb_rows = tiles.div_ceil(mblocks) * MR;
     let mblocks = rows.div_ceil(mb_rows);
     let tasks = groups * mblocks;
     let cp = SyncPtr(c.as_mut_ptr());
-    let (ap, bp) = (a.as_ptr() as usize, b.data.as_ptr() as usize);
+    let bp = b.data.as_ptr() as usize;
     let run = |t: usize| {
         let (mb, g) = (t / groups, t % groups);
+        let (row0, row_end) = (mb * mb_rows, ((mb + 1) * mb_rows).min(rows));
         // The reduction is cut into blocks of KC so that a panel block stays in L1; each
         // element's chain continues through C from one block to the next (same bits).
         // (Not for a few rows, which read every panel once anyway.)
@@ -234,21 +255,22 @@ pub(crate) fn matmul_on(
             let acc = accumulate || k0 > 0;
             for p in g * PG..((g + 1) * PG).min(panels) {
                 let nv = (n - p * NR).min(NR);
-                let mut r0 = mb * mb_rows;
-                let r_end = ((mb + 1) * mb_rows).min(rows);
-                while r0 < r_end {
-                    let mr = (r_end - r0).min(MR);
-                    // SAFETY: the tile reads rows r0..r0+mr, columns k0..k0+kc of A (in bounds
-                    // by the assert above), rows k0..k0+kc of panel p of B (masked to nv
-                    // lanes), and writes rows r0..r0+mr, columns p·NR..p·NR+nv of C, which no
-                    // other task writes.
+                for r0 in (row0..row_end).step_by(MR) {
+                    let mr = (row_end - r0).min(MR);
+                    // Broadcasts read A in place (packing A into [kc][MR] blocks was measured
+                    // 35% slower here: the copies cost more than the streams they save).
+                    let (a_ptr, a_rs_t, a_ks) = (a[r0 * a_rs + k0..].as_ptr(), a_rs, 1);
+                    // SAFETY: the tile reads mr rows × kc of A (in bounds by the assert
+                    // above), rows k0..k0+kc of panel p of B (masked to nv lanes), and writes
+                    // rows r0..r0+mr, columns p·NR..p·NR+nv of C, which no other task writes.
                     unsafe {
                         tile(
                             isa,
                             mr,
                             kc,
-                            (ap as *const f32).add(r0 * a_rs + k0),
-                            a_rs,
+                            a_ptr,
+                            a_rs_t,
+                            a_ks,
                             (bp as *const f32).wrapping_add(p * b.ps + k0 * b.ks),
                             b.ks,
                             nv,
@@ -257,7 +279,6 @@ pub(crate) fn matmul_on(
                             acc,
                         )
                     }
-                    r0 += mr;
                 }
             }
             if k == 0 {
@@ -299,6 +320,7 @@ unsafe fn tile(
     k: usize,
     a: *const f32,
     a_rs: usize,
+    a_ks: usize,
     b: *const f32,
     b_ks: usize,
     nv: usize,
@@ -309,10 +331,10 @@ unsafe fn tile(
     debug_assert!((1..=MR).contains(&mr));
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => by_rows!(tile_avx512, mr, k, a, a_rs, b, b_ks, nv, c, c_rs, accumulate),
+        Isa::Avx512 => by_rows!(tile_avx512, mr, k, a, a_rs, a_ks, b, b_ks, nv, c, c_rs, accumulate),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => by_rows!(tile_avx2, mr, k, a, a_rs, b, b_ks, nv, c, c_rs, accumulate),
-        _ => by_rows!(tile_portable, mr, k, a, a_rs, b, b_ks, nv, c, c_rs, accumulate),
+        Isa::Avx2 => by_rows!(tile_avx2, mr, k, a, a_rs, a_ks, b, b_ks, nv, c, c_rs, accumulate),
+        _ => by_rows!(tile_portable, mr, k, a, a_rs, a_ks, b, b_ks, nv, c, c_rs, accumulate),
     }
 }
 
@@ -323,6 +345,7 @@ unsafe fn tile_avx512<const R: usize>(
     k: usize,
     a: *const f32,
     a_rs: usize,
+    a_ks: usize,
     b: *const f32,
     b_ks: usize,
     nv: usize,
@@ -352,7 +375,7 @@ unsafe fn tile_avx512<const R: usize>(
         let b0 = _mm512_maskz_loadu_ps(m0, bp);
         let b1 = _mm512_maskz_loadu_ps(m1, bp.wrapping_add(16));
         for i in 0..R {
-            let av = _mm512_set1_ps(*a.add(i * a_rs + kk));
+            let av = _mm512_set1_ps(*a.add(i * a_rs + kk * a_ks));
             acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
             acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
         }
@@ -370,6 +393,7 @@ unsafe fn tile_avx2<const R: usize>(
     k: usize,
     a: *const f32,
     a_rs: usize,
+    a_ks: usize,
     b: *const f32,
     b_ks: usize,
     nv: usize,
@@ -377,7 +401,7 @@ unsafe fn tile_avx2<const R: usize>(
     c_rs: usize,
     accumulate: bool,
 ) {
-    tile_body::<R>(k, a, a_rs, b, b_ks, nv, c, c_rs, accumulate)
+    tile_body::<R>(k, a, a_rs, a_ks, b, b_ks, nv, c, c_rs, accumulate)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -385,6 +409,7 @@ unsafe fn tile_portable<const R: usize>(
     k: usize,
     a: *const f32,
     a_rs: usize,
+    a_ks: usize,
     b: *const f32,
     b_ks: usize,
     nv: usize,
@@ -392,7 +417,7 @@ unsafe fn tile_portable<const R: usize>(
     c_rs: usize,
     accumulate: bool,
 ) {
-    tile_body::<R>(k, a, a_rs, b, b_ks, nv, c, c_rs, accumulate)
+    tile_body::<R>(k, a, a_rs, a_ks, b, b_ks, nv, c, c_rs, accumulate)
 }
 
 /// The reference tile: one FMA chain per output element, as the module doc says.
@@ -402,6 +427,7 @@ unsafe fn tile_body<const R: usize>(
     k: usize,
     a: *const f32,
     a_rs: usize,
+    a_ks: usize,
     b: *const f32,
     b_ks: usize,
     nv: usize,
@@ -424,7 +450,7 @@ unsafe fn tile_body<const R: usize>(
             *v = *bp.add(j);
         }
         for (i, row) in acc.iter_mut().enumerate() {
-            let av = *a.add(i * a_rs + kk);
+            let av = *a.add(i * a_rs + kk * a_ks);
             for j in 0..NR {
                 row[j] = av.mul_add(bv[j], row[j]);
             }
@@ -474,9 +500,6 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer (ties to even)
-    if x.is_nan() {
-        return x;
-    }
     let xc = x.clamp(-87.0, 88.0);
     let n = (xc * LOG2E + MAGIC) - MAGIC;
     let r = n.mul_add(-C1, xc);
@@ -490,10 +513,11 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let e = p.mul_add(r * r, r) + 1.0;
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     let y = e * scale;
-    // Below e⁻⁸⁷ (≈ 1.6·10⁻³⁸) the result is flushed to zero: subnormals never matter here.
-    if x > 88.72 {
-        f32::INFINITY
-    } else if x < -87.0 {
+    // Branch-free ends (so that loops over it vectorize): above ln(f32::MAX) the result is +∞;
+    // below e⁻⁸⁷ (≈ 1.6·10⁻³⁸) it is flushed to zero (subnormals never matter here). A NaN
+    // input stays NaN through the arithmetic above (both comparisons are false).
+    let y = if x > 88.72 { f32::INFINITY } else { y };
+    if x < -87.0 {
         0.0
     } else {
         y
@@ -597,12 +621,15 @@ multiversion! {
 
 multiversion! {
     /// Causal attention for one query row: for every head `h` (key/value head `h / group`),
-    /// `out_h = Σ_s p_s v_s` with `p = softmax(q_h·k_s / √d)` over the `n` key rows of `keys`
-    /// and `vals` (row stride `kvd`). `scores` is scratch of length ≥ `n`.
+    /// `out_h = Σ_s p_s v_s` with `p = softmax(q_h·k_s / √d)` over `n` keys. Keys are read
+    /// transposed (`kt[e·stride + off + s]` is component `e` of key `s`, see
+    /// [`softmax_scores`]), values row-major (`vals[s·kvd + e]`). `scores`: scratch, ≥ `n`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn attend(
         q: &[f32],
-        keys: &[f32],
+        kt: &[f32],
+        stride: usize,
+        off: usize,
         vals: &[f32],
         kvd: usize,
         n: usize,
@@ -612,11 +639,11 @@ multiversion! {
         scores: &mut [f32],
     ) {
         for (h, (qh, oh)) in q.chunks_exact(head_dim).zip(out.chunks_exact_mut(head_dim)).enumerate() {
-            let off = (h / group) * head_dim;
-            softmax_scores(qh, keys, kvd, off, n, head_dim, &mut scores[..n]);
+            let e0 = (h / group) * head_dim;
+            softmax_scores(qh, kt, stride, e0, off, n, head_dim, &mut scores[..n]);
             oh.fill(0.0);
             for (s, &p) in scores[..n].iter().enumerate() {
-                let v = &vals[s * kvd + off..s * kvd + off + head_dim];
+                let v = &vals[s * kvd + e0..s * kvd + e0 + head_dim];
                 for (o, &vv) in oh.iter_mut().zip(v) {
                     *o = p.mul_add(vv, *o);
                 }
@@ -625,28 +652,56 @@ multiversion! {
     }
 }
 
-/// The attention probabilities of one query head over `n` keys (shared by the forward and
-/// the backward, which recomputes them).
+/// `out[s] = Σ_d x[d]·mt[(e0 + d)·stride + off + s]` for `s < n`: dot products of `x` with
+/// `n` vectors stored transposed, each one FMA chain over `d` in order (vectorized across
+/// `s`, so the number of vectors never changes an element's bits).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dots_transposed(
+    x: &[f32],
+    mt: &[f32],
+    stride: usize,
+    e0: usize,
+    off: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    let out = &mut out[..n];
+    out.fill(0.0);
+    for (d, &xd) in x.iter().enumerate() {
+        let row = &mt[(e0 + d) * stride + off..(e0 + d) * stride + off + n];
+        for (o, &m) in out.iter_mut().zip(row) {
+            *o = xd.mul_add(m, *o);
+        }
+    }
+}
+
+/// The attention probabilities of one query head over `n` keys (shared by the forward and
+/// the backward, which recomputes them): `p = softmax(scale · (q_h·k_s)_s)`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn softmax_scores(
     qh: &[f32],
-    keys: &[f32],
-    kvd: usize,
+    kt: &[f32],
+    stride: usize,
+    e0: usize,
     off: usize,
     n: usize,
     head_dim: usize,
     p: &mut [f32],
 ) {
     let scale = 1.0 / (head_dim as f32).sqrt();
+    dots_transposed(qh, kt, stride, e0, off, n, p);
     let mut max = f32::NEG_INFINITY;
-    for (s, ps) in p.iter_mut().enumerate().take(n) {
-        let k = &keys[s * kvd + off..s * kvd + off + head_dim];
-        *ps = dot(qh, k) * scale;
+    for ps in p.iter_mut().take(n) {
+        *ps *= scale;
         max = max.max(*ps);
     }
-    let mut sum = 0f32;
     for ps in p.iter_mut().take(n) {
         *ps = exp_f32(*ps - max);
+    }
+    let mut sum = 0f32;
+    for ps in p.iter().take(n) {
         sum += *ps;
     }
     let inv = 1.0 / sum;
@@ -656,16 +711,20 @@ pub(crate) fn softmax_scores(
 }
 
 multiversion! {
-    /// Backward of causal attention for one sequence and one key/value head `g`, whose query
-    /// heads are `g·group ..`: reads `q` (`t × qd`), `k`, `v` (`t × kvd`) and the output
-    /// gradient `dy` (`t × qd`); writes the query gradient into `dq` (its heads' columns) and
-    /// accumulates key and value gradients into `dk`, `dv` (column block `g`). Order: query
-    /// head, then query position, then key position — fixed.
+    /// Backward of causal attention for one sequence of `t` rows and one key/value head `g`,
+    /// whose query heads are `g·group ..`: reads `q` (`t × qd`), `k` (`t × kvd`), keys and
+    /// values transposed (`kt`, `vt`: component `e` of row `s` at `e·stride + off + s`) and the
+    /// output gradient `dy` (`t × qd`); writes the query gradient into `dq` (its heads'
+    /// columns) and accumulates key and value gradients into `dk`, `dv` (column block `g`).
+    /// Order: query head, then query position, then key position — fixed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn attend_backward(
         q: &[f32],
         k: &[f32],
-        v: &[f32],
+        kt: &[f32],
+        vt: &[f32],
+        stride: usize,
+        off: usize,
         dy: &[f32],
         t: usize,
         qd: usize,
@@ -678,7 +737,7 @@ multiversion! {
         dv: SyncPtr,
     ) {
         let scale = 1.0 / (head_dim as f32).sqrt();
-        let off = g * head_dim;
+        let e0 = g * head_dim;
         let mut p = vec![0f32; t];
         let mut dp = vec![0f32; t];
         let mut acc = vec![0f32; head_dim];
@@ -688,16 +747,16 @@ multiversion! {
                 let qh = &q[i * qd + qo..i * qd + qo + head_dim];
                 let dyh = &dy[i * qd + qo..i * qd + qo + head_dim];
                 let n = i + 1;
-                softmax_scores(qh, k, kvd, off, n, head_dim, &mut p);
+                softmax_scores(qh, kt, stride, e0, off, n, head_dim, &mut p);
+                dots_transposed(dyh, vt, stride, e0, off, n, &mut dp);
                 let mut dsum = 0f32;
                 for s in 0..n {
-                    dp[s] = dot(dyh, &v[s * kvd + off..s * kvd + off + head_dim]);
                     dsum = p[s].mul_add(dp[s], dsum);
                 }
                 acc.fill(0.0);
                 for s in 0..n {
                     let ds = p[s] * (dp[s] - dsum);
-                    let ks = &k[s * kvd + off..s * kvd + off + head_dim];
+                    let ks = &k[s * kvd + e0..s * kvd + e0 + head_dim];
                     for (a, &kv) in acc.iter_mut().zip(ks) {
                         *a = ds.mul_add(kv, *a);
                     }
@@ -707,8 +766,8 @@ multiversion! {
                     // and no other reference to them exists while these slices live.
                     let (dkr, dvr) = unsafe {
                         (
-                            std::slice::from_raw_parts_mut(dk.0.add(s * kvd + off), head_dim),
-                            std::slice::from_raw_parts_mut(dv.0.add(s * kvd + off), head_dim),
+                            std::slice::from_raw_parts_mut(dk.0.add(s * kvd + e0), head_dim),
+                            std::slice::from_raw_parts_mut(dv.0.add(s * kvd + e0), head_dim),
                         )
                     };
                     for ((dkv, dvv), (&qv, &dyv)) in dkr.iter_mut().zip(dvr.iter_mut()).zip(qh.iter().zip(dyh)) {
@@ -717,11 +776,9 @@ multiversion! {
                     }
                 }
                 // SAFETY: as above, for the query head h's columns of dq.
-                unsafe {
-                    let dqr = dq.0.add(i * qd + qo);
-                    for (d, a) in acc.iter().enumerate() {
-                        *dqr.add(d) = a * scale;
-                    }
+                let dqr = unsafe { std::slice::from_raw_parts_mut(dq.0.add(i * qd + qo), head_dim) };
+                for (o, a) in dqr.iter_mut().zip(&acc) {
+                    *o = a * scale;
                 }
             }
         }

@@ -60,10 +60,35 @@
 //! number of threads (`RAYON_NUM_THREADS`), for any batching, on AVX-512, AVX2 or the portable
 //! path (tests run children with 1 and 2 threads).
 //!
+//! ## candle for the weights, own kernels for the arithmetic
+//!
+//! candle reads the GGUF file and dequantizes every tensor to f32; the forward and backward
+//! passes then run on this module's kernels (`kernels`: an AVX-512 matmul with a portable
+//! twin, attention, norms, SwiGLU, RoPE, `exp`), not on candle's tensor ops, for three
+//! measured reasons. (1) Bit-equal log-probs between a one-row decode step and a 512-row
+//! teacher-forced pass need a matmul whose every output is independent of the row count;
+//! candle's CPU matmul (the `gemm` crate) does not depend on the thread count, but takes a
+//! different path for one row (GEMV) and picks its reduction blocking from the matrix shape:
+//! with weights stored `out × in` and used as `x·Wᵀ` (as `candle-nn`'s `Linear`), every row
+//! computed alone differs from the same row in a batch, by up to 3·10⁻⁴ relative
+//! (`examples/candle-matmul-check.rs`; the digests on 1 and 2 threads match). (2) The
+//! channel-batched backward (several per-token weightings propagated at once, channel weights
+//! folded into the parameter-gradient products) is not expressible with a scalar-loss
+//! autograd. (3) Speed: packed weights and fused row operations (BENCHMARKS.md). The existing
+//! [`LocalModel`](crate::LocalModel) still runs on candle.
+//!
+//! ## Memory
+//!
+//! Every frozen weight is kept packed twice (for the forward and the backward products), so
+//! SmolLM2-135M holds ~1.19 GB after loading; a training step of 8 × 64 tokens with LoRA adds
+//! ~0.5 GB of activations (BENCHMARKS.md). The first load sets glibc's `M_TRIM_THRESHOLD` and
+//! `M_MMAP_THRESHOLD` (process-wide) so that freed activations stay in the allocator instead of
+//! being returned to the kernel and faulted in again at every step.
+//!
 //! ## A tiny model for tests
 //!
 //! [`TrainableLm::tiny`] builds a random llama-architecture model in code with a byte-level
-//! vocabulary (through the same [`Tokenizer`](crate::Tokenizer) and ChatML template), so the
+//! vocabulary (through the same [`Tokenizer`] and ChatML template), so the
 //! whole mechanism is tested in seconds without the GGUF.
 
 mod backward;
@@ -538,16 +563,7 @@ impl TrainableLm {
         let mut caches: Vec<KvSeq> = (0..n)
             .map(|i| {
                 let s = packed.seqs[i / group];
-                let take = |m: &Vec<f32>| {
-                    let mut out = Vec::with_capacity((s.len + max_new) * kvd);
-                    out.extend_from_slice(&m[s.start * kvd..(s.start + s.len) * kvd]);
-                    out
-                };
-                KvSeq {
-                    k: acts.iter().map(|a| take(&a.k)).collect(),
-                    v: acts.iter().map(|a| take(&a.v)).collect(),
-                    len: s.len,
-                }
+                KvSeq::from_rows(&acts, s.start, s.len, kvd, s.len + max_new)
             })
             .collect();
         drop(acts);
@@ -671,12 +687,22 @@ impl TrainableLm {
             None => None,
         };
         let net = self.policy();
-        let profile = std::env::var_os("GRISTMILL_LM_PROFILE").is_some();
+        let profile = kernels::profiling();
+        let take = || {
+            use std::sync::atomic::Ordering::Relaxed;
+            (
+                kernels::MATMUL_NS.swap(0, Relaxed) as f64 * 1e-9,
+                kernels::MATMUL_FLOP.swap(0, Relaxed) as f64 * 1e-9,
+            )
+        };
+        take();
         let t0 = std::time::Instant::now();
         let (hidden, acts) = net.forward_packed(&sc.packed, Keep::All);
         let t1 = std::time::Instant::now();
+        let mm_fwd = take();
         let (lps, dx_unit) = self.head(net, &hidden, &sc, true)?;
         let t2 = std::time::Instant::now();
+        let mm_head = take();
         drop(hidden);
         let nt = sc.rows.len();
         let m = sc.packed.rows();
@@ -723,11 +749,19 @@ impl TrainableLm {
         let plan = Plan { basis_u, channels };
         let grads = net.backward(&sc.packed, acts, &dx_unit, &sc.rows, &plan, self.num_params());
         if profile {
+            let mm_bwd = take();
             eprintln!(
-                "profile: forward {:.3}s, head {:.3}s, backward {:.3}s",
+                "profile: forward {:.3}s (matmul {:.3}s, {:.0} GFLOP), head {:.3}s (matmul {:.3}s, {:.0} GFLOP), \
+                 backward {:.3}s (matmul {:.3}s, {:.0} GFLOP)",
                 (t1 - t0).as_secs_f64(),
+                mm_fwd.0,
+                mm_fwd.1,
                 (t2 - t1).as_secs_f64(),
-                t2.elapsed().as_secs_f64()
+                mm_head.0,
+                mm_head.1,
+                t2.elapsed().as_secs_f64(),
+                mm_bwd.0,
+                mm_bwd.1
             );
         }
         let mut grads: Vec<Vec<f64>> =
