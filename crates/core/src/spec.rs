@@ -371,6 +371,51 @@ impl Overrides {
     }
 }
 
+/// `line L, column C` of byte offset `at` in `text` (1-based; columns count characters).
+fn position(text: &str, at: usize) -> String {
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}")
+}
+
+/// A spec file's bytes as text. Invalid UTF-8 is a spec problem naming the line and the
+/// byte within it, not an I/O error.
+pub fn decode_text<'a>(bytes: &'a [u8], origin: &str) -> Result<&'a str, SpecError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        SpecError {
+            origin: origin.to_string(),
+            problems: vec![SpecProblem::new(
+                format!("line {line}, byte {}", at - line_start + 1),
+                format!("invalid UTF-8 (byte 0x{:02x}); a spec must be UTF-8 text", bytes[at]),
+            )],
+        }
+    })
+}
+
+/// Parses, overrides and validates `text`, reporting unknown keys together with every
+/// validation problem of the same file (unknown keys first, in document order).
+pub fn load_valid(
+    text: &str,
+    origin: &str,
+    overrides: &Overrides,
+    catalog: &Catalog<'_>,
+) -> Result<ValidSpec, SpecError> {
+    let (spec, unknown) = EnvSpec::parse_lenient(text, origin)?;
+    match (spec.validate_with(overrides, catalog, origin), unknown.is_empty()) {
+        (Ok(valid), true) => Ok(valid),
+        (Ok(_), false) => Err(SpecError { origin: origin.to_string(), problems: unknown }),
+        (Err(mut e), _) => {
+            e.problems.splice(0..0, unknown);
+            Err(e)
+        }
+    }
+}
+
 fn path_string(path: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path;
     match path {
@@ -423,16 +468,34 @@ impl EnvSpec {
     /// Parses TOML text. `origin` names the file in messages. Reports a syntax error, or
     /// every unknown key together with the first type error.
     pub fn parse(text: &str, origin: &str) -> Result<EnvSpec, SpecError> {
+        let (spec, unknown) = EnvSpec::parse_lenient(text, origin)?;
+        if unknown.is_empty() {
+            Ok(spec)
+        } else {
+            Err(SpecError { origin: origin.to_string(), problems: unknown })
+        }
+    }
+
+    /// [`parse`](EnvSpec::parse) that returns the unknown keys as problems beside the spec
+    /// instead of failing on them, so that a loader can report them together with the
+    /// validation problems of the same file. A syntax or type error still fails.
+    pub fn parse_lenient(text: &str, origin: &str) -> Result<(EnvSpec, Vec<SpecProblem>), SpecError> {
         let fail = |problems| SpecError { origin: origin.to_string(), problems };
+        if let Some(at) = text.find('\0') {
+            return Err(fail(vec![SpecProblem::new(
+                position(text, at),
+                "a NUL byte is not allowed in a spec (is this a binary file?)".to_string(),
+            )]));
+        }
         let table: toml::Table = toml::from_str(text).map_err(|e| {
             let at = match e.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}")
-                }
+                Some(span) => position(text, span.start.min(text.len())),
                 None => "(document)".to_string(),
             };
-            fail(vec![SpecProblem::new(at, format!("TOML syntax error: {}", e.message()))])
+            let message = e.message().trim().replace('\n', "; ");
+            let message =
+                if message.is_empty() { "the text is not valid TOML here".to_string() } else { message };
+            fail(vec![SpecProblem::new(at, format!("TOML syntax error: {message}"))])
         })?;
         let mut unknown = Vec::new();
         let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(path_string(&p));
@@ -441,8 +504,7 @@ impl EnvSpec {
         let mut problems: Vec<SpecProblem> =
             unknown.into_iter().map(|p| SpecProblem::new(p.clone(), "unknown key")).collect();
         match result {
-            Ok(spec) if problems.is_empty() => Ok(spec),
-            Ok(_) => Err(fail(problems)),
+            Ok(spec) => Ok((spec, problems)),
             Err(e) => {
                 let path = e.path().to_string();
                 let path = if path == "." { "(document)".to_string() } else { path };
@@ -457,7 +519,6 @@ impl EnvSpec {
         toml::to_string(self).unwrap_or_default()
     }
 
-    /// Checks names and values against `catalog`, resolving knobs and parameters.
     /// Checks the spec's meaning against `catalog`, in named phases (run settings, sources,
     /// pieces, episodes, policy, eval suite), and reports every problem found, each with its
     /// field path, in that order.

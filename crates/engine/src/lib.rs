@@ -38,7 +38,7 @@ mod run;
 pub use env::{catalog, Coalition, EnvPiece, Environment, TaskSlot};
 pub use episodes::{episode_step, reference_action, EpisodeBatch};
 pub use error::EngineError;
-pub use load::{load, load_spec};
+pub use load::{load, load_spec, load_spec_bytes};
 pub use policy::{
     reference_policy, OraclePolicy, UniformPolicy, POLICY_KINDS, REFERENCE_POLICIES, TRAINABLE_POLICIES,
 };
