@@ -147,6 +147,16 @@ impl Batch<'_> {
 
     /// Same as [`Store::acquire_lease`](crate::Store::acquire_lease), inside this batch.
     pub fn acquire_lease(&self, id: RunId, holder: &LeaseHolder) -> Result<Acquired, StoreError> {
+        if run_status(&self.tx, id)? == Some(RunStatus::Stopped) {
+            // A stopped run is paused, not ended: leasing it takes it up again. It released
+            // its lease when it stopped, so the lease below is new.
+            self.tx
+                .execute(
+                    "UPDATE runs SET status = 'running', updated_at_ms = ?2 WHERE id = ?1 AND status = 'stopped'",
+                    params![id.0, self.now_ms],
+                )
+                .ctx(|| format!("reopen stopped run {id}"))?;
+        }
         self.require_running(id, "leased for training")?;
         let acquired = match self.lease_row(id)? {
             None => Acquired::New,

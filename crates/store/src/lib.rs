@@ -190,6 +190,21 @@ impl Store {
         schema::user_version(&self.conn).ctx(|| "read the schema version".to_string())
     }
 
+    /// Runs SQLite's `PRAGMA integrity_check` over the whole file (pages, indexes, constraints)
+    /// and fails with [`StoreError::Corrupt`] listing what it found. Reads every page: meant
+    /// for checks after a crash or a copy, not for every open.
+    pub fn check_integrity(&self) -> Result<(), StoreError> {
+        let ctx = || "run PRAGMA integrity_check".to_string();
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check").ctx(ctx)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).ctx(ctx)?;
+        let found = rows.collect::<Result<Vec<_>, _>>().ctx(ctx)?;
+        if found == ["ok"] {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!("integrity check: {}", found.join("; "))))
+        }
+    }
+
     /// Which checkpoints per run [`put_checkpoint`](Store::put_checkpoint) keeps.
     pub fn checkpoint_retention(&self) -> CheckpointRetention {
         self.retention
@@ -389,8 +404,9 @@ impl Store {
         self.batch(|b| b.fail_run(id, error))
     }
 
-    /// Marks a running run stopped early (it can be resumed from its latest checkpoint by a new
-    /// run naming it as parent). Needs the run's lease, and releases it.
+    /// Marks a running run stopped early (interrupted, not failed): it keeps its checkpoints
+    /// and [`acquire_lease`](Store::acquire_lease) takes it up again. Needs the run's lease,
+    /// and releases it.
     ///
     /// # Errors
     /// [`StoreError::RunNotFound`], [`StoreError::NotRunning`] if the run has already ended,
@@ -404,7 +420,8 @@ impl Store {
     /// Takes the lease of a running run for `holder` (usually [`LeaseHolder::this_process`]),
     /// so that this handle may change the run: metrics, checkpoints, progress, finishing,
     /// failing, stopping. [`create_run`](Store::create_run) already leases a new run to its
-    /// creator; acquire it to take up an existing run (`resume`).
+    /// creator; acquire it to take up an existing run (`resume`). Acquiring a
+    /// [stopped](Store::stop_run) run sets it running again in the same transaction.
     ///
     /// Acquiring a lease the holder already has renews it. A lease held by another holder is
     /// taken over only if that holder is dead by the rule in [`lease`] (same host: its process
@@ -436,7 +453,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::LeaseHeld`] at once, naming the live holder's pid and host;
-    /// [`StoreError::RunNotFound`]; [`StoreError::NotRunning`] if the run has ended.
+    /// [`StoreError::RunNotFound`]; [`StoreError::NotRunning`] if the run has finished or
+    /// failed.
     pub fn acquire_lease(&mut self, id: RunId, holder: &LeaseHolder) -> Result<Acquired, StoreError> {
         self.batch(|b| b.acquire_lease(id, holder))
     }

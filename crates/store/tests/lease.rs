@@ -338,6 +338,12 @@ fn acquiring_again_renews_and_ending_a_run_releases() {
             _ => store.stop_run(run).unwrap(),
         }
         assert_eq!(store.lease(run).unwrap(), None, "{end}");
+        if end == "stop" {
+            // A stopped run is paused: leasing it takes it up again, as a new lease.
+            assert_eq!(store.acquire_lease(run, &me).unwrap(), Acquired::New);
+            assert_eq!(store.run(run).unwrap().status, gristmill_store::RunStatus::Running);
+            store.finish_run(run, "ab", &json!({})).unwrap();
+        }
         // An ended run is not trained again: refused at once, whoever asks.
         let err = store.acquire_lease(run, &me).unwrap_err();
         assert!(matches!(err, StoreError::NotRunning { action: "leased for training", .. }), "{err:?}");

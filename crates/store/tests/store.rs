@@ -468,6 +468,18 @@ fn status_moves_once_from_running() {
     assert!(matches!(store.fail_run(stopped, "late"), Err(StoreError::NotRunning { .. })));
     assert!(matches!(store.stop_run(finished), Err(StoreError::NotRunning { .. })));
     assert!(matches!(store.set_progress(finished, 9), Err(StoreError::NotRunning { .. })));
+
+    // A stopped run is paused, not ended: leasing it again sets it running (and nothing else);
+    // finished and failed runs stay ended.
+    let me = gristmill_store::lease::LeaseHolder::this_process();
+    store.acquire_lease(stopped, &me).unwrap();
+    let r = store.run(stopped).unwrap();
+    assert_eq!((r.status, r.steps_done), (RunStatus::Running, 2));
+    store.set_progress(stopped, 3).unwrap();
+    for ended in [failed, finished] {
+        let err = store.acquire_lease(ended, &me).unwrap_err();
+        assert!(matches!(err, StoreError::NotRunning { .. }), "{err:?}");
+    }
 }
 
 #[test]
@@ -860,4 +872,31 @@ fn a_reader_works_while_a_writer_is_mid_transaction() {
     // The same reader connection now sees the commit.
     assert_eq!(reader.list_runs(10).unwrap().len(), 2);
     assert_eq!(reader.step_metrics(first).unwrap().len(), 2);
+}
+
+#[test]
+fn integrity_check_passes_on_a_sound_file_and_names_damage() {
+    let dir = std::env::temp_dir().join(format!("gristmill-integrity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("runs.db");
+    {
+        let mut store = Store::open(&path).unwrap();
+        let run = with_run(&mut store, 5000);
+        for step in 0..5000 {
+            store.put_step_metrics(run, step, &[("gold", step as f64 * 1e-3), ("loss", 1.0)]).unwrap();
+        }
+        store.check_integrity().unwrap();
+    }
+    // Damage the middle of a page of the metrics table (not the header page, so it still opens).
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 16 * 4096, "{} bytes", bytes.len());
+    let page = 4096 * (bytes.len() / 4096 - 2);
+    for b in &mut bytes[page + 100..page + 3000] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let err = Store::open(&path).and_then(|s| s.check_integrity()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_) | StoreError::Sqlite { .. }), "{err:?}");
+    let _ = std::fs::remove_dir_all(dir);
 }
