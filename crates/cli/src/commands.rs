@@ -12,7 +12,7 @@ use gristmill_learn::TrainConfig;
 use gristmill_store::{NewRun, RunId, RunStatus, Store};
 use serde_json::json;
 
-use crate::output::{num, progress, table, write_json};
+use crate::output::{num, progress, table, write_json, Progress};
 
 /// The flags of every command that runs a spec, declared once (`--db` is global).
 #[derive(Args, Debug, Clone, Default)]
@@ -70,10 +70,11 @@ impl std::error::Error for InvalidSpec {}
 
 /// Reads, overrides and validates the spec at `path`; returns it with its text.
 pub(crate) fn load_spec(path: &Path, overrides: &Overrides) -> anyhow::Result<(ValidSpec, String)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
-    let valid =
-        gristmill_engine::load_spec(&text, &path.display().to_string(), overrides).map_err(InvalidSpec)?;
-    Ok((valid, text))
+    let bytes = std::fs::read(path).with_context(|| format!("reading spec {}", path.display()))?;
+    let valid = gristmill_engine::load_spec_bytes(&bytes, &path.display().to_string(), overrides)
+        .map_err(InvalidSpec)?;
+    // A valid spec is UTF-8, so this copies the text unchanged.
+    Ok((valid, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// A stored spec text, validated again with the run's seed and steps.
@@ -134,13 +135,10 @@ fn execute(
     let epsilon =
         if valid.policy_kind().name == "uniform" { 1.0 } else { valid.policy_params().float("error_rate") };
     let env = pool.install(|| Environment::build(valid))?;
-    let pb = progress(steps, "rollouts");
-    if !show_progress {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let pb = if show_progress { progress(steps, "rollouts") } else { Progress::hidden() };
     let outcome =
         pool.install(|| run_rollouts(&env, policy.as_ref(), seed, steps, epsilon, &|_| pb.inc(1)))?;
-    pb.finish_and_clear();
+    pb.finish();
     Ok((outcome, n))
 }
 
@@ -357,6 +355,22 @@ pub fn pieces() -> anyhow::Result<ExitCode> {
         let params =
             k.params.iter().map(|p| format!("{}: {}", p.name, p.describe_range())).collect::<Vec<_>>();
         t.add_row(vec![k.name.to_string(), k.kind.to_string(), params.join("\n")]);
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn policies() -> anyhow::Result<ExitCode> {
+    let c = catalog();
+    let mut t = table(&["kind", "trains", "does", "params (range, default)"]);
+    for k in c.policies {
+        let params = k
+            .params
+            .iter()
+            .map(|p| format!("{}: {} — {}", p.name, p.describe_range(), p.doc))
+            .collect::<Vec<_>>();
+        let trains = if k.trainable { "yes" } else { "no" };
+        t.add_row(vec![k.name.to_string(), trains.to_string(), k.doc.to_string(), params.join("\n")]);
     }
     println!("{t}");
     Ok(ExitCode::SUCCESS)

@@ -77,20 +77,14 @@ pub fn credit(db: &Path, args: CreditArgs) -> anyhow::Result<ExitCode> {
     };
     let result = pool.install(|| -> anyhow::Result<CreditReport> {
         let env = Environment::build(valid)?;
-        let pb = progress(if methods.inrun { steps } else { 0 }, "in-run credit");
+        // Each later phase (exact Shapley, leave-one-out) gets its own display of unknown length.
+        let pb = std::cell::RefCell::new(progress(if methods.inrun { steps } else { 0 }, "in-run credit"));
         let mut phase = |name: &str| {
-            pb.finish_and_clear();
-            pb.reset();
-            pb.set_length(0);
-            pb.set_style(
-                indicatif::ProgressStyle::with_template("{msg} {spinner} {elapsed}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            pb.set_message(name.to_string());
-            pb.enable_steady_tick(std::time::Duration::from_millis(200));
+            pb.borrow().finish();
+            *pb.borrow_mut() = progress(0, name);
         };
-        let report = CreditReport::compute(&env, &config, methods, &mut |_| pb.inc(1), &mut phase)?;
-        pb.finish_and_clear();
+        let report = CreditReport::compute(&env, &config, methods, &mut |_| pb.borrow().inc(1), &mut phase)?;
+        pb.borrow().finish();
         Ok(report)
     });
     let mut report = match result {

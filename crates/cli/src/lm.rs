@@ -482,7 +482,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
             pb.inc(1);
         }
         if let Some(e) = failure {
-            pb.finish_and_clear();
+            pb.finish();
             let kept = match &args.rollouts {
                 Some(p) => format!(
                     "{} finished rollouts are kept in {}; re-run the same command to resume",
@@ -497,7 +497,7 @@ pub fn eval(db: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
         store.set_progress(run_id, ((c + 1) * chunk).min(suite.len()) as u64)?;
     }
-    pb.finish_and_clear();
+    pb.finish();
     let elapsed = started.elapsed().as_secs_f64();
 
     // Summaries, in suite order.

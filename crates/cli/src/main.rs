@@ -42,6 +42,8 @@ enum Command {
     Tasks,
     /// List piece kinds and their parameters.
     Pieces,
+    /// List policy kinds and their parameters (`[policy.params]`: optimizer, checkpoints, credit).
+    Policies,
     /// Re-execute a stored run and check it bit for bit (exit 1 on any difference).
     Replay(commands::ReplayArgs),
     /// Continue a stopped or killed training run from its last checkpoint.
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Validate { spec } => commands::validate(&spec),
         Command::Tasks => commands::tasks(),
         Command::Pieces => commands::pieces(),
+        Command::Policies => commands::policies(),
         Command::Replay(args) => commands::replay(&cli.db, args),
         Command::Resume { run_id, threads, json } => {
             commands::resume(&cli.db, run_id, threads, json.as_deref())
@@ -99,9 +102,16 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => match e.downcast_ref::<output::Interrupted>() {
+            // Not an error: the run stopped where it was asked to, and can be resumed.
+            Some(stopped) => {
+                eprintln!("{stopped}");
+                ExitCode::from(130)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }

@@ -1,18 +1,20 @@
 //! Training runs: a [`Run`] recorded into the store, and its closing tables.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use gristmill_core::spec::ValidSpec;
 use gristmill_engine::Environment;
 use gristmill_learn::TrainConfig;
 use gristmill_run::report::{curve, TrainReport};
-use gristmill_run::{Run, RunError, StoreSink};
+use gristmill_run::{Run, RunError, StoreSink, Trained};
 use gristmill_store::lease::LeaseHolder;
 use gristmill_store::{CheckpointRetention, RunId, Store};
 
-use crate::output::{num, progress, table, write_json};
+use crate::output::{interrupt_flag, num, progress, table, write_json, Interrupted, Progress};
 
 /// Trains `valid` as run `run_id` of `store` (from scratch, or from its last checkpoint when
 /// `resume`), recording steps and checkpoints, and returns the run. A failing step is
@@ -39,26 +41,29 @@ pub fn train_into(
             return Err(e);
         }
     };
-    let pb = progress(steps, "training");
-    if !show_progress {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let pb = if show_progress { progress(steps, "training") } else { Progress::hidden() };
     pb.set_position(run.trainer().steps_done());
-    let result = run.train(steps, &mut StoreSink::new(store, run_id), &mut |_| pb.inc(1));
+    let stop = interrupt_flag();
+    let result = run.train(steps, &mut StoreSink::new(store, run_id), &mut |_| {
+        pb.inc(1);
+        if stop.load(Ordering::Relaxed) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    pb.finish();
     match result {
-        Ok(()) => {
-            pb.finish_and_clear();
-            Ok(run)
+        Ok(Trained::Finished) => Ok(run),
+        Ok(Trained::Stopped { at }) => {
+            store.stop_run(run_id)?;
+            Err(Interrupted { run: run_id, at }.into())
         }
         Err(e @ RunError::Stopped { .. }) => {
-            pb.abandon();
             store.fail_run(run_id, &e.to_string())?;
             Err(anyhow::Error::from(e).context(format!("run {run_id} stopped")))
         }
-        Err(e) => {
-            pb.abandon();
-            Err(e.into())
-        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -307,7 +307,7 @@ fn study_cmd(mut p: Prepared, args: &TuneArgs) -> anyhow::Result<ExitCode> {
     };
     let pb = progress(study_runs(&p.env, seeds.len(), &p.train), "study runs");
     let result = p.pool.install(|| study(&p.env, &p.config, &seeds, p.steps, &p.train, &|| pb.inc(1)));
-    pb.finish_and_clear();
+    pb.finish();
     let r = match result {
         Ok(r) => r,
         Err(e) => {

@@ -81,12 +81,24 @@ impl ParamSpec {
     pub fn describe_range(&self) -> String {
         match self.kind {
             ParamKind::Int { min, max, default } => format!("integer {min}..={max} (default {default})"),
-            ParamKind::Float { min, max, default } => format!("number {min}..={max} (default {default})"),
+            ParamKind::Float { min, max, default } => {
+                format!("number {}..={} (default {})", short(min), short(max), short(default))
+            }
             ParamKind::Choice { options, default } => {
                 format!("one of {} (default {default})", options.join("|"))
             }
             ParamKind::Weights => "list of non-negative numbers (default: none)".to_string(),
         }
+    }
+}
+
+/// `x` as written by a person: plain decimals for everyday magnitudes, exponent form for tiny
+/// and huge ones (`f64::MIN_POSITIVE` is `2.2250738585072014e-308`, not 300 zeros).
+fn short(x: f64) -> String {
+    if x != 0.0 && !(1e-4..1e9).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
     }
 }
 

@@ -13,7 +13,7 @@
 //! let text = std::fs::read_to_string("examples/learn.toml")?;
 //! let env = gristmill_engine::load(&text, "examples/learn.toml", &Overrides { steps: Some(20), ..Default::default() })?;
 //! let mut run = Run::new(env)?;
-//! run.train(20, &mut NoSink, &mut |_| {})?;
+//! run.train(20, &mut NoSink, &mut |_| std::ops::ControlFlow::Continue(()))?;
 //! let ledger = run.ledger().expect("credit is on by default");
 //! println!("ΔM {:+.4}, residual {:+.1e}", ledger.delta_metric(), ledger.residual());
 //! let bytes = run.checkpoint().encode(); // versioned; `Run::resume` reads it back
@@ -39,7 +39,7 @@ pub mod standalone;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CHECKPOINT_FORMAT};
 pub use exact::ExactMetric;
-pub use run::{Run, RunStep};
+pub use run::{Run, RunStep, Trained};
 pub use sink::{NoSink, RunSink, StoreSink};
 
 /// What can stop a run.

@@ -373,6 +373,7 @@ impl CreditReport {
                     });
                 }
                 on_step(s.report.step + 1);
+                std::ops::ControlFlow::Continue(())
             })?;
             run.ledger().cloned()
         } else {

@@ -1,6 +1,8 @@
 //! The run: an environment, its trainer, the credit ledger fed by every step, and the loop
 //! that records steps and checkpoints into a sink.
 
+use std::ops::ControlFlow;
+
 use gristmill_core::digest::Digest;
 use gristmill_engine::Environment;
 use gristmill_learn::{StepReport, TrainConfig, Trainer};
@@ -10,6 +12,18 @@ use crate::checkpoint::Checkpoint;
 use crate::exact::ExactMetric;
 use crate::sink::RunSink;
 use crate::RunError;
+
+/// How [`Run::train`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trained {
+    /// Every requested step is done.
+    Finished,
+    /// Interrupted and checkpointed after `at` steps; `Run::resume` continues from there.
+    Stopped {
+        /// Steps done.
+        at: u64,
+    },
+}
 
 /// One finished step of a run.
 #[derive(Debug, Clone)]
@@ -168,20 +182,25 @@ impl Run {
     /// Trains until `until` steps are done, handing every step's metrics to `sink` and a
     /// checkpoint every `checkpoint_every` steps and at the end. A failing step is
     /// checkpointed at the last good state before the error is returned, so nothing
-    /// computed is lost. `on_step` is called after every step (progress).
+    /// computed is lost. `on_step` is called after every step (progress); when it breaks
+    /// (an interrupt), the run is checkpointed where it is and stops there.
     pub fn train(
         &mut self,
         until: u64,
         sink: &mut dyn RunSink,
-        on_step: &mut dyn FnMut(&RunStep),
-    ) -> Result<(), RunError> {
+        on_step: &mut dyn FnMut(&RunStep) -> ControlFlow<()>,
+    ) -> Result<Trained, RunError> {
         let every = self.trainer.config().checkpoint_every.max(1);
         while self.trainer.steps_done() < until {
             match self.step() {
                 Ok(step) => {
-                    on_step(&step);
+                    let flow = on_step(&step);
                     sink.record_step(step.report.step, step.metrics)?;
                     let done = self.trainer.steps_done();
+                    if flow.is_break() {
+                        sink.checkpoint(done, &self.checkpoint(), &self.trainer.state().digest)?;
+                        return Ok(Trained::Stopped { at: done });
+                    }
                     if done.is_multiple_of(every) || done == until {
                         sink.checkpoint(done, &self.checkpoint(), &self.trainer.state().digest)?;
                     }
@@ -193,7 +212,7 @@ impl Run {
                 }
             }
         }
-        Ok(())
+        Ok(Trained::Finished)
     }
 
     /// The checkpoint of the run now.

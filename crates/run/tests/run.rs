@@ -13,7 +13,7 @@ use gristmill_testkit::{example, fixture, load, load_with, with_policy};
 #[test]
 fn the_readme_example_reproduces_its_digest_through_the_ledger() {
     let mut run = Run::new(load(&example("learn.toml"))).unwrap();
-    run.train(100, &mut NoSink, &mut |_| {}).unwrap();
+    run.train(100, &mut NoSink, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
     assert_eq!(run.digest(), "e49a79820e70f25e8141cfddd1a79ce50670d0a451f66e9bf451ea726a81a133");
     let ledger = run.ledger().unwrap();
     assert!(ledger.residual().abs() < 1e-9, "{}", ledger.residual());
@@ -114,7 +114,7 @@ fn a_failing_step_is_checkpointed_at_the_last_good_state() {
     checkpoint.trainer.theta[0] = f64::NAN;
     let mut poisoned = Run::resume(env, config, &checkpoint.encode()).unwrap();
     let mut sink = Recorder(vec![]);
-    let e = poisoned.train(10, &mut sink, &mut |_| {}).unwrap_err();
+    let e = poisoned.train(10, &mut sink, &mut |_| std::ops::ControlFlow::Continue(())).unwrap_err();
     assert!(matches!(e, RunError::Stopped { checkpointed_at: 2, .. }), "{e}");
     assert!(e.to_string().contains("at step 2"), "{e}");
     assert_eq!(sink.0, vec![2], "the last good state, once");
