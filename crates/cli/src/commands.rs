@@ -287,7 +287,7 @@ pub fn resume(
             println!("run {run_id} already finished (digest {})", run.digest.unwrap_or_default());
             // Its report is the stored summary; a requested --json still gets it.
             if let (Some(path), Some(summary)) = (json_path, &run.summary) {
-                write_json(path, summary)?;
+                write_json(path, &crate::train::stored_report(&store, run_id, summary)?)?;
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -93,7 +93,7 @@ pub fn train_run(
     for (id, piece) in &report.pieces {
         store.put_piece_summary(run_id, id, &piece.kind, &serde_json::to_value(piece)?)?;
     }
-    store.finish_run(run_id, &report.digest, &summary)?;
+    store.finish_run(run_id, &report.digest, &without_curve(&summary))?;
     println!(
         "run {run_id}: {name} (spec {}), seed {}, trained steps {from}..{} with {}",
         &spec_hash[..12],
@@ -107,6 +107,30 @@ pub fn train_run(
         write_json(path, &summary)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The summary as stored: the learning curve lives once, in the step metrics (a 100k-step
+/// report's curve is ~30 MB of JSON, more than everything else the run stores together).
+fn without_curve(summary: &serde_json::Value) -> serde_json::Value {
+    let mut stored = summary.clone();
+    if let Some(fields) = stored.as_object_mut() {
+        fields.remove("curve");
+    }
+    stored
+}
+
+/// A finished run's report as `train_run` printed it: the stored summary with the learning
+/// curve put back from the step metrics.
+pub fn stored_report(
+    store: &Store,
+    run_id: RunId,
+    summary: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let mut report = summary.clone();
+    if let Some(fields) = report.as_object_mut() {
+        fields.insert("curve".into(), serde_json::to_value(curve(store.step_metrics(run_id)?))?);
+    }
+    Ok(report)
 }
 
 /// The spec's checkpoint retention: the latest `checkpoint_keep` and the first of every
