@@ -27,12 +27,17 @@ pub fn num(v: Option<f64>, digits: usize) -> Cell {
 /// Progress of a long command: a bar on a terminal; elsewhere (CI logs, pipes) a plain line
 /// on stderr at a steady interval (`GRISTMILL_PROGRESS_SECS`, default 10 s) and at the end,
 /// so a long run never goes silent. Safe to advance from many threads.
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    plain: Option<std::sync::Mutex<Plain>>,
+pub enum Progress {
+    /// On a terminal.
+    Bar(ProgressBar),
+    /// Elsewhere: plain lines.
+    Plain(std::sync::Mutex<Plain>),
+    /// Nothing shown.
+    Hidden,
 }
 
-struct Plain {
+/// The state behind plain progress lines.
+pub struct Plain {
     what: String,
     len: u64,
     done: u64,
@@ -75,7 +80,7 @@ pub fn progress(len: u64, what: &str) -> Progress {
             pb
         };
         pb.set_message(what.to_string());
-        return Progress { bar: Some(pb), plain: None };
+        return Progress::Bar(pb);
     }
     let every = std::env::var("GRISTMILL_PROGRESS_SECS")
         .ok()
@@ -84,49 +89,46 @@ pub fn progress(len: u64, what: &str) -> Progress {
         .map_or(std::time::Duration::from_secs(10), std::time::Duration::from_secs_f64);
     let now = std::time::Instant::now();
     let plain = Plain { what: what.to_string(), len, done: 0, started: now, last: now, every };
-    Progress { bar: None, plain: Some(std::sync::Mutex::new(plain)) }
+    Progress::Plain(std::sync::Mutex::new(plain))
 }
 
 impl Progress {
     /// No output at all (a quiet command, a replay into a scratch store).
     pub fn hidden() -> Progress {
-        Progress { bar: None, plain: None }
+        Progress::Hidden
     }
 
     /// `n` more units done.
     pub fn inc(&self, n: u64) {
-        if let Some(b) = &self.bar {
-            b.inc(n);
-        }
-        if let Some(p) = &self.plain {
-            let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-            p.done += n;
-            if p.last.elapsed() >= p.every {
-                p.last = std::time::Instant::now();
-                eprintln!("{}", p.line());
+        match self {
+            Progress::Bar(b) => b.inc(n),
+            Progress::Plain(p) => {
+                let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                p.done += n;
+                if p.last.elapsed() >= p.every {
+                    p.last = std::time::Instant::now();
+                    eprintln!("{}", p.line());
+                }
             }
+            Progress::Hidden => {}
         }
     }
 
     /// Units done so far (a resumed run starts part-way).
     pub fn set_position(&self, done: u64) {
-        if let Some(b) = &self.bar {
-            b.set_position(done);
-        }
-        if let Some(p) = &self.plain {
-            let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-            p.done = done;
+        match self {
+            Progress::Bar(b) => b.set_position(done),
+            Progress::Plain(p) => p.lock().unwrap_or_else(|e| e.into_inner()).done = done,
+            Progress::Hidden => {}
         }
     }
 
     /// Ends the progress display (a last plain line when not on a terminal).
     pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-        if let Some(p) = &self.plain {
-            let p = p.lock().unwrap_or_else(|e| e.into_inner());
-            eprintln!("{}", p.line());
+        match self {
+            Progress::Bar(b) => b.finish_and_clear(),
+            Progress::Plain(p) => eprintln!("{}", p.lock().unwrap_or_else(|e| e.into_inner()).line()),
+            Progress::Hidden => {}
         }
     }
 }

@@ -26,30 +26,52 @@ fn digest_of(json: &Path) -> String {
     v["digest"].as_str().unwrap().to_string()
 }
 
+/// The uninterrupted reference run in its own scratch directory, and its final digest.
+fn uninterrupted(name: &str) -> (PathBuf, String) {
+    let dir = scratch(name);
+    let out = gristmill(&dir, &["run", "spec.toml", "--json", "out.json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let digest = digest_of(&dir.join("out.json"));
+    (dir, digest)
+}
+
+/// Waits until run 1 in `dir` has stored at least `steps` steps (while `child` still trains)
+/// and returns the steps done then.
+fn wait_for_steps(dir: &Path, child: &mut std::process::Child, steps: u64, what: &str) -> u64 {
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
+        let done =
+            Store::open(dir.join("runs.db")).ok().and_then(|s| s.run(RunId(1)).ok()).map(|r| r.steps_done);
+        if let Some(done) = done.filter(|&d| d >= steps) {
+            return done;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{what}: no progress to step {steps}");
+        assert!(child.try_wait().unwrap().is_none(), "{what}: the run finished first");
+    }
+}
+
+/// Resumes run 1 in `dir` to the end: its digest and its whole stored curve must be the
+/// uninterrupted run's (in `clean`). Removes both directories.
+fn assert_resumes_to_the_uninterrupted_run(dir: PathBuf, clean: PathBuf, expected: &str) {
+    let out = gristmill(&dir, &["resume", "1", "--json", "out.json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(digest_of(&dir.join("out.json")), expected);
+    let a = Store::open(clean.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
+    let b = Store::open(dir.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
+    assert_eq!(a, b);
+    let _ = std::fs::remove_dir_all(clean);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn sigkill_then_resume_reaches_the_uninterrupted_digest() {
-    // Uninterrupted reference.
-    let clean = scratch("clean");
-    let out = gristmill(&clean, &["run", "spec.toml", "--json", "out.json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let expected = digest_of(&clean.join("out.json"));
+    let (clean, expected) = uninterrupted("clean");
 
     // Killed run: wait until at least two checkpoints are stored, then SIGKILL.
     let killed = scratch("killed");
     let mut child = gristmill(&killed, &["run", "spec.toml"]).spawn().unwrap();
-    let start = Instant::now();
-    let steps_done = loop {
-        std::thread::sleep(Duration::from_millis(20));
-        if let Ok(store) = Store::open(killed.join("runs.db")) {
-            if let Ok(run) = store.run(RunId(1)) {
-                if run.steps_done >= 14 {
-                    break run.steps_done;
-                }
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
-    };
+    let steps_done = wait_for_steps(&killed, &mut child, 14, "before the kill");
     child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up.
     child.wait().unwrap();
     let store = Store::open(killed.join("runs.db")).unwrap();
@@ -58,17 +80,7 @@ fn sigkill_then_resume_reaches_the_uninterrupted_digest() {
     assert_eq!(run.status, RunStatus::Running, "a killed run is left as running");
     assert!(run.steps_done >= steps_done && run.steps_done < 400, "killed mid-way at {}", run.steps_done);
     drop(store);
-
-    let out = gristmill(&killed, &["resume", "1", "--json", "out.json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(digest_of(&killed.join("out.json")), expected);
-
-    // And the stored curve is complete and identical to the uninterrupted run's.
-    let a = Store::open(clean.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
-    let b = Store::open(killed.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
-    assert_eq!(a, b);
-    let _ = std::fs::remove_dir_all(clean);
-    let _ = std::fs::remove_dir_all(killed);
+    assert_resumes_to_the_uninterrupted_run(killed, clean, &expected);
 }
 
 /// The reported defect: two `resume`s of one run were both allowed, and the second trained to
@@ -78,16 +90,7 @@ fn sigkill_then_resume_reaches_the_uninterrupted_digest() {
 fn a_second_writer_is_refused_at_once_naming_the_holder() {
     let dir = scratch("lease");
     let mut child = gristmill(&dir, &["run", "spec.toml"]).spawn().unwrap();
-    let start = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(20));
-        if let Ok(store) = Store::open(dir.join("runs.db")) {
-            if store.run(RunId(1)).is_ok_and(|r| r.steps_done >= 7) {
-                break;
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-    }
+    wait_for_steps(&dir, &mut child, 7, "the first writer");
     let refused = Instant::now();
     let out = gristmill(&dir, &["resume", "1"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -119,24 +122,11 @@ fn a_second_writer_is_refused_at_once_naming_the_holder() {
 /// 130 naming the resume command, and the resumed run reaches the uninterrupted digest.
 #[test]
 fn sigterm_stops_cleanly_and_resume_reaches_the_uninterrupted_digest() {
-    let clean = scratch("term-clean");
-    let out = gristmill(&clean, &["run", "spec.toml", "--json", "out.json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let expected = digest_of(&clean.join("out.json"));
+    let (clean, expected) = uninterrupted("term-clean");
 
     let dir = scratch("term");
     let mut child = gristmill(&dir, &["run", "spec.toml"]).spawn().unwrap();
-    let start = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(20));
-        let done =
-            Store::open(dir.join("runs.db")).ok().and_then(|s| s.run(RunId(1)).ok()).map(|r| r.steps_done);
-        if done.is_some_and(|d| d >= 7) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "the run made no progress");
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be stopped");
-    }
+    wait_for_steps(&dir, &mut child, 7, "before SIGTERM");
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
@@ -151,15 +141,7 @@ fn sigterm_stops_cleanly_and_resume_reaches_the_uninterrupted_digest() {
     // The checkpoint is at the step the run stopped on, not an earlier periodic one.
     assert_eq!(store.latest_checkpoint(RunId(1)).unwrap().map(|c| c.step), Some(run.steps_done));
     drop(store);
-
-    let out = gristmill(&dir, &["resume", "1", "--json", "out.json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(digest_of(&dir.join("out.json")), expected);
-    let a = Store::open(clean.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
-    let b = Store::open(dir.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
-    assert_eq!(a, b);
-    let _ = std::fs::remove_dir_all(clean);
-    let _ = std::fs::remove_dir_all(dir);
+    assert_resumes_to_the_uninterrupted_run(dir, clean, &expected);
 }
 
 /// The reliability pass's loop, kept as a check: the same run killed with SIGKILL again and
@@ -169,10 +151,7 @@ fn sigterm_stops_cleanly_and_resume_reaches_the_uninterrupted_digest() {
 #[test]
 fn repeated_sigkills_still_reach_the_uninterrupted_digest() {
     let kills: u64 = std::env::var("GRISTMILL_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let clean = scratch("kills-clean");
-    let out = gristmill(&clean, &["run", "spec.toml", "--json", "out.json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let expected = digest_of(&clean.join("out.json"));
+    let (clean, expected) = uninterrupted("kills-clean");
 
     let dir = scratch("kills");
     let mut last = 0;
@@ -180,20 +159,7 @@ fn repeated_sigkills_still_reach_the_uninterrupted_digest() {
         let args: &[&str] = if k == 0 { &["run", "spec.toml"] } else { &["resume", "1"] };
         let mut child = gristmill(&dir, args).spawn().unwrap();
         // Kill once the run has gone past its previous kill point by a few steps.
-        let target = last + 5 + 3 * k;
-        let start = Instant::now();
-        loop {
-            std::thread::sleep(Duration::from_millis(5));
-            let done = Store::open(dir.join("runs.db"))
-                .ok()
-                .and_then(|s| s.run(RunId(1)).ok())
-                .map(|r| r.steps_done);
-            if done.is_some_and(|d| d >= target) {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(120), "kill {k}: no progress past {last}");
-            assert!(child.try_wait().unwrap().is_none(), "kill {k}: the run finished first");
-        }
+        wait_for_steps(&dir, &mut child, last + 5 + 3 * k, &format!("kill {k}"));
         child.kill().unwrap();
         child.wait().unwrap();
         let store = Store::open(dir.join("runs.db")).unwrap();
@@ -202,14 +168,7 @@ fn repeated_sigkills_still_reach_the_uninterrupted_digest() {
         assert_eq!(run.status, RunStatus::Running, "kill {k}");
         last = run.steps_done;
     }
-    let out = gristmill(&dir, &["resume", "1", "--json", "out.json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(digest_of(&dir.join("out.json")), expected, "after {kills} kills");
-    let a = Store::open(clean.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
-    let b = Store::open(dir.join("runs.db")).unwrap().step_metrics(RunId(1)).unwrap();
-    assert_eq!(a, b);
-    let _ = std::fs::remove_dir_all(clean);
-    let _ = std::fs::remove_dir_all(dir);
+    assert_resumes_to_the_uninterrupted_run(dir, clean, &expected);
 }
 
 #[test]
