@@ -73,6 +73,14 @@ pub enum TaskError {
         /// Attempts made.
         attempts: u32,
     },
+    /// A source could not produce a task (a dataset row could not be read).
+    #[error("source `{source_id}`: {message}")]
+    Source {
+        /// Source id.
+        source_id: String,
+        /// What went wrong, naming the file, row and field where there is one.
+        message: String,
+    },
     /// A task key did not parse or names an unknown source.
     #[error("bad task key `{key}`: {why}")]
     BadKey {

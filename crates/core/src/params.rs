@@ -41,7 +41,17 @@ pub enum ParamKind {
     },
     /// A list of finite non-negative floats (e.g. curriculum weights); empty means "not set".
     Weights,
+    /// A string (a file path, a column name, a template, a regex); at most [`MAX_TEXT`]
+    /// bytes and no NUL.
+    Text {
+        /// Value when not given.
+        default: &'static str,
+    },
 }
+
+/// Longest accepted text parameter, in bytes: a template or a regex fits with room to spare,
+/// and a spec cannot smuggle a megabyte blob into every stored run.
+pub const MAX_TEXT: usize = 64 * 1024;
 
 /// One declared parameter.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +86,10 @@ impl ParamSpec {
     pub const fn weights(name: &'static str, doc: &'static str) -> Self {
         ParamSpec { name, kind: ParamKind::Weights, doc }
     }
+    /// A text parameter.
+    pub const fn text(name: &'static str, default: &'static str, doc: &'static str) -> Self {
+        ParamSpec { name, kind: ParamKind::Text { default }, doc }
+    }
 
     /// Human-readable range, e.g. `1..=6 (default 2)`.
     pub fn describe_range(&self) -> String {
@@ -88,6 +102,8 @@ impl ParamSpec {
                 format!("one of {} (default {default})", options.join("|"))
             }
             ParamKind::Weights => "list of non-negative numbers (default: none)".to_string(),
+            ParamKind::Text { default } if default.is_empty() => "text (default: none)".to_string(),
+            ParamKind::Text { default } => format!("text (default {default:?})"),
         }
     }
 }
@@ -114,6 +130,8 @@ pub enum ParamValue {
     Choice(String),
     /// Weights.
     Weights(Vec<f64>),
+    /// Text.
+    Text(String),
 }
 
 /// Resolved parameters: every declared name has a value (given or default).
@@ -162,6 +180,16 @@ impl Params {
             _ => &[],
         }
     }
+    /// Text parameter `name` (empty when not given and without a default).
+    pub fn text(&self, name: &str) -> &str {
+        match self.values.get(name) {
+            Some(ParamValue::Text(v)) => v,
+            other => {
+                debug_assert!(false, "parameter {name} is not text: {other:?}");
+                ""
+            }
+        }
+    }
     /// Sets a value (used by trainable pieces and tests).
     pub fn set(&mut self, name: &str, value: ParamValue) {
         self.values.insert(name.to_string(), value);
@@ -186,6 +214,7 @@ fn default_of(s: &ParamSpec) -> ParamValue {
         ParamKind::Float { default, .. } => ParamValue::Float(default),
         ParamKind::Choice { default, .. } => ParamValue::Choice(default.to_string()),
         ParamKind::Weights => ParamValue::Weights(Vec::new()),
+        ParamKind::Text { default } => ParamValue::Text(default.to_string()),
     }
 }
 
@@ -271,6 +300,16 @@ fn check_value(spec: &ParamSpec, value: &toml::Value) -> Result<ParamValue, Stri
             }
             Ok(ParamValue::Weights(out))
         }
+        ParamKind::Text { .. } => {
+            let v = value.as_str().ok_or_else(|| format!("expected a string, found {}", value.type_str()))?;
+            if v.len() > MAX_TEXT {
+                return Err(format!("{} bytes is longer than the {MAX_TEXT}-byte limit", v.len()));
+            }
+            if v.contains('\0') {
+                return Err("contains a NUL byte".to_string());
+            }
+            Ok(ParamValue::Text(v.to_string()))
+        }
     }
 }
 
@@ -291,6 +330,26 @@ mod tests {
         assert_eq!(p.int("digits"), 3);
         assert_eq!(p.float("p"), 0.5);
         assert_eq!(p.choice("rule"), "a");
+    }
+
+    #[test]
+    fn text_parameters_take_strings_and_refuse_nul_and_oversize() {
+        const TEXT: &[ParamSpec] =
+            &[ParamSpec::text("path", "", "file"), ParamSpec::text("fmt", "auto", "f")];
+        let t: toml::Table = toml::from_str("path = 'a/b.jsonl'").unwrap();
+        let p = resolve(TEXT, &t, "s").unwrap();
+        assert_eq!(p.text("path"), "a/b.jsonl");
+        assert_eq!(p.text("fmt"), "auto");
+        let mut t = toml::Table::new();
+        t.insert("path".into(), toml::Value::String("a\0b".into()));
+        t.insert("fmt".into(), toml::Value::String("x".repeat(MAX_TEXT + 1)));
+        let errs: Vec<String> = resolve(TEXT, &t, "s").unwrap_err().iter().map(|e| e.to_string()).collect();
+        assert!(errs.iter().any(|m| m.starts_with("s.path: contains a NUL byte")), "{errs:?}");
+        assert!(errs.iter().any(|m| m.starts_with("s.fmt: 65537 bytes is longer")), "{errs:?}");
+        let t: toml::Table = toml::from_str("path = 3").unwrap();
+        let errs = resolve(TEXT, &t, "s").unwrap_err();
+        assert!(errs[0].to_string().contains("expected a string, found integer"), "{errs:?}");
+        assert_eq!(ParamSpec::text("x", "", "").describe_range(), "text (default: none)");
     }
 
     #[test]

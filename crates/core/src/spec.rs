@@ -142,7 +142,8 @@ impl Default for PolicySpec {
 pub struct SourceSpec {
     /// Unique id.
     pub id: String,
-    /// Family name.
+    /// Family name (`kind` is accepted too: `[[source]] kind = "dataset"` reads naturally).
+    #[serde(alias = "kind")]
     pub family: String,
     /// Mixture weight.
     #[serde(default = "one")]

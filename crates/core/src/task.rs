@@ -1,7 +1,9 @@
 //! Tasks, task sources and their finite answer spaces.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::{ParseError, TaskError};
 use crate::params::{ParamSpec, Params};
@@ -131,8 +133,119 @@ pub struct TaskBody {
     pub prompt: String,
     /// Task encoding for learned policies; length is the source's `feature_dim()`.
     pub features: Vec<f64>,
-    /// The gold answer (in the source's answer space).
+    /// The gold answer (in the source's answer space). `0` for free-text tasks, whose gold
+    /// is in [`reference`](TaskBody::reference).
     pub gold: i64,
+    /// The free-text reference of a task drawn from a user's dataset: its gold answer of any
+    /// [`GoldKind`], its chat messages and metadata. `None` for the integer families. Shared,
+    /// not copied: a dataset row is read once per draw and handed to every piece.
+    pub reference: Option<Arc<Reference>>,
+}
+
+/// What kind of thing a free-text task's gold answer is, which decides how the engine's gold
+/// metric checks a response (pieces may check it any way they like).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoldKind {
+    /// A string, compared after normalization (case, whitespace, punctuation).
+    Text,
+    /// A number (integer, decimal, fraction, percentage…), compared with a tolerance.
+    Number,
+    /// A math answer (LaTeX-ish), compared by equivalence.
+    Math,
+    /// A multiple-choice letter.
+    Choice,
+    /// A list of unit tests a code solution must pass.
+    Tests,
+}
+
+impl GoldKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [GoldKind; 5] =
+        [GoldKind::Text, GoldKind::Number, GoldKind::Math, GoldKind::Choice, GoldKind::Tests];
+
+    /// The name used in specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            GoldKind::Text => "text",
+            GoldKind::Number => "number",
+            GoldKind::Math => "math",
+            GoldKind::Choice => "choice",
+            GoldKind::Tests => "tests",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<GoldKind> {
+        GoldKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// One chat message of a prompt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant`…
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// The reference data of a free-text task: what a verifier compares a response with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    /// The row's id in its dataset.
+    pub id: String,
+    /// What the gold answer is.
+    pub kind: GoldKind,
+    /// The gold answer as the data holds it (a string or number; for [`GoldKind::Tests`], a
+    /// list of tests).
+    pub gold: serde_json::Value,
+    /// A reference solution (code tasks), if the data has one.
+    pub solution: Option<String>,
+    /// The prompt as chat messages (empty when the prompt is plain text); `TaskBody::prompt`
+    /// holds their rendering as text.
+    pub messages: Vec<ChatMessage>,
+    /// The row's other columns, passed to pieces.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Hash of the prompt's content (not of its system prompt or template), which places
+    /// the task on one side of the train/eval partition.
+    pub content_hash: u64,
+}
+
+impl Reference {
+    /// The gold answer as text: a string as it is, anything else as JSON.
+    pub fn gold_text(&self) -> Cow<'_, str> {
+        match &self.gold {
+            serde_json::Value::String(s) => Cow::Borrowed(s),
+            other => Cow::Owned(other.to_string()),
+        }
+    }
+
+    /// Writes the text of a response that a perfect solver would give into `out` (cleared
+    /// first): `Answer: <gold>` for answers, the reference solution in a fenced block for
+    /// tests. Fails for a code task without a solution.
+    pub fn render_gold_into(&self, out: &mut String) -> Result<(), String> {
+        out.clear();
+        match self.kind {
+            GoldKind::Tests => {
+                let solution = self
+                    .solution
+                    .as_deref()
+                    .ok_or_else(|| format!("row `{}` has tests but no reference solution", self.id))?;
+                out.push_str("```python\n");
+                out.push_str(solution);
+                if !solution.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str("```");
+            }
+            _ => {
+                out.push_str("Answer: ");
+                out.push_str(&self.gold_text());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One task: an observation for the policy plus hidden gold data.
@@ -201,6 +314,22 @@ pub trait TaskSource: Send + Sync {
     /// [`Features::Skip`] the feature vector is left empty. All randomness comes from `rng`,
     /// and the draws do not depend on `features`.
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features);
+    /// [`generate_into`](TaskSource::generate_into) for sources that can fail (a dataset
+    /// whose file cannot be read): the procedural families never do, and keep the default.
+    fn try_generate_into(
+        &self,
+        rng: &mut KeyedRng,
+        body: &mut TaskBody,
+        features: Features,
+    ) -> Result<(), String> {
+        self.generate_into(rng, body, features);
+        Ok(())
+    }
+    /// Whether tasks carry a free-text [`Reference`] instead of an integer answer space
+    /// (policies that choose among integers cannot answer them).
+    fn free_text(&self) -> bool {
+        false
+    }
     /// Draws one task body, with features. All randomness comes from `rng`.
     fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
         let mut body = TaskBody::default();
@@ -259,9 +388,16 @@ pub const SPLIT_ATTEMPTS: u32 = 4096;
 /// partition never moves, and cheap enough to run on every generated task (a cryptographic
 /// hash cost a fifth of a rollout). Collisions only matter if they are adversarial, and
 /// prompts are ours.
+///
+/// A free-text task is placed by its [`Reference::content_hash`] instead: the hash of the
+/// row's prompt content as the data holds it, so editing a system prompt or a template does
+/// not move rows between the splits.
 #[inline]
 pub fn is_eval_content(body: &TaskBody, eval_fraction: f64) -> bool {
-    let h = xxhash_rust::xxh3::xxh3_64(body.prompt.as_bytes());
+    let h = match &body.reference {
+        Some(r) => r.content_hash,
+        None => xxhash_rust::xxh3::xxh3_64(body.prompt.as_bytes()),
+    };
     // The top 53 bits as a uniform in [0, 1): exact in f64, so the threshold is exact too.
     ((h >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < eval_fraction
 }
@@ -292,8 +428,12 @@ pub fn generate_task_into(
 ) -> Result<(), TaskError> {
     let mut rng = stream(key.seed, Purpose::TASK, key.source as u64, key.index);
     let want_eval = key.split == Split::Eval;
+    // A source that does not set a reference must not inherit the last task's.
+    task.body.reference = None;
     for _ in 0..SPLIT_ATTEMPTS {
-        source.generate_into(&mut rng, &mut task.body, features);
+        source
+            .try_generate_into(&mut rng, &mut task.body, features)
+            .map_err(|message| TaskError::Source { source_id: source_id.to_string(), message })?;
         if is_eval_content(&task.body, eval_fraction) == want_eval {
             task.key = key;
             task.answers = source.answers();

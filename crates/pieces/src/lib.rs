@@ -39,7 +39,7 @@
 //!
 //! let task = Task {
 //!     key: TaskKey { seed: 0, source: 0, index: 0, split: Split::Train },
-//!     body: TaskBody { prompt: "What is 2 + 2?".into(), features: vec![], gold: 4 },
+//!     body: TaskBody { prompt: "What is 2 + 2?".into(), features: vec![], gold: 4, reference: None },
 //!     answers: AnswerSpace::inclusive(0, 18),
 //!     hint: None,
 //! };

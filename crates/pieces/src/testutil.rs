@@ -74,7 +74,7 @@ pub fn task(gold: i64, lo: i64, hi: i64) -> Task {
     let span = (i128::from(hi) - i128::from(lo) + 1).min(i128::from(u32::MAX)) as u32;
     Task {
         key: TaskKey { seed: 0, source: 0, index: 0, split: Split::Train },
-        body: TaskBody { prompt: "hand-made".into(), features: vec![], gold },
+        body: TaskBody { prompt: "hand-made".into(), features: vec![], gold, reference: None },
         answers: AnswerSpace { lo, size: span },
         hint: None,
     }

@@ -27,6 +27,10 @@
 //! assert!(episode.total_reward() > 0.0);
 //! ```
 //!
+//! Besides the procedural families, [`dataset`] reads tasks with free-text gold answers from a
+//! user's JSON Lines or Parquet file ([`source_kinds`] lists both, [`open_source`] builds
+//! either).
+//!
 //! Every family answers with an integer in a declared [`AnswerSpace`] (comparison's `<`,
 //! `=`, `>` are −1, 0, 1; a base conversion's answer is the number's value). Gold answers
 //! always lie in the space, and each family's `render_answer` text parses back to the same
@@ -43,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod common;
+pub mod dataset;
 mod detmath;
 pub mod families;
 pub mod maze;
@@ -63,11 +68,44 @@ static FAMILIES: [FamilyInfo; 10] = [
     families::sequence_next::INFO,
 ];
 
+/// Every single-turn source kind a spec may name: the procedural families, then `dataset`.
+static SOURCE_KINDS: [FamilyInfo; 11] = [
+    FAMILIES[0],
+    FAMILIES[1],
+    FAMILIES[2],
+    FAMILIES[3],
+    FAMILIES[4],
+    FAMILIES[5],
+    FAMILIES[6],
+    FAMILIES[7],
+    FAMILIES[8],
+    FAMILIES[9],
+    dataset::INFO,
+];
+
 static EPISODE_FAMILIES: [EpisodeFamilyInfo; 1] = [maze::INFO];
 
 /// The built-in single-turn families, in a fixed order.
 pub fn families() -> &'static [FamilyInfo] {
     &FAMILIES
+}
+
+/// Every single-turn source kind a spec may name: [`families`], then [`dataset`].
+pub fn source_kinds() -> &'static [FamilyInfo] {
+    &SOURCE_KINDS
+}
+
+/// Builds the source of kind `info` from resolved knobs: a dataset is opened and indexed
+/// (which can fail, naming the file, row and field); a procedural family cannot fail.
+pub fn open_source(
+    info: &FamilyInfo,
+    knobs: &gristmill_core::params::Params,
+) -> Result<Box<dyn gristmill_core::task::TaskSource>, dataset::DatasetError> {
+    if info.name == dataset::NAME {
+        Ok(Box::new(dataset::open(knobs)?))
+    } else {
+        Ok((info.build)(knobs))
+    }
 }
 
 /// The built-in multi-turn families.
