@@ -48,6 +48,9 @@ pub enum PieceProblem {
     /// Generating a training task for the reward model failed.
     #[error("generating a training task failed: {0}")]
     Task(#[from] TaskError),
+    /// The code sandbox cannot run on this host (isolation unavailable, no interpreter).
+    #[error("the code sandbox cannot start: {0}")]
+    Sandbox(String),
     /// Every attempted preference pair was degenerate (one-answer spaces) or a tie.
     #[error("no usable preference pairs in {attempts} attempts (answer spaces too small, or all ties)")]
     NoPairs {

@@ -13,6 +13,13 @@
 //! | `format_shaping` | shaping | `1` if parsed, else `−malformed_penalty` ([`FormatShaping`]) |
 //! | `length_shaping` | shaping | `−penalty · max(0, len − target) / target` ([`LengthShaping`]) |
 //! | `reward_model` | reward model | linear Bradley–Terry scorer fitted at build time ([`RewardModel`]) |
+//! | `match_verifier` | verifier | free text: normalized exact match of the extracted answer ([`TextVerifier`]) |
+//! | `choice_verifier` | verifier | free text: the multiple-choice letter chosen |
+//! | `numeric_verifier` | verifier | free text: numbers (fractions, percentages, separators, units) with a tolerance |
+//! | `math_verifier` | verifier | free text: math answer equivalence (`\frac`, `\sqrt`, π, tuples, intervals, `x = 3`) |
+//! | `format_verifier` | shaping | `1` if the whole response matches a layout regex ([`LayoutVerifier`]) |
+//! | `json_verifier` | shaping | `1` for JSON with required fields / a schema ([`JsonVerifier`]) |
+//! | `code_verifier` | verifier | fraction of the task's unit tests passed in the sandbox ([`CodeVerifier`]) |
 //! | `curriculum` | curriculum | static sampling distribution over sources ([`Curriculum`]) |
 //! | `hint` | hint | shows the gold answer's last digit w.p. `probability` ([`Hint`]) |
 //!
@@ -60,6 +67,7 @@ use gristmill_core::task::TaskSource;
 mod curriculum;
 mod digits;
 mod error;
+pub mod free_text;
 pub mod reward_model;
 mod shaping;
 #[cfg(test)]
@@ -69,6 +77,7 @@ mod verifier;
 pub use curriculum::{Curriculum, Hint};
 pub use digits::{decimal_len, digit_match_fraction, text_contains_decimal};
 pub use error::{PieceError, PieceProblem, WeightsError};
+pub use free_text::{CodeVerifier, JsonVerifier, LayoutVerifier, TextVerifier};
 pub use reward_model::{RewardModel, RewardModelConfig};
 pub use shaping::{FormatShaping, LengthShaping, PartialCredit};
 pub use verifier::{exact_verdict, ExactVerifier, LenientRule, LenientVerifier, NoisyVerifier, RandomReward};
@@ -185,7 +194,75 @@ const CURRICULUM_PARAMS: &[ParamSpec] = &[ParamSpec::weights(
 const HINT_PARAMS: &[ParamSpec] =
     &[ParamSpec::float("probability", 0.0, 1.0, 0.5, "probability that a training task shows its hint")];
 
-static KINDS: [PieceKindInfo; 10] = [
+const EXTRACT_DOC: &str = "answer extraction, tried in order: comma-separated names among whole, answer_line, boxed, answer_is, last_latex, last_number, regex";
+const PATTERN_DOC: &str =
+    "the regex of the `regex` extractor (its first capture group, if any, is the answer)";
+
+const MATCH_PARAMS: &[ParamSpec] = &[
+    ParamSpec::text("extract", "answer_line,answer_is,boxed", EXTRACT_DOC),
+    ParamSpec::text("pattern", "", PATTERN_DOC),
+    ParamSpec::text("normalize", "all", "normalization steps: comma-separated among case, whitespace, punctuation, articles, latex_text (or all, none)"),
+];
+
+const CHOICE_PARAMS: &[ParamSpec] = &[
+    ParamSpec::text("extract", "answer_line,answer_is,boxed,whole", EXTRACT_DOC),
+    ParamSpec::text("pattern", "", PATTERN_DOC),
+    ParamSpec::text("letters", "A-D", "the offered letters: a range `A-D` or a list `ABCE`"),
+];
+
+const NUMERIC_PARAMS: &[ParamSpec] = &[
+    ParamSpec::text("extract", "answer_line,answer_is,boxed,last_number", EXTRACT_DOC),
+    ParamSpec::text("pattern", "", PATTERN_DOC),
+    ParamSpec::float("abs_tol", 0.0, 1e12, 5e-7, "absolute tolerance"),
+    ParamSpec::float("rel_tol", 0.0, 1.0, 1e-9, "relative tolerance (of the larger magnitude)"),
+];
+
+const MATH_PARAMS: &[ParamSpec] = &[
+    ParamSpec::text("extract", "boxed,answer_is,answer_line,last_latex,last_number", EXTRACT_DOC),
+    ParamSpec::text("pattern", "", PATTERN_DOC),
+];
+
+const LAYOUT_PARAMS: &[ParamSpec] = &[ParamSpec::text(
+    "layout",
+    r"(?s)\s*<think>.*?</think>\s*<answer>(?P<answer>.*?)</answer>\s*",
+    "a regex the whole response must match (anchored at both ends; `(?s)` lets `.` cross lines)",
+)];
+
+const JSON_PARAMS: &[ParamSpec] = &[
+    ParamSpec::choice("source", &["fenced", "whole"], "fenced", "where the JSON is: the last ```json fenced block (else the whole response), or the whole response"),
+    ParamSpec::text("fields", "", "comma-separated dotted paths that must be present"),
+    ParamSpec::text("schema", "", "a JSON Schema (subset: type, properties, required, items, enum, minimum, maximum, minLength, maxLength, additionalProperties)"),
+];
+
+const CODE_PARAMS: &[ParamSpec] = &[
+    ParamSpec::float("timeout", 0.05, 60.0, 2.0, "wall-clock and CPU seconds per test"),
+    ParamSpec::float("total_timeout", 0.1, 600.0, 20.0, "wall-clock seconds for a whole suite"),
+    ParamSpec::int("memory_mb", 16, 65_536, 512, "address-space limit of the interpreter (MiB)"),
+    ParamSpec::int("max_processes", 1, 4096, 32, "process-count limit"),
+    ParamSpec::int(
+        "max_output_kb",
+        1,
+        1_048_576,
+        4096,
+        "output captured per test before it is cut off (KiB)",
+    ),
+    ParamSpec::int("max_concurrent", 0, 1024, 0, "executions at once (0: one per core)"),
+    ParamSpec::choice(
+        "process_mode",
+        &["shared", "per_test"],
+        "shared",
+        "one interpreter for all call tests, or one per test",
+    ),
+    ParamSpec::choice(
+        "isolation",
+        &["require", "allow_degraded"],
+        "require",
+        "refuse to build when a sandbox mechanism is unavailable, or run with what works (reported)",
+    ),
+    ParamSpec::text("python", "python3", "the interpreter"),
+];
+
+static KINDS: [PieceKindInfo; 17] = [
     PieceKindInfo {
         name: "exact_verifier",
         kind: PieceKind::Verifier,
@@ -241,6 +318,57 @@ static KINDS: [PieceKindInfo; 10] = [
               biased labeller; reports its pairwise accuracy on held-out pairs. Unparsed answers get the \
               lowest score the model can give.",
         params: RM_PARAMS,
+    },
+    PieceKindInfo {
+        name: "match_verifier",
+        kind: PieceKind::Verifier,
+        doc: "Free text: 1 if the extracted answer equals the gold after normalization (case, whitespace, \
+              punctuation, articles, \\text{}), else 0. The gold is the task's reference, or an integer family's \
+              gold in decimal.",
+        params: MATCH_PARAMS,
+    },
+    PieceKindInfo {
+        name: "choice_verifier",
+        kind: PieceKind::Verifier,
+        doc: "Free text: 1 if the response chooses the gold letter among the offered ones ((B), B), 'answer: b'), \
+              0 for another letter or an ambiguous response naming several.",
+        params: CHOICE_PARAMS,
+    },
+    PieceKindInfo {
+        name: "numeric_verifier",
+        kind: PieceKind::Verifier,
+        doc: "Free text: 1 if the extracted number equals the gold within the tolerance; reads integers, decimals, \
+              fractions, percentages, scientific notation, thousands separators, and strips units. On an \
+              integer family it is the lenient option: it reads 'The answer is: 12' and a last number.",
+        params: NUMERIC_PARAMS,
+    },
+    PieceKindInfo {
+        name: "math_verifier",
+        kind: PieceKind::Verifier,
+        doc: "Free text: 1 if the extracted final answer is equivalent to the gold: exact rational arithmetic over \
+              \\frac, \\sqrt, π, powers and simple expressions, tuples, sets, intervals, equations `x = 3`, \
+              expressions in one variable compared at points.",
+        params: MATH_PARAMS,
+    },
+    PieceKindInfo {
+        name: "format_verifier",
+        kind: PieceKind::Shaping,
+        doc: "1 if the whole response matches the layout regex (by default <think>…</think><answer>…</answer>), else 0.",
+        params: LAYOUT_PARAMS,
+    },
+    PieceKindInfo {
+        name: "json_verifier",
+        kind: PieceKind::Shaping,
+        doc: "1 if the response holds valid JSON with every required field and matching the schema, else 0.",
+        params: JSON_PARAMS,
+    },
+    PieceKindInfo {
+        name: "code_verifier",
+        kind: PieceKind::Verifier,
+        doc: "The fraction of the task's unit tests that the response's Python solution (its last fenced block) \
+              passes, run in a sandbox: own PID, network and IPC namespaces, Landlock, rlimits on CPU, memory, \
+              file size and processes, a wall clock, capped output. 0 for tasks without tests.",
+        params: CODE_PARAMS,
     },
     PieceKindInfo {
         name: "curriculum",
@@ -332,6 +460,38 @@ impl Reader<'_> {
         }
         Ok(v)
     }
+    fn text(&self, name: &str) -> Result<&str, PieceError> {
+        let (spec, value) = self.value(name)?;
+        let ParamKind::Text { default } = spec.kind else {
+            return Err(self.bad(name, "not a text parameter"));
+        };
+        match value {
+            None => Ok(default),
+            Some(ParamValue::Text(v)) => Ok(v),
+            Some(other) => Err(self.bad(name, format!("expected text, found {other:?}"))),
+        }
+    }
+    /// A text verifier from `extract` / `pattern` and a check; a configuration error is
+    /// attributed to the parameter it comes from.
+    fn verifier(
+        &self,
+        check: Result<gristmill_text::verify::Check, gristmill_text::ConfigError>,
+        check_param: &str,
+    ) -> Result<BuiltPiece, PieceError> {
+        let check = check.map_err(|e| self.bad(check_param, e.to_string()))?;
+        let pattern = Some(self.text("pattern")?).filter(|p| !p.is_empty());
+        let verifier =
+            gristmill_text::verify::Verifier::new(self.text("extract")?, pattern, check).map_err(|e| {
+                let param =
+                    if matches!(e, gristmill_text::ConfigError::InvalidRegex { .. }) && pattern.is_some() {
+                        "pattern"
+                    } else {
+                        "extract"
+                    };
+                self.bad(param, e.to_string())
+            })?;
+        Ok(BuiltPiece::Reward(std::sync::Arc::new(TextVerifier::new(verifier))))
+    }
     fn weights(&self, name: &str) -> Result<&[f64], PieceError> {
         match self.value(name)? {
             (ParamSpec { kind: ParamKind::Weights, .. }, None) => Ok(&[]),
@@ -400,6 +560,75 @@ pub fn build(
             Ok(BuiltPiece::Curriculum(Curriculum::from_weights(raw).map_err(|e| PieceError::new(id, e))?))
         }
         "hint" => Ok(BuiltPiece::Hint(Hint { probability: p.float("probability")? })),
+        "match_verifier" => {
+            let norm = gristmill_text::normalize::Normalization::parse(p.text("normalize")?);
+            p.verifier(norm.map(gristmill_text::verify::Check::Exact), "normalize")
+        }
+        "choice_verifier" => {
+            p.verifier(gristmill_text::verify::Check::parse("choice", Some(p.text("letters")?)), "letters")
+        }
+        "numeric_verifier" => {
+            let tol = gristmill_text::number::Tolerance::new(p.float("abs_tol")?, p.float("rel_tol")?);
+            p.verifier(tol.map(gristmill_text::verify::Check::Numeric), "abs_tol")
+        }
+        "math_verifier" => p.verifier(gristmill_text::verify::Check::parse("math", None), "extract"),
+        "format_verifier" => {
+            let layout = gristmill_text::format::Layout::new(p.text("layout")?)
+                .map_err(|e| p.bad("layout", e.to_string()))?;
+            reward(Box::new(LayoutVerifier::new(layout)))
+        }
+        "json_verifier" => {
+            let source = match p.choice("source")? {
+                "whole" => gristmill_text::format::JsonSource::Whole,
+                _ => gristmill_text::format::JsonSource::Fenced,
+            };
+            let fields: Vec<String> = p
+                .text("fields")?
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let schema = match p.text("schema")? {
+                "" => None,
+                text => {
+                    let value: serde_json::Value =
+                        serde_json::from_str(text).map_err(|e| p.bad("schema", format!("not JSON: {e}")))?;
+                    Some(
+                        gristmill_text::format::Schema::compile(&value)
+                            .map_err(|e| p.bad("schema", e.to_string()))?,
+                    )
+                }
+            };
+            reward(Box::new(JsonVerifier::new(source, fields, schema)))
+        }
+        "code_verifier" => {
+            use std::time::Duration;
+            let mut config = gristmill_sandbox::SandboxConfig::default();
+            let timeout = Duration::from_secs_f64(p.float("timeout")?);
+            config.limits.wall_time = timeout;
+            config.limits.cpu_time = timeout;
+            config.limits.total_wall_time = Duration::from_secs_f64(p.float("total_timeout")?);
+            config.limits.memory_bytes = (p.int("memory_mb")? as u64) << 20;
+            config.limits.max_processes = p.int("max_processes")? as u64;
+            config.limits.max_output_bytes = (p.int("max_output_kb")? as u64) << 10;
+            let concurrent = p.int("max_concurrent")? as usize;
+            if concurrent > 0 {
+                config.max_concurrent = concurrent;
+            }
+            config.process_mode = match p.choice("process_mode")? {
+                "per_test" => gristmill_sandbox::ProcessMode::PerTest,
+                _ => gristmill_sandbox::ProcessMode::Shared,
+            };
+            config.isolation = match p.choice("isolation")? {
+                "allow_degraded" => gristmill_sandbox::IsolationPolicy::AllowDegraded,
+                _ => gristmill_sandbox::IsolationPolicy::Require,
+            };
+            config.python = p.text("python")?.into();
+            let sandbox = gristmill_sandbox::Sandbox::new(config)
+                .map_err(|e| PieceError::new(id, PieceProblem::Sandbox(e.to_string())))?;
+            reward(Box::new(CodeVerifier::new(sandbox)))
+        }
         other => Err(PieceError::new(id, PieceProblem::UnknownKind(other.to_string()))),
     }
 }
