@@ -702,7 +702,7 @@ mod tests {
                 tried += 1;
             }
         }
-        assert_eq!(tried, 10, "every reward kind (noisy three times) was compared");
+        assert_eq!(tried, 17, "every reward kind (noisy three times) was compared");
     }
 
     #[test]
@@ -719,6 +719,13 @@ mod tests {
                 "format_shaping",
                 "length_shaping",
                 "reward_model",
+                "match_verifier",
+                "choice_verifier",
+                "numeric_verifier",
+                "math_verifier",
+                "format_verifier",
+                "json_verifier",
+                "code_verifier",
                 "curriculum",
                 "hint"
             ]
@@ -769,6 +776,12 @@ mod tests {
             ),
             ("reward_model", vec![("pairs", ParamValue::Int(200)), ("scale", ParamValue::Float(100.0))]),
             ("reward_model", vec![("pairs", ParamValue::Int(200)), ("l2", ParamValue::Float(0.0))]),
+            ("match_verifier", vec![]),
+            ("choice_verifier", vec![]),
+            ("numeric_verifier", vec![]),
+            ("math_verifier", vec![]),
+            ("format_verifier", vec![]),
+            ("json_verifier", vec![]),
         ];
         for (name, set) in &variants {
             let built = build_with(name, set).unwrap();
