@@ -7,12 +7,21 @@ use gristmill_core::piece::{PieceKind, RewardPiece, ScoreBatch, ScoreKey};
 use gristmill_core::policy::Response;
 use gristmill_core::rng::{derive_seed, stream, Purpose};
 use gristmill_core::spec::{Catalog, ValidSpec};
-use gristmill_core::task::{generate_task, generate_task_into, Features, Split, Task, TaskKey, TaskSource};
+use gristmill_core::task::{
+    generate_task, generate_task_into, Features, GoldKind, Split, Task, TaskKey, TaskSource,
+};
 use gristmill_pieces::{BuildContext, BuiltPiece, Curriculum, Hint};
 use rand::Rng;
 use rayon::prelude::*;
 
 use crate::error::EngineError;
+
+/// The gold metric's verifier per [`GoldKind`] (indexed by discriminant), built once.
+fn gold_verifiers() -> &'static [Option<gristmill_text::verify::Verifier>; 5] {
+    static VERIFIERS: std::sync::OnceLock<[Option<gristmill_text::verify::Verifier>; 5]> =
+        std::sync::OnceLock::new();
+    VERIFIERS.get_or_init(|| GoldKind::ALL.map(gristmill_pieces::free_text::gold_verifier))
+}
 
 /// One piece of an assembled environment.
 #[derive(Clone)]
@@ -89,13 +98,15 @@ pub struct Environment {
     pub channels: Vec<usize>,
     /// Which pieces are on.
     pub coalition: Coalition,
+    /// The checker of code tasks' gold (all tests pass), when a source has unit-test gold.
+    gold_code: Option<Arc<gristmill_pieces::CodeVerifier>>,
 }
 
 /// The one catalog of everything a spec may name: the built-in task families and episode
 /// families, every piece kind and every policy kind (reference and trainable).
 pub fn catalog() -> Catalog<'static> {
     Catalog {
-        families: gristmill_tasks::families(),
+        families: gristmill_tasks::source_kinds(),
         episodes: gristmill_tasks::episode_families(),
         pieces: gristmill_pieces::kinds(),
         policies: crate::policy::POLICY_KINDS,
@@ -106,8 +117,27 @@ impl Environment {
     /// Builds every source and piece of a validated spec (reward models train here, on the
     /// spec's seed).
     pub fn build(spec: ValidSpec) -> Result<Environment, EngineError> {
-        let sources: Vec<Box<dyn TaskSource>> =
-            spec.source_families().iter().zip(spec.source_knobs()).map(|(f, k)| (f.build)(k)).collect();
+        let mut sources: Vec<Box<dyn TaskSource>> = Vec::with_capacity(spec.source_families().len());
+        let mut gold_code = None;
+        for ((f, k), s) in spec.source_families().iter().zip(spec.source_knobs()).zip(&spec.spec().sources) {
+            let source = gristmill_tasks::open_source(f, k)
+                .map_err(|e| EngineError::Dataset { id: s.id.clone(), source: Box::new(e) })?;
+            if source.free_text() && matches!(spec.spec().policy.kind.as_str(), "loglinear" | "mlp") {
+                return Err(EngineError::FreeTextPolicy {
+                    policy: spec.spec().policy.kind.clone(),
+                    source_id: s.id.clone(),
+                });
+            }
+            if gold_code.is_none()
+                && f.name == gristmill_tasks::dataset::NAME
+                && k.choice("gold_kind") == "tests"
+            {
+                let sandbox = gristmill_sandbox::Sandbox::new(gristmill_sandbox::SandboxConfig::default())
+                    .map_err(|e| EngineError::GoldSandbox { id: s.id.clone(), reason: e.to_string() })?;
+                gold_code = Some(Arc::new(gristmill_pieces::CodeVerifier::new(sandbox)));
+            }
+            sources.push(source);
+        }
         let source_refs: Vec<&dyn TaskSource> = sources.iter().map(|s| s.as_ref()).collect();
         let source_ids: Vec<String> = spec.spec().sources.iter().map(|s| s.id.clone()).collect();
         let source_weights: Vec<f64> = spec.spec().sources.iter().map(|s| s.weight).collect();
@@ -139,6 +169,7 @@ impl Environment {
             pieces: Arc::new(pieces),
             channels,
             coalition: Coalition::all(n),
+            gold_code,
         })
     }
 
@@ -319,11 +350,29 @@ impl Environment {
 
     /// The gold score of `response` to `task`: what the gold metric counts. This is the one
     /// place it is computed (rollouts, training, eval and the server all call it).
+    ///
+    /// An integer family's task scores `1` when the family's parsed answer is the gold. A
+    /// free-text task is checked by its gold kind, with the most lenient answer extraction
+    /// (`\boxed{}`, "the answer is", `Answer:`, the last number): text by normalized match,
+    /// numbers with a tolerance, math by equivalence, a letter among A–Z; code scores `1`
+    /// when every unit test passes in the sandbox with its default limits.
     pub fn gold_score(&self, task: &Task, response: &Response) -> f64 {
-        match &response.answer {
-            Ok(v) if *v == task.gold() => 1.0,
-            _ => 0.0,
-        }
+        let Some(reference) = &task.body.reference else {
+            return match &response.answer {
+                Ok(v) if *v == task.gold() => 1.0,
+                _ => 0.0,
+            };
+        };
+        let pass = match reference.kind {
+            GoldKind::Tests => self
+                .gold_code
+                .as_ref()
+                .is_some_and(|c| c.fraction_passed(task, &response.text).is_ok_and(|f| f == 1.0)),
+            kind => gold_verifiers()[kind as usize]
+                .as_ref()
+                .is_some_and(|v| v.verify(&reference.gold_text(), &response.text).correct),
+        };
+        f64::from(u8::from(pass))
     }
 
     /// The reward vector of `response` to `task`: one entry per channel (0 for switched-off

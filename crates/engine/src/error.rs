@@ -14,6 +14,30 @@ pub enum EngineError {
         /// result would otherwise pay for its size).
         source: Box<gristmill_pieces::PieceError>,
     },
+    /// A dataset source could not be opened (the error names the file, row and field).
+    #[error("source `{id}`: {source}")]
+    Dataset {
+        /// Source id.
+        id: String,
+        /// Why.
+        source: Box<gristmill_tasks::dataset::DatasetError>,
+    },
+    /// Code tasks need the sandbox for their gold metric, and it cannot start here.
+    #[error("source `{id}` has unit-test gold, and the sandbox that checks it cannot start: {reason}")]
+    GoldSandbox {
+        /// Source id.
+        id: String,
+        /// The sandbox's reason.
+        reason: String,
+    },
+    /// The policy chooses among integer answers and a source's tasks are free text.
+    #[error("policy `{policy}` answers with integers from a finite answer space, and source `{source_id}` is a dataset of free-text tasks; use an `oracle` or language-model policy (`--policy lm:…` / `openai:…`)")]
+    FreeTextPolicy {
+        /// The policy kind.
+        policy: String,
+        /// The free-text source.
+        source_id: String,
+    },
     /// A task could not be generated.
     #[error(transparent)]
     Task(#[from] TaskError),

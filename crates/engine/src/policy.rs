@@ -19,6 +19,13 @@ impl Policy for UniformPolicy {
         false
     }
     fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
+        if task.answers.size == 0 {
+            // A free-text task has no answer space to draw from: the chance baseline says
+            // nothing (and scores 0 on every verifier).
+            out.text.clear();
+            out.answer = Err(gristmill_core::ParseError::Missing);
+            return;
+        }
         let i = rng.random_range(0..task.answers.size as usize);
         out.set_answer(source, task.answers.value(i));
     }
@@ -39,6 +46,19 @@ impl Policy for OraclePolicy {
         false
     }
     fn respond_into(&self, task: &Task, source: &dyn TaskSource, rng: &mut KeyedRng, out: &mut Response) {
+        if let Some(reference) = &task.body.reference {
+            // Free text: the gold response (`Answer: <gold>`, or the reference solution of a
+            // code task) with probability 1 − ε, else a non-answer. One uniform either way,
+            // as for integer tasks.
+            let u: f64 = rng.random();
+            out.answer = Err(gristmill_core::ParseError::Missing);
+            if u >= self.error_rate && reference.render_gold_into(&mut out.text).is_ok() {
+                return;
+            }
+            out.text.clear();
+            out.text.push_str("Answer: I do not know.");
+            return;
+        }
         let gold = task.gold();
         let size = task.answers.size as usize;
         let u: f64 = rng.random();
@@ -67,13 +87,13 @@ const ORACLE_PARAMS: &[ParamSpec] = &[ParamSpec::float(
 pub const REFERENCE_POLICIES: &[PolicyKindInfo] = &[
     PolicyKindInfo {
         name: "uniform",
-        doc: "Answers uniformly at random over the answer space (the chance baseline).",
+        doc: "Answers uniformly at random over the answer space (the chance baseline); says nothing to free-text tasks.",
         trainable: false,
         params: &[],
     },
     PolicyKindInfo {
         name: "oracle",
-        doc: "Answers the gold answer with probability 1 − error_rate, otherwise a uniform wrong answer.",
+        doc: "Answers the gold answer with probability 1 − error_rate, otherwise a uniform wrong answer (free text: `Answer: <gold>` or the reference solution, otherwise \"Answer: I do not know.\").",
         trainable: false,
         params: ORACLE_PARAMS,
     },
