@@ -8,6 +8,8 @@ same bytes). Standard library only.
   answers are integers, fractions (`5/8`) and decimals, so the math verifier's forms matter.
 * coding.jsonl: 8 small Python functions with unit tests (`assert` strings, as MBPP stores
   them) and a reference solution.
+* writing.jsonl: 12 short writing prompts in chat form (`messages`), with no gold answer and
+  an exemplary `reference` response, for rubric judges.
 """
 
 import json
@@ -128,4 +130,36 @@ with open(HERE / "coding.jsonl", "w", encoding="utf-8", newline="\n") as f:
     for name, prompt, solution, tests in CODING:
         prompt += " Reply with the code in one ```python fenced block."
         row = {"task_id": name, "prompt": prompt, "tests": tests, "solution": solution, "entry_point": name}
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+WRITING = [
+    ("thanks", "Write a two-sentence thank-you note to a neighbour who watered your plants while you were away.",
+     "Thank you so much for watering my plants while I was away; they look happier than when I left. Please let me return the favour whenever you travel."),
+    ("apology", "Write a short apology to a colleague for missing a meeting this morning.",
+     "I am sorry I missed this morning's meeting; I misread the time in my calendar. Could you tell me what I missed, and may I join the follow-up?"),
+    ("product", "Describe a reusable water bottle in three sentences for an online shop.",
+     "This 750 ml steel bottle keeps drinks cold for 24 hours and hot for 12. It fits in bike cages and car cup holders. The leak-proof lid comes apart for cleaning."),
+    ("summary", "Summarise in one sentence why regular sleep matters for learning.",
+     "Regular sleep lets the brain consolidate what it learned during the day, so memories last and new material is easier to take in."),
+    ("directions", "Explain to a visitor how to get from the station to the library: straight for two blocks, left at the bakery, library on the right.",
+     "Leave the station and walk straight ahead for two blocks. Turn left at the bakery, and the library is a short walk on your right."),
+    ("invite", "Write a friendly two-sentence invitation to a Saturday picnic in the park.",
+     "Join us for a picnic in the park this Saturday at noon. Bring a blanket and something to share, and we will bring the lemonade."),
+    ("complaint", "Write a polite message to a landlord about a dripping kitchen tap.",
+     "Hello, the kitchen tap has been dripping steadily for a week, even when fully closed. Could someone come to look at it this week? Thank you."),
+    ("advice", "Give one practical tip for someone starting to learn a musical instrument.",
+     "Practise for fifteen minutes every day rather than for two hours once a week: short, regular sessions build skill faster."),
+    ("weather", "Write a one-sentence weather report for a sunny, windy spring day.",
+     "Expect bright sunshine all day with strong westerly winds, gusting up to 50 km/h in the afternoon."),
+    ("recipe", "Explain in two sentences how to make a cup of tea with a tea bag.",
+     "Pour freshly boiled water over a tea bag in a mug and let it steep for three to five minutes. Remove the bag and add milk or sugar to taste."),
+    ("reminder", "Write a short reminder for a team that reports are due on Friday.",
+     "A quick reminder that the monthly reports are due this Friday by 5 pm. Send them to me or upload them to the shared folder."),
+    ("welcome", "Write a two-sentence welcome message for a new member of a book club.",
+     "Welcome to the book club; we are glad you joined us. We meet on the first Tuesday of each month, and this month we are reading a short mystery."),
+]
+
+with open(HERE / "writing.jsonl", "w", encoding="utf-8", newline="\n") as f:
+    for name, prompt, reference in WRITING:
+        row = {"id": name, "messages": [{"role": "user", "content": prompt}], "reference": reference}
         f.write(json.dumps(row, ensure_ascii=False) + "\n")

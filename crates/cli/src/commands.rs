@@ -125,6 +125,7 @@ fn execute(
     valid: ValidSpec,
     threads: Option<usize>,
     show_progress: bool,
+    services: &gristmill_engine::Services,
 ) -> anyhow::Result<(RunOutcome, usize)> {
     let (pool, n) = pool(threads)?;
     let seed = valid.spec().run.seed;
@@ -134,7 +135,7 @@ fn execute(
     })?;
     let epsilon =
         if valid.policy_kind().name == "uniform" { 1.0 } else { valid.policy_params().float("error_rate") };
-    let env = pool.install(|| Environment::build(valid))?;
+    let env = pool.install(|| Environment::build_with(valid, services))?;
     let pb = if show_progress { progress(steps, "rollouts") } else { Progress::hidden() };
     let outcome =
         pool.install(|| run_rollouts(&env, policy.as_ref(), seed, steps, epsilon, &|_| pb.inc(1)))?;
@@ -184,7 +185,8 @@ pub fn run(db: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let spec_hash = valid.hash().to_string();
     let name = valid.spec().name.clone();
-    let outcome = match execute(valid, flags.threads, true) {
+    let services = crate::verdicts::services(db, &valid)?;
+    let outcome = match execute(valid, flags.threads, true, &services) {
         Ok((o, _)) => o,
         Err(e) => {
             store.fail_run(run_id, &format!("{e:#}"))?;
@@ -382,6 +384,8 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let digest =
         run.digest.clone().ok_or_else(|| anyhow!("run {} has no digest (status {})", run.id, run.status))?;
     let (valid, text) = stored_spec(&store, &run)?;
+    // Judges replay from the verdicts the run stored: nothing is asked again.
+    let services = crate::verdicts::services(db, &valid)?;
     let (recomputed_digest, recomputed_metrics, n) = if let Some(config) = TrainConfig::of(&valid) {
         // Re-train into a scratch in-memory store, then compare with what was stored.
         let (pool, n) = pool(args.threads)?;
@@ -393,12 +397,13 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             run.seed,
             run.steps,
         ))?;
-        let digest =
-            pool.install(|| crate::train::train_into(&mut scratch, id, valid, config, None, true))?.digest();
+        let digest = pool
+            .install(|| crate::train::train_into(&mut scratch, id, valid, config, None, true, &services))?
+            .digest();
         let metrics = scratch.step_metrics(id)?.into_iter().map(|m| (m.step, m.name, m.value)).collect();
         (digest, metrics, n)
     } else {
-        let (outcome, n) = execute(valid, args.threads, true)?;
+        let (outcome, n) = execute(valid, args.threads, true, &services)?;
         let metrics = outcome
             .steps
             .iter()

@@ -75,8 +75,9 @@ pub fn credit(db: &Path, args: CreditArgs) -> anyhow::Result<ExitCode> {
         sampled: (m == Method::ShapleySampled).then_some(args.permutations),
         loo: want(Method::Loo),
     };
+    let services = crate::verdicts::services(db, &valid)?;
     let result = pool.install(|| -> anyhow::Result<CreditReport> {
-        let env = Environment::build(valid)?;
+        let env = Environment::build_with(valid, &services)?;
         // Each later phase (exact Shapley, leave-one-out) gets its own display of unknown length.
         let pb = std::cell::RefCell::new(progress(if methods.inrun { steps } else { 0 }, "in-run credit"));
         let mut phase = |name: &str| {

@@ -369,7 +369,8 @@ pub fn eval(db: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let (pool, threads) = pool(args.threads)?;
     let spec_hash = valid.hash().to_string();
     let spec_name = valid.spec().name.clone();
-    let env = pool.install(|| Environment::build(valid))?;
+    let services = crate::verdicts::services(db, &valid)?;
+    let env = pool.install(|| Environment::build_with(valid, &services))?;
     let mut suite = pool.install(|| env.eval_suite())?;
     if let Some(n) = args.tasks {
         if n == 0 {
@@ -411,12 +412,22 @@ pub fn eval(db: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         None => (None, HashMap::new()),
     };
     let resumed = done.len();
+    // A dataset task carries its chat messages (with the spec's system prompt, if any); an
+    // integer task is one user message. `--system` goes first unless the task has its own.
     let messages_of = |task: &Task| {
         let mut m = Vec::new();
+        let own: &[gristmill_core::task::ChatMessage] =
+            task.body.reference.as_ref().map_or(&[], |r| r.messages.as_slice());
         if let Some(s) = &args.system {
-            m.push(Message::system(s.clone()));
+            if own.first().is_none_or(|first| first.role != "system") {
+                m.push(Message::system(s.clone()));
+            }
         }
-        m.push(Message::user(task.observation_text()));
+        if own.is_empty() {
+            m.push(Message::user(task.observation_text()));
+        } else {
+            m.extend(own.iter().map(|c| Message { role: c.role.clone(), content: c.content.clone() }));
+        }
         m
     };
     println!(

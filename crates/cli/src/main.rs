@@ -6,6 +6,7 @@ mod lm;
 mod output;
 mod train;
 mod tune;
+mod verdicts;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

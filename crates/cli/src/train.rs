@@ -26,14 +26,16 @@ pub fn train_into(
     config: TrainConfig,
     resume: Option<(u64, Vec<u8>)>,
     show_progress: bool,
+    services: &gristmill_engine::Services,
 ) -> anyhow::Result<Run> {
     let steps = valid.spec().run.steps;
-    let built = Environment::build(valid).map_err(anyhow::Error::from).and_then(|env| match &resume {
-        Some((step, bytes)) => {
-            Run::resume(env, config, bytes).with_context(|| format!("checkpoint at step {step}"))
-        }
-        None => Ok(Run::with_config(env, config)?),
-    });
+    let built =
+        Environment::build_with(valid, services).map_err(anyhow::Error::from).and_then(|env| match &resume {
+            Some((step, bytes)) => {
+                Run::resume(env, config, bytes).with_context(|| format!("checkpoint at step {step}"))
+            }
+            None => Ok(Run::with_config(env, config)?),
+        });
     let mut run = match built {
         Ok(run) => run,
         Err(e) => {
@@ -87,7 +89,11 @@ pub fn train_run(
     let (name, spec_hash) = (valid.spec().name.clone(), valid.hash().to_string());
     let checkpoint = if resume { store.latest_checkpoint(run_id)?.map(|c| (c.step, c.bytes)) } else { None };
     let from = checkpoint.as_ref().map_or(0, |c| c.0);
-    let run = pool.install(|| train_into(store, run_id, valid, config, checkpoint, true))?;
+    let services = match store.path() {
+        Some(db) => crate::verdicts::services(db, &valid)?,
+        None => gristmill_engine::Services::default(),
+    };
+    let run = pool.install(|| train_into(store, run_id, valid, config, checkpoint, true, &services))?;
     let report = TrainReport::of(&run, run_id.0, curve(store.step_metrics(run_id)?));
     let summary = serde_json::to_value(&report)?;
     for (id, piece) in &report.pieces {

@@ -128,7 +128,8 @@ fn prepare(
     let mut new = NewRun::new(kind.into(), valid.hash(), seed, steps);
     new.threads = n as u32;
     let run_id = crate::commands::create_run(&mut store, &valid, &text, &new)?;
-    let env = pool.install(|| Environment::build(valid))?;
+    let services = crate::verdicts::services(db, &valid)?;
+    let env = pool.install(|| Environment::build_with(valid, &services))?;
     Ok(Ok(Prepared { env, config, seed, steps, train, store, run_id, pool }))
 }
 

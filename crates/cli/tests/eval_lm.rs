@@ -2,12 +2,13 @@
 //! finished rollouts are kept, and re-running the command resumes to the same summary as an
 //! uninterrupted run. (No model needed; the in-process model is tested in gristmill-lm.)
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use gristmill_testkit::http::ScriptedServer;
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gristmill-eval-lm-{name}-{}", std::process::id()));
@@ -16,50 +17,25 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Reads one HTTP request (headers + content-length body); returns the body.
-fn read_request(stream: &mut TcpStream) -> Option<String> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).ok()?;
-    String::from_utf8(body).ok()
-}
-
 /// Serves chat completions answering `Answer: 7` while `budget` lasts, then 503.
 fn fake_server(listener: TcpListener, budget: Arc<AtomicUsize>) {
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let Some(body) = read_request(&mut stream) else { continue };
-            assert!(body.contains("\"messages\""), "{body}");
-            let healthy =
-                budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_ok();
-            let (status, payload) = if healthy {
-                (
-                    "200 OK",
-                    r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Let me add.\nAnswer: 7"},"finish_reason":"stop","logprobs":{"content":[{"token":"Answer","logprob":-0.25},{"token":": 7","logprob":-0.5}]}}],"usage":{"prompt_tokens":9}}"#,
-                )
-            } else {
-                ("503 Service Unavailable", r#"{"error":{"message":"gone"}}"#)
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-                payload.len()
-            );
+    fake_server_saying(listener, budget, "Let me add.\\nAnswer: 7");
+}
+
+/// Serves chat completions answering `content` (JSON-escaped) while `budget` lasts, then 503.
+fn fake_server_saying(listener: TcpListener, budget: Arc<AtomicUsize>, content: &'static str) {
+    ScriptedServer::start_on(listener, move |body| {
+        assert!(body.contains("\"messages\""), "{body}");
+        let healthy = budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_ok();
+        if healthy {
+            (
+                "200 OK",
+                format!(
+                    r#"{{"choices":[{{"index":0,"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"stop","logprobs":{{"content":[{{"token":"Answer","logprob":-0.25}},{{"token":": 7","logprob":-0.5}}]}}}}],"usage":{{"prompt_tokens":9}}}}"#
+                ),
+            )
+        } else {
+            ("503 Service Unavailable", r#"{"error":{"message":"gone"}}"#.to_string())
         }
     });
 }
@@ -148,4 +124,46 @@ fn eval_keeps_finished_rollouts_when_the_server_dies_and_resumes() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another evaluation"));
+}
+
+/// A dataset spec over the same endpoint: the model gets the task's chat messages (the
+/// dataset's system prompt first), and its free-text answers are scored per piece. The model
+/// writes "The answer is: 82", as the shipped SmolLM2 does: the strict `Answer:` match scores
+/// 0 on every sample, while the math verifier (and the gold metric) read it.
+#[test]
+fn eval_on_a_dataset_sends_its_messages_and_scores_free_text() {
+    let dir = temp_dir("dataset");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let spec = std::fs::read_to_string(root.join("examples/word-problems.toml")).unwrap();
+    let data = root.join("examples/data/word_problems.jsonl").display().to_string();
+    std::fs::write(dir.join("spec.toml"), spec.replace("examples/data/word_problems.jsonl", &data)).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    fake_server_saying(listener, Arc::new(AtomicUsize::new(10_000)), "5 + 7 = 12. The answer is: 82");
+    let rollouts = dir.join("rollouts.jsonl");
+    let out = eval(&dir, &url, &rollouts, &dir.join("summary.json"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&rollouts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 24 * 2);
+    let mut right = 0;
+    for line in &lines {
+        assert_eq!(line["family"], "dataset");
+        assert_eq!(line["messages"][0]["role"], "system", "{line}");
+        assert!(line["messages"][0]["content"].as_str().unwrap().starts_with("Solve the problem."));
+        assert_eq!(line["messages"][1]["role"], "user");
+        assert_eq!(line["rewards"]["strict"], 0.0, "{line}");
+        assert_eq!(line["rewards"]["math"], line["gold"], "{line}");
+        right += usize::from(line["gold"] == 1.0);
+    }
+    // The word problem whose answer is 82 (wp000) is in the suite or not; either way the
+    // summary's pass@1 is the share of samples that are right.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let pass1 = summary["gold"]["pass@1"].as_f64().unwrap();
+    assert!((pass1 - right as f64 / lines.len() as f64).abs() < 1e-12, "{pass1} vs {right}");
+    assert_eq!(summary["pieces"]["strict"]["pass@1"], 0.0);
 }

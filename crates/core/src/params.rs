@@ -47,6 +47,10 @@ pub enum ParamKind {
         /// Value when not given.
         default: &'static str,
     },
+    /// A structured value (a TOML table, list, string or number), passed to the piece as
+    /// JSON for it to read with its own types (a judge's rubric); `null` when not given. At
+    /// most [`MAX_TEXT`] bytes as JSON.
+    Structured,
 }
 
 /// Longest accepted text parameter, in bytes: a template or a regex fits with room to spare,
@@ -86,6 +90,10 @@ impl ParamSpec {
     pub const fn weights(name: &'static str, doc: &'static str) -> Self {
         ParamSpec { name, kind: ParamKind::Weights, doc }
     }
+    /// A structured parameter.
+    pub const fn structured(name: &'static str, doc: &'static str) -> Self {
+        ParamSpec { name, kind: ParamKind::Structured, doc }
+    }
     /// A text parameter.
     pub const fn text(name: &'static str, default: &'static str, doc: &'static str) -> Self {
         ParamSpec { name, kind: ParamKind::Text { default }, doc }
@@ -104,6 +112,7 @@ impl ParamSpec {
             ParamKind::Weights => "list of non-negative numbers (default: none)".to_string(),
             ParamKind::Text { default } if default.is_empty() => "text (default: none)".to_string(),
             ParamKind::Text { default } => format!("text (default {default:?})"),
+            ParamKind::Structured => "a table or list (default: none)".to_string(),
         }
     }
 }
@@ -132,6 +141,8 @@ pub enum ParamValue {
     Weights(Vec<f64>),
     /// Text.
     Text(String),
+    /// A structured value, as JSON.
+    Structured(serde_json::Value),
 }
 
 /// Resolved parameters: every declared name has a value (given or default).
@@ -190,6 +201,13 @@ impl Params {
             }
         }
     }
+    /// Structured parameter `name` (`null` when not given).
+    pub fn structured(&self, name: &str) -> &serde_json::Value {
+        match self.values.get(name) {
+            Some(ParamValue::Structured(v)) => v,
+            _ => &serde_json::Value::Null,
+        }
+    }
     /// Sets a value (used by trainable pieces and tests).
     pub fn set(&mut self, name: &str, value: ParamValue) {
         self.values.insert(name.to_string(), value);
@@ -215,6 +233,7 @@ fn default_of(s: &ParamSpec) -> ParamValue {
         ParamKind::Choice { default, .. } => ParamValue::Choice(default.to_string()),
         ParamKind::Weights => ParamValue::Weights(Vec::new()),
         ParamKind::Text { default } => ParamValue::Text(default.to_string()),
+        ParamKind::Structured => ParamValue::Structured(serde_json::Value::Null),
     }
 }
 
@@ -310,6 +329,14 @@ fn check_value(spec: &ParamSpec, value: &toml::Value) -> Result<ParamValue, Stri
             }
             Ok(ParamValue::Text(v.to_string()))
         }
+        ParamKind::Structured => {
+            let v = serde_json::to_value(value).map_err(|e| format!("cannot be read: {e}"))?;
+            let len = v.to_string().len();
+            if len > MAX_TEXT {
+                return Err(format!("{len} bytes as JSON is longer than the {MAX_TEXT}-byte limit"));
+            }
+            Ok(ParamValue::Structured(v))
+        }
     }
 }
 
@@ -350,6 +377,23 @@ mod tests {
         let errs = resolve(TEXT, &t, "s").unwrap_err();
         assert!(errs[0].to_string().contains("expected a string, found integer"), "{errs:?}");
         assert_eq!(ParamSpec::text("x", "", "").describe_range(), "text (default: none)");
+    }
+
+    #[test]
+    fn structured_parameters_pass_tables_through_as_json() {
+        const S: &[ParamSpec] = &[ParamSpec::structured("endpoint", "where")];
+        let t: toml::Table =
+            toml::from_str("endpoint = { url = 'http://x/v1', model = 'm', timeout_ms = 5 }").unwrap();
+        let p = resolve(S, &t, "piece[0].params").unwrap();
+        assert_eq!(
+            p.structured("endpoint"),
+            &serde_json::json!({"url": "http://x/v1", "model": "m", "timeout_ms": 5})
+        );
+        assert_eq!(Params::defaults(S).structured("endpoint"), &serde_json::Value::Null);
+        let mut t = toml::Table::new();
+        t.insert("endpoint".into(), toml::Value::String("y".repeat(MAX_TEXT)));
+        let errs = resolve(S, &t, "p").unwrap_err();
+        assert!(errs[0].to_string().starts_with("p.endpoint: 65538 bytes as JSON is longer"), "{errs:?}");
     }
 
     #[test]

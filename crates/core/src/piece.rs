@@ -124,4 +124,11 @@ pub trait RewardPiece: Send + Sync {
             *slot = self.score(batch.task(j), response, batch.key(j));
         }
     }
+
+    /// Why the piece scored a non-finite value, if it knows: a piece that asks an outside
+    /// service (a judge endpoint, a sandbox) scores NaN when the service fails, and the engine
+    /// puts this reason in the error that stops the rollout.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }

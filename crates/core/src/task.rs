@@ -223,7 +223,8 @@ impl Reference {
 
     /// Writes the text of a response that a perfect solver would give into `out` (cleared
     /// first): `Answer: <gold>` for answers, the reference solution in a fenced block for
-    /// tests. Fails for a code task without a solution.
+    /// tests, the reference response of an open-ended task (no gold). Fails when the data
+    /// has no such reference.
     pub fn render_gold_into(&self, out: &mut String) -> Result<(), String> {
         out.clear();
         match self.kind {
@@ -238,6 +239,13 @@ impl Reference {
                     out.push('\n');
                 }
                 out.push_str("```");
+            }
+            _ if self.gold.is_null() => {
+                // An open-ended task: its reference response, if the data has one.
+                let solution = self.solution.as_deref().ok_or_else(|| {
+                    format!("row `{}` has neither a gold answer nor a reference response", self.id)
+                })?;
+                out.push_str(solution);
             }
             _ => {
                 out.push_str("Answer: ");

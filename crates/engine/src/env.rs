@@ -100,6 +100,22 @@ pub struct Environment {
     pub coalition: Coalition,
     /// The checker of code tasks' gold (all tests pass), when a source has unit-test gold.
     gold_code: Option<Arc<gristmill_pieces::CodeVerifier>>,
+    /// What the caller supplied to the pieces (kept for rebuilding with another seed).
+    services: Services,
+}
+
+/// Services the caller supplies to an environment's pieces.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// The cache judges keep their verdicts in (the run store's, for a command that has one);
+    /// `None` gives each judge its own in-memory cache.
+    pub verdicts: Option<Arc<dyn gristmill_pieces::VerdictCache>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").field("verdicts", &self.verdicts.is_some()).finish()
+    }
 }
 
 /// The one catalog of everything a spec may name: the built-in task families and episode
@@ -117,6 +133,11 @@ impl Environment {
     /// Builds every source and piece of a validated spec (reward models train here, on the
     /// spec's seed).
     pub fn build(spec: ValidSpec) -> Result<Environment, EngineError> {
+        Environment::build_with(spec, &Services::default())
+    }
+
+    /// [`build`](Environment::build) with services for the pieces (a judge's verdict cache).
+    pub fn build_with(spec: ValidSpec, services: &Services) -> Result<Environment, EngineError> {
         let mut sources: Vec<Box<dyn TaskSource>> = Vec::with_capacity(spec.source_families().len());
         let mut gold_code = None;
         for ((f, k), s) in spec.source_families().iter().zip(spec.source_knobs()).zip(&spec.spec().sources) {
@@ -147,6 +168,7 @@ impl Environment {
             source_ids: &source_ids,
             source_weights: &source_weights,
             eval_fraction: spec.spec().eval.fraction,
+            verdicts: services.verdicts.as_ref(),
         };
         let mut pieces = Vec::with_capacity(spec.spec().pieces.len());
         for (i, p) in spec.spec().pieces.iter().enumerate() {
@@ -170,6 +192,7 @@ impl Environment {
             channels,
             coalition: Coalition::all(n),
             gold_code,
+            services: services.clone(),
         })
     }
 
@@ -202,7 +225,7 @@ impl Environment {
         let origin = format!("{} with seed {seed}", self.spec.spec().name);
         let overrides = gristmill_core::spec::Overrides { seed: Some(seed), steps: None };
         let spec = self.spec.spec().clone().validate_with(&overrides, &catalog(), &origin)?;
-        let mut env = Environment::build(spec)?;
+        let mut env = Environment::build_with(spec, &self.services)?;
         env.coalition = self.coalition.clone();
         Ok(env)
     }
@@ -368,6 +391,8 @@ impl Environment {
                 .gold_code
                 .as_ref()
                 .is_some_and(|c| c.fraction_passed(task, &response.text).is_ok_and(|f| f == 1.0)),
+            // An open-ended task (no gold) is graded by its judges only.
+            _ if reference.gold.is_null() => false,
             kind => gold_verifiers()[kind as usize]
                 .as_ref()
                 .is_some_and(|v| v.verify(&reference.gold_text(), &response.text).correct),

@@ -48,7 +48,7 @@ pub enum EngineError {
         index: u32,
     },
     /// A reward was not finite.
-    #[error("step {step}: channel `{channel}` gave a non-finite reward {value} (sample {index})")]
+    #[error("step {step}: channel `{channel}` gave a non-finite reward {value} (sample {index}){}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     NonFiniteReward {
         /// Step.
         step: u64,
@@ -58,6 +58,8 @@ pub enum EngineError {
         channel: String,
         /// The value.
         value: f64,
+        /// Why, when the piece knows (its outside service failed).
+        reason: Option<String>,
     },
     /// The spec could not be loaded.
     #[error(transparent)]

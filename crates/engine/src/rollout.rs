@@ -172,11 +172,13 @@ pub fn rollout_step_into<P: Policy + ?Sized>(
         for (j, response) in responses.iter().enumerate() {
             let vector = &rewards[j * channels..(j + 1) * channels];
             if let Some((c, v)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                let piece = &env.pieces[env.channels[c]];
                 return Err(EngineError::NonFiniteReward {
                     step,
                     index: first_index + j as u64,
-                    channel: env.pieces[env.channels[c]].id.clone(),
+                    channel: piece.id.clone(),
                     value: *v,
+                    reason: piece.scorer().and_then(|s| s.failure()),
                 });
             }
             gold[j] = env.gold_score(&tasks[j / g_count], response);

@@ -110,7 +110,7 @@ fn the_first_non_finite_reward_in_sample_order_is_reported_on_any_thread_count()
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let err = pool.install(|| rollout_step(&bad, &policy, 7, 0)).unwrap_err();
         match err {
-            EngineError::NonFiniteReward { step, index, channel, value } => {
+            EngineError::NonFiniteReward { step, index, channel, value, .. } => {
                 assert_eq!((step, index), (0, 9), "{threads} threads");
                 assert_eq!(channel, env.pieces[slot].id);
                 assert!(value.is_nan());

@@ -121,12 +121,12 @@ impl RewardPiece for JsonVerifier {
 /// passes in the sandbox (the last fenced code block of the response, else the whole
 /// response). `0` for a task without tests, or whose tests cannot be read.
 ///
-/// A host failure (the sandbox cannot start a process at all) is not a verdict on the
-/// response: the piece scores NaN, which the engine refuses as a non-finite reward naming the
-/// channel, step and sample, after printing the sandbox's reason once.
+/// A host failure (the sandbox cannot start a process at all) or unreadable tests are not a
+/// verdict on the response: the piece scores NaN, which the engine refuses as a non-finite
+/// reward naming the channel, step and sample, with the reason ([`RewardPiece::failure`]).
 pub struct CodeVerifier {
     sandbox: Sandbox,
-    warned: std::sync::atomic::AtomicBool,
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for CodeVerifier {
@@ -138,7 +138,7 @@ impl std::fmt::Debug for CodeVerifier {
 impl CodeVerifier {
     /// A verifier over `sandbox`.
     pub fn new(sandbox: Sandbox) -> Self {
-        CodeVerifier { sandbox, warned: Default::default() }
+        CodeVerifier { sandbox, failure: Default::default() }
     }
     /// The fraction of `task`'s tests that `text`'s solution passes.
     pub fn fraction_passed(&self, task: &Task, text: &str) -> Result<f64, String> {
@@ -156,12 +156,21 @@ impl RewardPiece for CodeVerifier {
         match self.fraction_passed(task, &response.text) {
             Ok(score) => score,
             Err(reason) => {
-                if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    eprintln!("gristmill: code_verifier could not run a solution: {reason}");
-                }
+                remember(&self.failure, format!("task {}: {reason}", task.key));
                 f64::NAN
             }
         }
+    }
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// Keeps the first failure a piece met (later ones are usually the same cause).
+pub(crate) fn remember(slot: &std::sync::Mutex<Option<String>>, reason: String) {
+    let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if slot.is_none() {
+        *slot = Some(reason);
     }
 }
 

@@ -39,7 +39,7 @@
 //! // A lenient verifier with its defaults: rule = "off_by_k", k = 1.
 //! let info = kind("lenient_verifier").unwrap();
 //! let params = Params::defaults(info.params);
-//! let ctx = BuildContext { seed: 7, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 };
+//! let ctx = BuildContext { seed: 7, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 , verdicts: None};
 //! let BuiltPiece::Reward(verifier) = build(info, "lenient", &params, &ctx).unwrap() else {
 //!     panic!("a verifier is a reward piece");
 //! };
@@ -68,6 +68,7 @@ mod curriculum;
 mod digits;
 mod error;
 pub mod free_text;
+pub mod judge;
 pub mod reward_model;
 mod shaping;
 #[cfg(test)]
@@ -78,6 +79,8 @@ pub use curriculum::{Curriculum, Hint};
 pub use digits::{decimal_len, digit_match_fraction, text_contains_decimal};
 pub use error::{PieceError, PieceProblem, WeightsError};
 pub use free_text::{CodeVerifier, JsonVerifier, LayoutVerifier, TextVerifier};
+pub use gristmill_judge::VerdictCache;
+pub use judge::JudgePiece;
 pub use reward_model::{RewardModel, RewardModelConfig};
 pub use shaping::{FormatShaping, LengthShaping, PartialCredit};
 pub use verifier::{exact_verdict, ExactVerifier, LenientRule, LenientVerifier, NoisyVerifier, RandomReward};
@@ -95,6 +98,9 @@ pub struct BuildContext<'a> {
     pub source_weights: &'a [f64],
     /// The eval fraction, passed to `gristmill_core::task::generate_task`.
     pub eval_fraction: f64,
+    /// Where judges keep their verdicts (the run store's cache, when the caller has one);
+    /// `None` gives each judge its own in-memory cache.
+    pub verdicts: Option<&'a std::sync::Arc<dyn gristmill_judge::VerdictCache>>,
 }
 
 /// A built piece. Cheap to clone (reward scorers are shared), so an environment can swap
@@ -262,7 +268,43 @@ const CODE_PARAMS: &[ParamSpec] = &[
     ParamSpec::text("python", "python3", "the interpreter"),
 ];
 
-static KINDS: [PieceKindInfo; 17] = [
+const JUDGE_PARAMS: &[ParamSpec] = &[
+    ParamSpec::structured(
+        "endpoint",
+        "the grader: { url, model, api_key_env, timeout_ms, concurrency } (url and model required)",
+    ),
+    ParamSpec::structured(
+        "items",
+        "the rubric: a list of { question, id, weight, verdict } (verdict \"yes_no\" or { scale = N })",
+    ),
+    ParamSpec::structured(
+        "sampling",
+        "{ temperature, max_tokens, top_p, seed } sent with every request (part of the cache key)",
+    ),
+    ParamSpec::structured(
+        "retry",
+        "{ retries, unparseable_retries, backoff_ms, max_backoff_ms, jitter, retry_after_cap_ms }",
+    ),
+    ParamSpec::structured(
+        "template",
+        "{ system, user }: prompt templates over {prompt}, {response}, {question}, {gold}, {format}",
+    ),
+    ParamSpec::structured("verdict", "the items' default verdict: \"yes_no\" or { scale = N }"),
+    ParamSpec::choice(
+        "mode",
+        &["online", "offline"],
+        "online",
+        "offline: every verdict must come from the cache (a replay with no grader)",
+    ),
+    ParamSpec::choice(
+        "show_gold",
+        &["no", "yes"],
+        "no",
+        "pass the task's gold answer to the template's {gold}",
+    ),
+];
+
+static KINDS: [PieceKindInfo; 18] = [
     PieceKindInfo {
         name: "exact_verifier",
         kind: PieceKind::Verifier,
@@ -369,6 +411,14 @@ static KINDS: [PieceKindInfo; 17] = [
               passes, run in a sandbox: own PID, network and IPC namespaces, Landlock, rlimits on CPU, memory, \
               file size and processes, a wall clock, capped output. 0 for tasks without tests.",
         params: CODE_PARAMS,
+    },
+    PieceKindInfo {
+        name: "judge",
+        kind: PieceKind::RewardModel,
+        doc: "A rubric judge: one question per item asked of an OpenAI-compatible grader, each verdict parsed \
+              strictly (VERDICT: yes/no, SCORE: n/m), retried with backoff; the channel is Σ wᵢ·sᵢ / Σ wᵢ in [0, 1]. \
+              Verdicts are cached by content in the run store, so replays and coalitions never ask twice.",
+        params: JUDGE_PARAMS,
     },
     PieceKindInfo {
         name: "curriculum",
@@ -492,6 +542,13 @@ impl Reader<'_> {
             })?;
         Ok(BuiltPiece::Reward(std::sync::Arc::new(TextVerifier::new(verifier))))
     }
+    fn structured(&self, name: &str) -> Result<&serde_json::Value, PieceError> {
+        match self.value(name)? {
+            (ParamSpec { kind: ParamKind::Structured, .. }, None) => Ok(&serde_json::Value::Null),
+            (ParamSpec { kind: ParamKind::Structured, .. }, Some(ParamValue::Structured(v))) => Ok(v),
+            (_, other) => Err(self.bad(name, format!("expected a table or list, found {other:?}"))),
+        }
+    }
     fn weights(&self, name: &str) -> Result<&[f64], PieceError> {
         match self.value(name)? {
             (ParamSpec { kind: ParamKind::Weights, .. }, None) => Ok(&[]),
@@ -602,6 +659,17 @@ pub fn build(
             };
             reward(Box::new(JsonVerifier::new(source, fields, schema)))
         }
+        "judge" => {
+            let fields: Vec<(&str, &serde_json::Value)> = judge::RUBRIC_FIELDS
+                .iter()
+                .map(|f| Ok((*f, p.structured(f)?)))
+                .collect::<Result<_, PieceError>>()?;
+            let offline = p.choice("mode")? == "offline";
+            let show_gold = p.choice("show_gold")? == "yes";
+            let piece = JudgePiece::from_params(id, &fields, offline, show_gold, ctx.verdicts.cloned())
+                .map_err(|e| p.bad(&e.param, e.message))?;
+            reward(Box::new(piece))
+        }
         "code_verifier" => {
             use std::time::Duration;
             let mut config = gristmill_sandbox::SandboxConfig::default();
@@ -649,6 +717,7 @@ mod tests {
             source_ids: &ids,
             source_weights: &weights,
             eval_fraction: 0.2,
+            verdicts: None,
         };
         f(&ctx)
     }
@@ -726,12 +795,19 @@ mod tests {
                 "format_verifier",
                 "json_verifier",
                 "code_verifier",
+                "judge",
                 "curriculum",
                 "hint"
             ]
         );
         for info in kinds() {
             assert!(!info.doc.is_empty());
+            if info.name == "judge" {
+                // A judge has no default grader: it names the missing parameter.
+                let e = with_ctx(|ctx| build(info, "j", &Params::defaults(info.params), ctx)).unwrap_err();
+                assert_eq!(e.to_string(), "piece `j`: parameter `endpoint`: is required for a judge");
+                continue;
+            }
             let built = with_ctx(|ctx| build(info, info.name, &Params::defaults(info.params), ctx))
                 .unwrap_or_else(|e| panic!("{}: {e}", info.name));
             let ok = matches!(
@@ -850,8 +926,14 @@ mod tests {
         let e = build_with("curriculum", &[("source_weights", ParamValue::Weights(vec![1.0]))]).unwrap_err();
         assert!(matches!(e.problem, PieceProblem::Weights(WeightsError::Length { expected: 2, got: 1 })));
         let info = kind("curriculum").unwrap();
-        let empty =
-            BuildContext { seed: 0, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 };
+        let empty = BuildContext {
+            seed: 0,
+            sources: &[],
+            source_ids: &[],
+            source_weights: &[],
+            eval_fraction: 0.2,
+            verdicts: None,
+        };
         let e = build(info, "c", &Params::defaults(info.params), &empty).unwrap_err();
         assert_eq!(e.problem, PieceProblem::NoSources);
         assert!(e.to_string().starts_with("piece `c`: needs at least one"));
@@ -871,8 +953,14 @@ mod tests {
         let e = with_ctx(|ctx| build(&fake, "m", &Params::default(), ctx)).unwrap_err();
         assert_eq!(e.problem, PieceProblem::UnknownKind("mystery".into()));
         let info = kind("reward_model").unwrap();
-        let empty =
-            BuildContext { seed: 0, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 };
+        let empty = BuildContext {
+            seed: 0,
+            sources: &[],
+            source_ids: &[],
+            source_weights: &[],
+            eval_fraction: 0.2,
+            verdicts: None,
+        };
         let e = build(info, "rm", &Params::defaults(info.params), &empty).unwrap_err();
         assert_eq!(e.problem, PieceProblem::NoSources);
     }

@@ -722,6 +722,7 @@ mod tests {
             source_ids: &ids,
             source_weights: &weights,
             eval_fraction: 0.2,
+            verdicts: None,
         };
         f(&ctx)
     }
@@ -953,14 +954,21 @@ mod tests {
             source_ids: &ids,
             source_weights: &w,
             eval_fraction: 0.2,
+            verdicts: None,
         };
         let d = preference_pairs(&ctx, "rm", PairSet::Heldout, 200, Labeller::Truth).unwrap();
         assert_eq!(d.pairs.len(), 200);
         assert_eq!(d.attempts, 200 + d.ties + d.degenerate);
         // Truth labels: the preferred answer is never further from gold than the other.
         assert!(d.pairs.iter().all(|p| p[0] > 0.0 || p[1] > 0.0));
-        let empty =
-            BuildContext { seed: 2, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 };
+        let empty = BuildContext {
+            seed: 2,
+            sources: &[],
+            source_ids: &[],
+            source_weights: &[],
+            eval_fraction: 0.2,
+            verdicts: None,
+        };
         assert_eq!(
             preference_pairs(&empty, "rm", PairSet::Train, 10, Labeller::Truth),
             Err(PieceProblem::NoSources)

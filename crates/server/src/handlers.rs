@@ -212,6 +212,12 @@ struct SampledTask {
     family: &'static str,
     answer_format: &'static str,
     hinted: bool,
+    /// A dataset task's row id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    /// A dataset task's chat messages (when its prompt is a chat or has a system prompt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<gristmill_core::task::ChatMessage>>,
 }
 
 #[derive(Serialize)]
@@ -268,6 +274,13 @@ pub(crate) async fn sample(
                     family: spec.source_families()[s].name,
                     answer_format: spec.source_families()[s].answer_format,
                     hinted: task.hint.is_some(),
+                    id: task.body.reference.as_ref().map(|r| r.id.clone()),
+                    messages: task
+                        .body
+                        .reference
+                        .as_ref()
+                        .filter(|r| !r.messages.is_empty())
+                        .map(|r| r.messages.clone()),
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()
@@ -352,7 +365,8 @@ impl Serialize for ParseOutcome<'_> {
 
 #[derive(Serialize)]
 struct Gold {
-    answer: i64,
+    /// The integer gold of a family's task, or a dataset task's gold as the data holds it.
+    answer: serde_json::Value,
     text: String,
     correct: bool,
 }
@@ -415,13 +429,29 @@ fn score_one(entry: &Arc<EnvEntry>, i: usize, item: ScoreItem, eval: bool) -> Re
     if let Some((c, v)) = rewards.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(ApiError::new(
             ErrorCode::Internal,
-            format!("items[{i}]: channel `{}` gave a non-finite reward {v}", entry.channel_ids[c]),
+            format!(
+                "items[{i}]: channel `{}` gave a non-finite reward {v}{}",
+                entry.channel_ids[c],
+                entry.env.pieces[entry.env.channels[c]]
+                    .scorer()
+                    .and_then(|s| s.failure())
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
         ));
     }
-    let gold = eval.then(|| Gold {
-        answer: task.gold(),
-        text: source.render_answer(task.gold()),
-        correct: entry.env.gold_score(&task, &response) == 1.0,
+    let gold = eval.then(|| {
+        let correct = entry.env.gold_score(&task, &response) == 1.0;
+        match &task.body.reference {
+            None => Gold { answer: task.gold().into(), text: source.render_answer(task.gold()), correct },
+            Some(r) => {
+                let mut text = String::new();
+                if r.render_gold_into(&mut text).is_err() {
+                    text = r.gold_text().into_owned();
+                }
+                Gold { answer: r.gold.clone(), text, correct }
+            }
+        }
     });
     Ok(ScoreResult { entry: Arc::clone(entry), rewards, answer: response.answer, gold })
 }

@@ -811,6 +811,41 @@ impl Store {
         row.map(ArtifactRow::into_record).transpose()
     }
 
+    // --- content cache ---------------------------------------------------------------------
+
+    /// The value cached under `(namespace, key)`, if any (e.g. a judge verdict under its
+    /// content key).
+    pub fn cached(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT value FROM content_cache WHERE namespace = ?1 AND key = ?2")
+            .and_then(|mut stmt| stmt.query_row([namespace, key], |r| r.get(0)).optional())
+            .ctx(|| format!("read cached {namespace} {key}"))
+    }
+
+    /// Caches `value` under `(namespace, key)` unless a value is already there; returns
+    /// whether it was written. The first value stored is the one every later read gets.
+    pub fn cache_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO content_cache (namespace, key, value, created_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![namespace, key, value, now_ms()]))
+            .ctx(|| format!("cache {namespace} {key}"))?;
+        Ok(n == 1)
+    }
+
+    /// How many values are cached under `namespace`.
+    pub fn cached_count(&self, namespace: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM content_cache WHERE namespace = ?1", [namespace], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .ctx(|| format!("count cached {namespace}"))
+    }
+
     /// All artifacts of a kind, oldest first.
     pub fn artifacts(&self, kind: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
         let ctx = || format!("list artifacts of kind {kind}");

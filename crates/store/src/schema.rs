@@ -252,12 +252,26 @@ fn v4(tx: &Connection) -> rusqlite::Result<()> {
     tx.execute_batch("DROP TABLE step_metrics; ALTER TABLE step_metrics_packed RENAME TO step_metrics;")
 }
 
+/// Version 5: a content-addressed cache of values computed outside gristmill (judge
+/// verdicts), so that replays, coalition runs and resumed runs never ask twice. A value is
+/// written once: the first one stored under a key is the one every later read gets.
+const V5: &str = r#"
+CREATE TABLE content_cache (
+    namespace     TEXT NOT NULL CHECK (namespace <> ''),
+    key           TEXT NOT NULL CHECK (key <> ''),
+    value         TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (namespace, key)
+) STRICT, WITHOUT ROWID;
+"#;
+
 /// One migration: takes the database from its index in [`MIGRATIONS`] to the next version.
 /// It runs inside the transaction [`migrate`] opens, so it must not `BEGIN` or `COMMIT`.
 pub(crate) type Migration = fn(&Connection) -> rusqlite::Result<()>;
 
 /// The ordered migrations: entry `i` takes a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[Migration] = &[|tx| tx.execute_batch(V1), v2, |tx| tx.execute_batch(V3), v4];
+pub(crate) const MIGRATIONS: &[Migration] =
+    &[|tx| tx.execute_batch(V1), v2, |tx| tx.execute_batch(V3), v4, |tx| tx.execute_batch(V5)];
 
 /// The schema version this code writes: the number of migrations it knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -44,10 +44,10 @@ pub const KNOBS: &[ParamSpec] = &[
     ParamSpec::text("messages", "", "column holding chat messages (instead of `prompt`)"),
     ParamSpec::text("template", "", "prompt rendered from the row: text with {column} placeholders, {{ and }} for braces (instead of `prompt`)"),
     ParamSpec::text("system", "", "system prompt put before every prompt (not part of the split's content hash)"),
-    ParamSpec::text("gold", "answer", "column (dotted path allowed) holding the gold answer"),
+    ParamSpec::text("gold", "answer", "column (dotted path allowed) holding the gold answer; empty for open-ended tasks graded by judges only (their gold metric is 0)"),
     ParamSpec::choice("gold_kind", GOLD_KINDS, "text", "what the gold is: text, number, math, choice (a letter) or tests (a list of unit tests)"),
     ParamSpec::text("id", "", "column holding each row's id (default: the row number)"),
-    ParamSpec::text("solution", "", "top-level column holding a reference solution (code tasks; written by the oracle policy)"),
+    ParamSpec::text("solution", "", "top-level column holding a reference solution or response, written by the oracle policy (code tasks, open-ended tasks)"),
 ];
 
 /// The catalog entry. Its `build` cannot read a file (it is infallible, for the procedural
@@ -110,6 +110,7 @@ impl TaskSource for Unopened {
 pub struct DatasetSource {
     index: Index<Mapping>,
     kind: GoldKind,
+    has_gold: bool,
     solution: Option<String>,
 }
 
@@ -146,9 +147,11 @@ pub fn mapping(params: &Params) -> Result<Mapping, DatasetError> {
     } else {
         Mapping::auto(knob_text(params, "prompt").unwrap_or("prompt"))
     };
-    let gold = knob_text(params, "gold")
-        .ok_or(DatasetError::Knob { knob: "gold", message: "a dataset source needs a gold column".into() })?;
-    mapping = mapping.gold(gold).require_gold().metadata(Metadata::All);
+    // An empty `gold` means open-ended tasks (graded by judges only): no gold column is read.
+    if let Some(gold) = knob_text(params, "gold") {
+        mapping = mapping.gold(gold).require_gold();
+    }
+    mapping = mapping.metadata(Metadata::All);
     if let Some(id) = knob_text(params, "id") {
         mapping = mapping.id(id);
     }
@@ -174,7 +177,12 @@ pub fn open(params: &Params) -> Result<DatasetSource, DatasetError> {
     if index.is_empty() {
         return Err(DatasetError::Knob { knob: "path", message: format!("{path}: the file holds no rows") });
     }
-    Ok(DatasetSource { index, kind, solution: knob_text(params, "solution").map(str::to_owned) })
+    Ok(DatasetSource {
+        index,
+        kind,
+        has_gold: knob_text(params, "gold").is_some(),
+        solution: knob_text(params, "solution").map(str::to_owned),
+    })
 }
 
 impl DatasetSource {
@@ -208,9 +216,11 @@ impl DatasetSource {
             },
         };
         let gold = row.gold.unwrap_or(serde_json::Value::Null);
-        check_gold(self.kind, &gold).map_err(|why| {
-            format!("{}: row {}: gold: {why}", self.index.path().display(), row.position.number)
-        })?;
+        if self.has_gold {
+            check_gold(self.kind, &gold).map_err(|why| {
+                format!("{}: row {}: gold: {why}", self.index.path().display(), row.position.number)
+            })?;
+        }
         prompt.clear();
         let messages = match row.prompt {
             Prompt::Text(t) => {

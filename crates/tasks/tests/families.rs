@@ -21,7 +21,7 @@ fn settings(info: &FamilyInfo) -> Vec<(String, Params)> {
                 ParamKind::Choice { options, .. } => {
                     ParamValue::Choice(if high { options[options.len() - 1] } else { options[0] }.to_string())
                 }
-                ParamKind::Weights | ParamKind::Text { .. } => continue,
+                ParamKind::Weights | ParamKind::Text { .. } | ParamKind::Structured => continue,
             };
             p.set(k.name, v);
         }

@@ -18,6 +18,8 @@ use gristmill_core::spec::Overrides;
 use gristmill_engine::Environment;
 use gristmill_learn::TrainConfig;
 
+pub mod http;
+
 /// The repository's root directory.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

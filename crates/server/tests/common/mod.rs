@@ -41,7 +41,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(config: ServerConfig) -> TestServer {
-        let state = AppState::new(config, envs()).expect("state");
+        TestServer::start_with(config, envs())
+    }
+
+    /// A server over the given environments.
+    pub fn start_with(config: ServerConfig, envs: Vec<(String, Environment)>) -> TestServer {
+        let state = AppState::new(config, envs).expect("state");
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();

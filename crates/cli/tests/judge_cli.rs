@@ -1,0 +1,168 @@
+//! The rubric judge end to end against a scripted grader: verdicts are cached in the run
+//! store, so a replay and a re-run ask nothing, an offline replay needs no grader at all, and a
+//! failing grader (5xx, timeouts, unparseable verdicts) is a clear error naming the piece, the
+//! task and the item, with the run marked failed and nothing half-written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gristmill_testkit::http::{chat_completion, ScriptedServer};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gristmill-judge-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The writing example with its data path made absolute and its grader at `url`.
+fn writing_spec(dir: &Path, url: &str, extra: &str) -> PathBuf {
+    let root = gristmill_testkit::root();
+    let spec = gristmill_testkit::example("writing.toml")
+        .replace(
+            "examples/data/writing.jsonl",
+            &root.join("examples/data/writing.jsonl").display().to_string(),
+        )
+        .replace("http://127.0.0.1:8089/v1", url)
+        .replace(
+            "retry = { retries = 2, backoff_ms = 200 }",
+            &format!("retry = {{ retries = 2, backoff_ms = 10 }}{extra}"),
+        );
+    let path = dir.join("writing.toml");
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+fn gristmill(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gristmill"))
+        .current_dir(dir)
+        .args(["--db", "runs.db"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn digest(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("digest "))
+        .unwrap_or_else(|| panic!("no digest in {stdout}"))
+        .to_string()
+}
+
+/// A grader that refuses the oracle's non-answer and accepts everything else.
+fn grader() -> ScriptedServer {
+    ScriptedServer::start(|body| {
+        let verdict = if body.contains("I do not know") { "No.\nVERDICT: no" } else { "Fine.\nVERDICT: yes" };
+        ("200 OK", chat_completion(verdict))
+    })
+}
+
+#[test]
+fn verdicts_are_cached_in_the_store_replayed_offline_and_never_asked_twice() {
+    let dir = temp_dir("cache");
+    let server = grader();
+    let spec = writing_spec(&dir, &server.url, "");
+    let out = gristmill(&dir, &["run", spec.to_str().unwrap()]);
+    let first = digest(&out);
+    let rubric_row = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains("rubric"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first_row = rubric_row(&out);
+    assert!(first_row.contains("judge"), "{first_row}");
+    let asked = server.requests();
+    // 2 steps × 4 tasks × 2 responses × 2 items, less what repeats (the same response to the
+    // same prompt is the same verdict key).
+    assert!(asked > 0 && asked <= 32, "{asked} requests");
+
+    // A replay and a re-run of the same command ask nothing and give the same bits.
+    let replay = gristmill(&dir, &["replay", "1"]);
+    assert!(
+        String::from_utf8_lossy(&replay.stdout).contains("identical"),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert_eq!(digest(&gristmill(&dir, &["run", spec.to_str().unwrap()])), first);
+    assert_eq!(server.requests(), asked, "the cache answered everything");
+
+    // Offline, with the grader's URL pointing nowhere: every verdict comes from the store.
+    // (Another spec text, so another digest; the judge's rewards are the same numbers.)
+    let offline = writing_spec(&dir, "http://127.0.0.1:9/v1", "\nmode = \"offline\"");
+    let out = gristmill(&dir, &["run", offline.to_str().unwrap()]);
+    digest(&out);
+    assert_eq!(rubric_row(&out), first_row);
+
+    // The verdicts are rows of the store's content cache, one per asked key.
+    let store = gristmill_store::Store::open(dir.join("runs.db")).unwrap();
+    assert_eq!(store.cached_count("judge-verdict").unwrap(), asked as u64);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_offline_judge_with_a_cold_cache_names_the_item_and_the_task() {
+    let dir = temp_dir("cold");
+    let spec = writing_spec(&dir, "http://127.0.0.1:9/v1", "\nmode = \"offline\"");
+    let out = gristmill(&dir, &["run", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("channel `rubric`") && err.contains("judge `rubric`") && err.contains("task `t"),
+        "{err}"
+    );
+    assert!(err.contains("on_task") && err.contains("offline"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_failing_grader_is_retried_then_a_clear_error_and_the_run_is_marked_failed() {
+    for (what, status, content, expect) in [
+        ("5xx", "503 Service Unavailable", None, "503"),
+        ("unparseable", "200 OK", Some("It reads well, I suppose."), "unparseable verdict"),
+    ] {
+        let dir = temp_dir(what);
+        let server = ScriptedServer::start(move |_| {
+            (status, content.map_or_else(|| "{}".to_string(), chat_completion))
+        });
+        let spec = writing_spec(&dir, &server.url, "");
+        let out = gristmill(&dir, &["run", spec.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}");
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        assert!(
+            err.contains("judge `rubric`") && err.contains("task `t") && err.contains(expect),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        // Retried: more requests than the one that first failed.
+        assert!(server.requests() >= 2, "{what}: {} requests", server.requests());
+        let runs = String::from_utf8_lossy(&gristmill(&dir, &["runs"]).stdout).into_owned();
+        assert!(runs.contains("failed"), "{what}: {runs}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn a_grader_that_times_out_is_an_error_naming_the_timeout() {
+    let dir = temp_dir("timeout");
+    let server = ScriptedServer::start(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        ("200 OK", chat_completion("VERDICT: yes"))
+    });
+    let spec = writing_spec(&dir, &server.url, "");
+    let text = std::fs::read_to_string(&spec).unwrap().replace("timeout_ms = 60000", "timeout_ms = 200");
+    std::fs::write(&spec, text).unwrap();
+    let start = std::time::Instant::now();
+    let out = gristmill(&dir, &["run", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("judge `rubric`") && err.to_lowercase().contains("tim"), "{err}");
+    // Three attempts of 0.2 s and short backoffs, not the grader's 1.5 s each.
+    assert!(start.elapsed().as_secs_f64() < 30.0, "{:?}", start.elapsed());
+    let _ = std::fs::remove_dir_all(dir);
+}
