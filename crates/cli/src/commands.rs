@@ -235,6 +235,7 @@ fn summary_json(run_id: RunId, spec_hash: &str, seed: u64, o: &RunOutcome) -> se
         "gold_mean": o.gold_mean,
         "pieces": pieces,
         "episodes": o.episodes,
+        "data": o.data,
     })
 }
 
@@ -386,6 +387,7 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let (valid, text) = stored_spec(&store, &run)?;
     // Judges replay from the verdicts the run stored: nothing is asked again.
     let services = crate::verdicts::services(db, &valid)?;
+    let mut data_changes = Vec::new();
     let (recomputed_digest, recomputed_metrics, n) = if let Some(config) = TrainConfig::of(&valid) {
         // Re-train into a scratch in-memory store, then compare with what was stored.
         let (pool, n) = pool(args.threads)?;
@@ -404,6 +406,22 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         (digest, metrics, n)
     } else {
         let (outcome, n) = execute(valid, args.threads, true, &services)?;
+        // A dataset edited since the run: say which, before the numbers that follow from it.
+        let recorded: Vec<gristmill_engine::DataDigest> = run
+            .summary
+            .as_ref()
+            .and_then(|s| s.get("data"))
+            .and_then(|d| serde_json::from_value(d.clone()).ok())
+            .unwrap_or_default();
+        for now in &outcome.data {
+            match recorded.iter().find(|r| r.source == now.source) {
+                Some(r) if r.blake3 != now.blake3 => data_changes.push(format!(
+                    "data of source `{}` changed since the run: recorded blake3 {}, now {}",
+                    now.source, r.blake3, now.blake3
+                )),
+                _ => {}
+            }
+        }
         let metrics = outcome
             .steps
             .iter()
@@ -412,7 +430,7 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         (outcome.digest, metrics, n)
     };
     let stored = store.step_metrics(run.id)?;
-    let mut differences = Vec::new();
+    let mut differences = data_changes;
     if stored.len() != recomputed_metrics.len() {
         differences.push(format!("{} stored metrics, {} recomputed", stored.len(), recomputed_metrics.len()));
     }

@@ -114,3 +114,34 @@ fn bad_data_and_integer_policies_are_clear_errors() {
     );
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// The data path is relative to the working directory, and a run records the file's digest:
+/// a replay after the file was edited says which source's data changed.
+#[test]
+fn a_replay_after_the_data_changed_names_the_source() {
+    let d = temp_dir("changed");
+    std::fs::create_dir_all(d.join("examples/data")).unwrap();
+    let data = d.join("examples/data/word_problems.jsonl");
+    std::fs::copy(root().join("examples/data/word_problems.jsonl"), &data).unwrap();
+    std::fs::copy(root().join("examples/word-problems.toml"), d.join("spec.toml")).unwrap();
+    let in_dir = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gristmill"))
+            .current_dir(&d)
+            .args(["--db", "runs.db"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    ok(&in_dir(&["run", "spec.toml"]));
+    assert!(ok(&in_dir(&["replay", "1"])).contains("identical"));
+    let text = std::fs::read_to_string(&data).unwrap();
+    std::fs::write(&data, text.replacen("\"answer\": \"", "\"answer\": \"1", 1)).unwrap();
+    let out = in_dir(&["replay", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("DIFFERENT data of source `problems` changed since the run: recorded blake3 "),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -166,3 +166,62 @@ fn a_grader_that_times_out_is_an_error_naming_the_timeout() {
     assert!(start.elapsed().as_secs_f64() < 30.0, "{:?}", start.elapsed());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A training run whose grader goes down mid-way stops with a checkpoint (not failed); once
+/// the grader answers again, `resume` finishes it to the digest of a run that never saw the
+/// outage, asking only for verdicts not already in the store.
+#[test]
+fn a_training_run_stopped_by_a_grader_outage_resumes_to_the_same_bits() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let spec = "name = \"judged\"\n[run]\nseed = 4\nsteps = 6\ntasks_per_step = 2\nresponses_per_task = 2\n\
+        [policy]\nkind = \"loglinear\"\nparams = { checkpoint_every = 1, credit_nodes = 0 }\n\
+        [[source]]\nid = \"count\"\nfamily = \"counting\"\n\
+        [[piece]]\nid = \"gold\"\nkind = \"exact_verifier\"\n\
+        [[piece]]\nid = \"rubric\"\nkind = \"judge\"\nweight = 0.5\n[piece.params]\n\
+        endpoint = { url = \"URL\", model = \"grader\", timeout_ms = 5000 }\n\
+        items = [{ id = \"small\", question = \"Is the answer below 4?\" }]\n\
+        retry = { retries = 1, backoff_ms = 5 }\n\
+        [eval]\nsize = 16\n";
+    // Deterministic verdicts: a function of the request alone.
+    let verdict = |body: &str| {
+        let small = ["Answer: 0", "Answer: 1", "Answer: 2", "Answer: 3"].iter().any(|a| body.contains(a));
+        chat_completion(if small { "VERDICT: yes" } else { "VERDICT: no" })
+    };
+    // One grader for every run (the URL is part of the spec, so of the digest), healthy
+    // while `budget` lasts.
+    let budget = Arc::new(AtomicUsize::new(usize::MAX));
+    let left = budget.clone();
+    let flaky = ScriptedServer::start(move |body| {
+        if left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_ok() {
+            ("200 OK", verdict(body))
+        } else {
+            ("503 Service Unavailable", "{}".to_string())
+        }
+    });
+    let clean = temp_dir("outage-clean");
+    std::fs::write(clean.join("spec.toml"), spec.replace("URL", &flaky.url)).unwrap();
+    let expected = digest(&gristmill(&clean, &["run", "spec.toml"]));
+    let all = flaky.requests();
+
+    let dir = temp_dir("outage");
+    budget.store(all / 2, Ordering::SeqCst);
+    std::fs::write(dir.join("spec.toml"), spec.replace("URL", &flaky.url)).unwrap();
+    let out = gristmill(&dir, &["run", "spec.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the outage stops the run");
+    assert!(
+        err.contains("judge `rubric`") && err.contains("503") && err.contains("gristmill resume 1"),
+        "{err}"
+    );
+    let runs = String::from_utf8_lossy(&gristmill(&dir, &["runs"]).stdout).into_owned();
+    assert!(runs.contains("stopped"), "{runs}");
+
+    budget.store(usize::MAX, Ordering::SeqCst);
+    let before = flaky.requests();
+    assert_eq!(digest(&gristmill(&dir, &["resume", "1"])), expected);
+    // The resumed half asked for what the first half had not stored (plus the failed asks).
+    assert!(flaky.requests() - before <= all, "{} > {all}", flaky.requests() - before);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(clean);
+}

@@ -338,6 +338,12 @@ pub trait TaskSource: Send + Sync {
     fn free_text(&self) -> bool {
         false
     }
+    /// The identity of the outside data the source draws from (a dataset file's BLAKE3 in
+    /// hex), so that a run records exactly what it read and a replay can tell when the file
+    /// changed; `None` for a procedural family, which the spec alone determines.
+    fn data_digest(&self) -> Option<String> {
+        None
+    }
     /// Draws one task body, with features. All randomness comes from `rng`.
     fn generate(&self, rng: &mut KeyedRng) -> TaskBody {
         let mut body = TaskBody::default();

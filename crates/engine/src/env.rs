@@ -104,6 +104,15 @@ pub struct Environment {
     services: Services,
 }
 
+/// The digest of the outside data one source reads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataDigest {
+    /// The source's id.
+    pub source: String,
+    /// BLAKE3 of the file, hex.
+    pub blake3: String,
+}
+
 /// Services the caller supplies to an environment's pieces.
 #[derive(Clone, Default)]
 pub struct Services {
@@ -228,6 +237,20 @@ impl Environment {
         let mut env = Environment::build_with(spec, &self.services)?;
         env.coalition = self.coalition.clone();
         Ok(env)
+    }
+
+    /// `(source id, digest)` of every source that reads outside data (datasets), in spec
+    /// order: what, besides the spec, a run's numbers depend on.
+    pub fn data_digests(&self) -> Vec<DataDigest> {
+        self.spec
+            .spec()
+            .sources
+            .iter()
+            .zip(self.sources.iter())
+            .filter_map(|(s, src)| {
+                src.data_digest().map(|blake3| DataDigest { source: s.id.clone(), blake3 })
+            })
+            .collect()
     }
 
     /// The root seed the spec names.

@@ -35,7 +35,7 @@ mod policy;
 mod rollout;
 mod run;
 
-pub use env::{catalog, Coalition, EnvPiece, Environment, Services, TaskSlot};
+pub use env::{catalog, Coalition, DataDigest, EnvPiece, Environment, Services, TaskSlot};
 pub use episodes::{episode_step, reference_action, EpisodeBatch};
 pub use error::EngineError;
 pub use load::{load, load_spec, load_spec_bytes};

@@ -59,8 +59,12 @@ pub struct RunOutcome {
     pub gold_mean: f64,
     /// Samples rolled out.
     pub samples: u64,
-    /// Digest over every sample and every stored number, hex.
+    /// Digest over every sample and every stored number, hex (and over the data digests,
+    /// when the environment reads datasets).
     pub digest: String,
+    /// The outside data the run read (datasets), empty for procedural sources only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<crate::env::DataDigest>,
 }
 
 /// Pairwise agreement of one channel with gold inside one batch: over pairs of responses to
@@ -118,6 +122,12 @@ pub fn run_rollouts<P: Policy + ?Sized>(
     let ids = env.channel_ids();
     let mut digest = Digest::new();
     digest.str(env.spec.hash()).u64(seed).u64(steps);
+    // A dataset's bytes are part of what the run depends on; procedural runs add nothing, so
+    // their digests are what they always were.
+    let data = env.data_digests();
+    for d in &data {
+        digest.str(&d.source).str(&d.blake3);
+    }
     let (mut reward_sums, mut agree_sums, mut pair_sums) = (vec![0.0; c], vec![0.0; c], vec![0u64; c]);
     let (mut gold_sum, mut samples) = (0.0, 0u64);
     let n_ep = env.spec.spec().episodes.len();
@@ -191,5 +201,5 @@ pub fn run_rollouts<P: Policy + ?Sized>(
         .collect();
     let gold_mean = gold_sum / samples as f64;
     digest.f64(gold_mean);
-    Ok(RunOutcome { steps: per_step, pieces, episodes, gold_mean, samples, digest: digest.hex() })
+    Ok(RunOutcome { steps: per_step, pieces, episodes, gold_mean, samples, digest: digest.hex(), data })
 }

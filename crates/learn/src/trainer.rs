@@ -502,9 +502,20 @@ impl Trainer {
         env.score_batch_to(&batch, &mut rewards, &mut Vec::new());
         let score_secs = scoring.elapsed().as_secs_f64();
         if let Some(k) = rewards.iter().position(|r| !r.is_finite()) {
+            let piece = &env.pieces[env.channels[k % channels]];
+            // A piece whose outside service failed says why: the engine's error carries it.
+            if let Some(reason) = piece.scorer().and_then(|s| s.failure()) {
+                return Err(LearnError::Engine(gristmill_engine::EngineError::NonFiniteReward {
+                    step,
+                    index: first_index + (k / channels) as u64,
+                    channel: piece.id.clone(),
+                    value: rewards[k],
+                    reason: Some(reason),
+                }));
+            }
             return Err(LearnError::NonFinite {
                 step: Some(step),
-                channel: env.pieces[env.channels[k % channels]].id.clone(),
+                channel: piece.id.clone(),
                 value: rewards[k],
             });
         }

@@ -756,6 +756,9 @@ mod tests {
                     vec![("flip_rate", ParamValue::Float(0.5))],
                     vec![("flip_rate", ParamValue::Float(1.0))],
                 ],
+                // A judge needs a grader (its scoring is the default loop over `score`; it is
+                // tested against a scripted grader in gristmill's CLI tests).
+                "judge" => continue,
                 _ => vec![vec![]],
             };
             for set in variants {

@@ -81,3 +81,20 @@ pub enum RunError {
         source: Box<RunError>,
     },
 }
+
+impl RunError {
+    /// Whether the run stopped because a piece's outside service failed (a judge's grader,
+    /// the code sandbox's host): a failure that is not the run's and may pass, so the run can
+    /// be resumed rather than failed.
+    pub fn is_outside_failure(&self) -> bool {
+        use gristmill_engine::EngineError::NonFiniteReward;
+        match self {
+            RunError::Stopped { source, .. } => source.is_outside_failure(),
+            RunError::Engine(NonFiniteReward { reason: Some(_), .. }) => true,
+            RunError::Learn(gristmill_learn::LearnError::Engine(NonFiniteReward {
+                reason: Some(_), ..
+            })) => true,
+            _ => false,
+        }
+    }
+}

@@ -300,6 +300,9 @@ impl TaskSource for DatasetSource {
     fn free_text(&self) -> bool {
         true
     }
+    fn data_digest(&self) -> Option<String> {
+        Some(self.index.digest().hex())
+    }
     fn parse_answer(&self, _text: &str) -> Result<i64, gristmill_core::ParseError> {
         // Free-text tasks have no integer answer; verifier pieces read the text.
         Err(gristmill_core::ParseError::Missing)
