@@ -110,7 +110,7 @@ impl ParamSpec {
                 format!("one of {} (default {default})", options.join("|"))
             }
             ParamKind::Weights => "list of non-negative numbers (default: none)".to_string(),
-            ParamKind::Text { default } if default.is_empty() => "text (default: none)".to_string(),
+            ParamKind::Text { default: "" } => "text (default: none)".to_string(),
             ParamKind::Text { default } => format!("text (default {default:?})"),
             ParamKind::Structured => "a table or list (default: none)".to_string(),
         }
