@@ -288,7 +288,11 @@ fn score_line(
         Ok(v) => (json!(v), json!("ok")),
         Err(e) => (Value::Null, json!(e)),
     };
-    let line = json!({
+    let gold_answer = match &task.body.reference {
+        Some(r) => r.gold.clone(),
+        None => json!(task.gold()),
+    };
+    let mut line = json!({
         "eval_id": eval_id,
         "task": task.key.to_string(),
         "source": env.spec.spec().sources[task.key.source as usize].id,
@@ -300,7 +304,7 @@ fn score_line(
         "response": g.text,
         "answer": answer,
         "parse": parse,
-        "gold_answer": task.gold(),
+        "gold_answer": gold_answer,
         "gold": gold,
         "rewards": named,
         "reward_vector": rewards,
@@ -309,6 +313,15 @@ fn score_line(
         "finish": g.finish,
         "prompt_tokens": g.prompt_tokens,
     });
+    // A rubric judge's items, by piece: the parts of its channel.
+    let parts = env.sub_scores(task, &response);
+    if !parts.is_empty() {
+        let by_piece: serde_json::Map<String, Value> = parts
+            .into_iter()
+            .map(|(id, items)| (id, Value::Object(items.into_iter().map(|(k, v)| (k, json!(v))).collect())))
+            .collect();
+        line["sub_rewards"] = Value::Object(by_piece);
+    }
     let r = Rollout {
         sample,
         response: g.text.clone(),

@@ -225,3 +225,52 @@ fn a_training_run_stopped_by_a_grader_outage_resumes_to_the_same_bits() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(clean);
 }
+
+/// `eval` with a model and a grader behind one scripted endpoint: every rollout line carries
+/// the judge's items as sub-rewards, whose weighted mean is the judge's channel.
+#[test]
+fn eval_rollouts_carry_each_rubric_item_as_a_sub_reward() {
+    let dir = temp_dir("eval");
+    let server = ScriptedServer::start(|body| {
+        let reply = if body.contains("VERDICT") {
+            // The grader: on task yes, concise no.
+            if body.contains("three sentences") {
+                "VERDICT: no"
+            } else {
+                "VERDICT: yes"
+            }
+        } else {
+            "Thank you for the kind help; it meant a lot."
+        };
+        ("200 OK", chat_completion(reply))
+    });
+    let spec = writing_spec(&dir, &server.url, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_gristmill"))
+        .current_dir(&dir)
+        .args([
+            "--db",
+            "runs.db",
+            "eval",
+            spec.to_str().unwrap(),
+            "--policy",
+            &format!("openai:{}", server.url),
+        ])
+        .args(["--k", "1", "--retries", "0", "--rollouts", "rollouts.jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.join("rollouts.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    for line in &lines {
+        assert_eq!(
+            line["sub_rewards"]["rubric"],
+            serde_json::json!({"on_task": 1.0, "concise": 0.0}),
+            "{line}"
+        );
+        // Weights 2 and 1: the channel is (2·1 + 1·0) / 3.
+        assert!((line["rewards"]["rubric"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-15, "{line}");
+        assert!(line["gold_answer"].is_null(), "open-ended tasks have no gold: {line}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -131,4 +131,11 @@ pub trait RewardPiece: Send + Sync {
     fn failure(&self) -> Option<String> {
         None
     }
+
+    /// The named parts of this piece's reward for one response (a rubric judge's items), for
+    /// logs and reports; empty for a piece whose reward has no parts. They are not channels:
+    /// credit goes to the piece.
+    fn sub_scores(&self, _task: &Task, _response: &Response) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 }

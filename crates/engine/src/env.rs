@@ -462,6 +462,19 @@ impl Environment {
         }
     }
 
+    /// The named parts of each switched-on channel's reward that has parts (a rubric
+    /// judge's items): `(channel id, [(part, score)])`, channels in order.
+    pub fn sub_scores(&self, task: &Task, response: &Response) -> Vec<(String, Vec<(String, f64)>)> {
+        self.channels
+            .iter()
+            .filter(|&&i| self.coalition.on[i])
+            .filter_map(|&i| {
+                let parts = self.pieces[i].scorer()?.sub_scores(task, response);
+                (!parts.is_empty()).then(|| (self.pieces[i].id.clone(), parts))
+            })
+            .collect()
+    }
+
     /// The reward vector of `response` to `task`.
     pub fn score(&self, task: &Task, response: &Response, key: ScoreKey) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.channels.len());

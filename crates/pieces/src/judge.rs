@@ -131,4 +131,15 @@ impl RewardPiece for JudgePiece {
     fn failure(&self) -> Option<String> {
         self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
+    /// Each item's score, named by its id (or its index), from the verdicts `score` cached.
+    fn sub_scores(&self, task: &Task, response: &Response) -> Vec<(String, f64)> {
+        match self.item_scores(task, &response.text) {
+            Ok(score) => score
+                .items
+                .into_iter()
+                .map(|i| (i.id.unwrap_or_else(|| i.index.to_string()), i.score))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
 }

@@ -374,6 +374,8 @@ struct Gold {
 struct ScoreResult {
     entry: Arc<EnvEntry>,
     rewards: Vec<f64>,
+    /// The parts of channels that have them (a rubric judge's items).
+    sub_rewards: Vec<(String, Vec<(String, f64)>)>,
     answer: Result<i64, ParseError>,
     gold: Option<Gold>,
 }
@@ -392,10 +394,20 @@ impl Serialize for RewardMap<'_> {
 
 impl Serialize for ScoreResult {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("ScoreResult", 4)?;
+        let mut st = s.serialize_struct("ScoreResult", 5)?;
         st.serialize_field("rewards", &RewardMap(&self.entry.channel_ids, &self.rewards))?;
         st.serialize_field("reward_vector", &self.rewards)?;
         st.serialize_field("parse", &ParseOutcome(&self.answer))?;
+        if !self.sub_rewards.is_empty() {
+            let parts: serde_json::Map<String, serde_json::Value> = self
+                .sub_rewards
+                .iter()
+                .map(|(id, items)| {
+                    (id.clone(), items.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect())
+                })
+                .collect();
+            st.serialize_field("sub_rewards", &parts)?;
+        }
         if let Some(g) = &self.gold {
             st.serialize_field("gold", g)?;
         }
@@ -453,7 +465,8 @@ fn score_one(entry: &Arc<EnvEntry>, i: usize, item: ScoreItem, eval: bool) -> Re
             }
         }
     });
-    Ok(ScoreResult { entry: Arc::clone(entry), rewards, answer: response.answer, gold })
+    let sub_rewards = entry.env.sub_scores(&task, &response);
+    Ok(ScoreResult { entry: Arc::clone(entry), rewards, sub_rewards, answer: response.answer, gold })
 }
 
 pub(crate) async fn score(
