@@ -39,7 +39,7 @@
 //! // A lenient verifier with its defaults: rule = "off_by_k", k = 1.
 //! let info = kind("lenient_verifier").unwrap();
 //! let params = Params::defaults(info.params);
-//! let ctx = BuildContext { seed: 7, sources: &[], source_ids: &[], source_weights: &[], eval_fraction: 0.2 , verdicts: None};
+//! let ctx = BuildContext::without_sources(7);
 //! let BuiltPiece::Reward(verifier) = build(info, "lenient", &params, &ctx).unwrap() else {
 //!     panic!("a verifier is a reward piece");
 //! };
@@ -101,6 +101,21 @@ pub struct BuildContext<'a> {
     /// Where judges keep their verdicts (the run store's cache, when the caller has one);
     /// `None` gives each judge its own in-memory cache.
     pub verdicts: Option<&'a std::sync::Arc<dyn gristmill_judge::VerdictCache>>,
+}
+
+impl BuildContext<'static> {
+    /// A context with no task sources (pieces that need none: verifiers, shaping, judges)
+    /// and no verdict cache, for `seed`, with an eval fraction of 0.2.
+    pub fn without_sources(seed: u64) -> Self {
+        BuildContext {
+            seed,
+            sources: &[],
+            source_ids: &[],
+            source_weights: &[],
+            eval_fraction: 0.2,
+            verdicts: None,
+        }
+    }
 }
 
 /// A built piece. Cheap to clone (reward scorers are shared), so an environment can swap
@@ -929,14 +944,7 @@ mod tests {
         let e = build_with("curriculum", &[("source_weights", ParamValue::Weights(vec![1.0]))]).unwrap_err();
         assert!(matches!(e.problem, PieceProblem::Weights(WeightsError::Length { expected: 2, got: 1 })));
         let info = kind("curriculum").unwrap();
-        let empty = BuildContext {
-            seed: 0,
-            sources: &[],
-            source_ids: &[],
-            source_weights: &[],
-            eval_fraction: 0.2,
-            verdicts: None,
-        };
+        let empty = BuildContext::without_sources(0);
         let e = build(info, "c", &Params::defaults(info.params), &empty).unwrap_err();
         assert_eq!(e.problem, PieceProblem::NoSources);
         assert!(e.to_string().starts_with("piece `c`: needs at least one"));
@@ -956,14 +964,7 @@ mod tests {
         let e = with_ctx(|ctx| build(&fake, "m", &Params::default(), ctx)).unwrap_err();
         assert_eq!(e.problem, PieceProblem::UnknownKind("mystery".into()));
         let info = kind("reward_model").unwrap();
-        let empty = BuildContext {
-            seed: 0,
-            sources: &[],
-            source_ids: &[],
-            source_weights: &[],
-            eval_fraction: 0.2,
-            verdicts: None,
-        };
+        let empty = BuildContext::without_sources(0);
         let e = build(info, "rm", &Params::defaults(info.params), &empty).unwrap_err();
         assert_eq!(e.problem, PieceProblem::NoSources);
     }

@@ -961,14 +961,7 @@ mod tests {
         assert_eq!(d.attempts, 200 + d.ties + d.degenerate);
         // Truth labels: the preferred answer is never further from gold than the other.
         assert!(d.pairs.iter().all(|p| p[0] > 0.0 || p[1] > 0.0));
-        let empty = BuildContext {
-            seed: 2,
-            sources: &[],
-            source_ids: &[],
-            source_weights: &[],
-            eval_fraction: 0.2,
-            verdicts: None,
-        };
+        let empty = BuildContext::without_sources(2);
         assert_eq!(
             preference_pairs(&empty, "rm", PairSet::Train, 10, Labeller::Truth),
             Err(PieceProblem::NoSources)

@@ -17,14 +17,7 @@ fn params(kind_name: &str, toml_text: &str) -> Params {
 }
 
 fn try_piece(kind_name: &str, toml_text: &str) -> Result<Arc<dyn RewardPiece>, PieceError> {
-    let ctx = BuildContext {
-        seed: 1,
-        sources: &[],
-        source_ids: &[],
-        source_weights: &[],
-        eval_fraction: 0.2,
-        verdicts: None,
-    };
+    let ctx = BuildContext::without_sources(1);
     match build(kind(kind_name).unwrap(), "p", &params(kind_name, toml_text), &ctx)? {
         BuiltPiece::Reward(r) => Ok(r),
         other => panic!("{kind_name} built {other:?}"),
