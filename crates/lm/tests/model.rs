@@ -3,6 +3,8 @@
 //! They need the model: see the crate doc ("Tests that need the model"). Without it they
 //! print a notice and pass, except under `CI`, where they fail.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -162,20 +164,12 @@ fn determinism_whatever_the_thread_count() {
     if std::env::var_os("GRISTMILL_LM_CHILD").is_some() || model().is_none() {
         return;
     }
-    let exe = std::env::current_exe().unwrap();
     let run = |threads: &str| {
-        let out = std::process::Command::new(&exe)
-            .args(["--exact", "child_generation_digest", "--nocapture", "--test-threads", "1"])
-            .env("GRISTMILL_LM_CHILD", "1")
-            .env("RAYON_NUM_THREADS", threads)
-            .env("CANDLE_NUM_THREADS", threads)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "child failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-        text.lines()
-            .find_map(|l| l.split_once("DIGEST ").map(|(_, d)| d.trim().to_string()))
-            .expect("no digest printed")
+        common::child_digest(
+            "child_generation_digest",
+            "GRISTMILL_LM_CHILD",
+            &[("RAYON_NUM_THREADS", threads), ("CANDLE_NUM_THREADS", threads)],
+        )
     };
     let one = run("1");
     let two = run("2");

@@ -3,6 +3,8 @@
 //! They need the model: see the crate doc ("Tests that need the model"). Without it they print
 //! a notice and pass, except under `CI`, where they fail. Kept short (a few seconds).
 
+mod common;
+
 use std::sync::OnceLock;
 
 use gristmill_core::rng::{stream, Purpose};
@@ -128,19 +130,12 @@ fn real_model_is_deterministic_across_thread_counts() {
     if std::env::var_os("GRISTMILL_LM_TRAIN_CHILD").is_some() || model().is_none() {
         return;
     }
-    let exe = std::env::current_exe().unwrap();
     let run = |threads: &str| {
-        let out = std::process::Command::new(&exe)
-            .args(["--exact", "child_model_train_digest", "--nocapture", "--test-threads", "1"])
-            .env("GRISTMILL_LM_TRAIN_CHILD", "1")
-            .env("RAYON_NUM_THREADS", threads)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "child failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-        text.lines()
-            .find_map(|l| l.split_once("DIGEST ").map(|(_, d)| d.trim().to_string()))
-            .expect("no digest printed")
+        common::child_digest(
+            "child_model_train_digest",
+            "GRISTMILL_LM_TRAIN_CHILD",
+            &[("RAYON_NUM_THREADS", threads)],
+        )
     };
     assert_eq!(run("1"), run("2"), "the real model differs between 1 and 2 threads");
 }

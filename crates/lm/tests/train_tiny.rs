@@ -2,6 +2,8 @@
 //! against finite differences, the channel split, sampler/learner log-prob equality,
 //! determinism across thread counts and instruction sets, and typed errors.
 
+mod common;
+
 use gristmill_core::rng::{stream, Purpose};
 use gristmill_lm::train::{
     GradMethod, GradRequest, LoraConfig, Normalization, Sample, TinyConfig, TrainError, TrainableConfig,
@@ -406,20 +408,12 @@ fn determinism_whatever_the_thread_count_and_instruction_set() {
     if std::env::var_os("GRISTMILL_LM_TRAIN_CHILD").is_some() {
         return;
     }
-    let exe = std::env::current_exe().unwrap();
     let run = |threads: &str, kernel: &str| {
-        let out = std::process::Command::new(&exe)
-            .args(["--exact", "child_train_digest", "--nocapture", "--test-threads", "1"])
-            .env("GRISTMILL_LM_TRAIN_CHILD", "1")
-            .env("RAYON_NUM_THREADS", threads)
-            .env("GRISTMILL_LM_KERNEL", kernel)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "child failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-        text.lines()
-            .find_map(|l| l.split_once("DIGEST ").map(|(_, d)| d.trim().to_string()))
-            .expect("no digest printed")
+        common::child_digest(
+            "child_train_digest",
+            "GRISTMILL_LM_TRAIN_CHILD",
+            &[("RAYON_NUM_THREADS", threads), ("GRISTMILL_LM_KERNEL", kernel)],
+        )
     };
     let one = run("1", "auto");
     assert_eq!(one, run("2", "auto"), "1 vs 2 threads");

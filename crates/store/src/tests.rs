@@ -1,37 +1,13 @@
 //! Tests that need the store's internals (the raw connection, the migration runner).
 //! Tests of the public API live in `tests/store.rs`.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use rusqlite::Connection;
 
 use super::*;
-
-/// A unique database path in the temp dir, removed (with its WAL files) on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(tag: &str) -> TempDb {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-        TempDb(
-            std::env::temp_dir()
-                .join(format!("gristmill-store-unit-{tag}-{}-{n}-{nanos}.db", std::process::id())),
-        )
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.0.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
+use common::TempDb;
 
 fn store_with_run(store: &mut Store) -> RunId {
     store.put_spec("aa", "s", "name = 's'").unwrap();

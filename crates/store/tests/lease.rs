@@ -5,50 +5,25 @@
 //! set: the test `child_holder` then opens the store, acquires the lease and holds it until it
 //! is killed (run alone, without the variable, it does nothing).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use gristmill_store::{
     Acquired, LeaseHolder, NewRun, RunId, RunKind, RunStatus, StaleReason, Store, StoreError,
 };
 use serde_json::json;
 
+use common::TempDb;
+
 const CHILD_DB: &str = "GRISTMILL_LEASE_CHILD";
 const CHILD_RUN: &str = "GRISTMILL_LEASE_CHILD_RUN";
 /// Set: the child returns as soon as it holds the lease (instead of holding it until killed).
 const CHILD_EXIT: &str = "GRISTMILL_LEASE_CHILD_EXIT";
-
-/// A unique database path in the temp dir, removed (with its WAL files) on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(tag: &str) -> TempDb {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-        TempDb(
-            std::env::temp_dir()
-                .join(format!("gristmill-store-lease-{tag}-{}-{n}-{nanos}.db", std::process::id())),
-        )
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.0.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
 
 /// A child process holding the lease of a run; killed (and reaped) on drop.
 struct Holder {

@@ -1,42 +1,18 @@
 //! The run store through its public API.
 
+mod common;
+
 use std::num::{NonZeroU64, NonZeroUsize};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use gristmill_store::{
     text_digest, CheckpointRetention, NewRun, RunId, RunKind, RunStatus, Store, StoreError, SCHEMA_VERSION,
 };
 use serde_json::json;
 
-/// A unique database path in the temp dir, removed (with its WAL files) on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(tag: &str) -> TempDb {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-        TempDb(
-            std::env::temp_dir().join(format!("gristmill-store-{tag}-{}-{n}-{nanos}.db", std::process::id())),
-        )
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = self.0.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
+use common::TempDb;
 
 const SPEC: &str = "5eed";
 
@@ -63,6 +39,12 @@ const AWKWARD: [f64; 12] = [
 
 // --- opening and migrations ------------------------------------------------------------------
 
+/// Every schema object's SQL, by name.
+fn schema_sql(raw: &rusqlite::Connection) -> Vec<Option<String>> {
+    let mut stmt = raw.prepare("SELECT sql FROM sqlite_master ORDER BY name").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
 #[test]
 fn fresh_file_gets_schema_and_wal_and_reopen_is_idempotent() {
     let db = TempDb::new("fresh");
@@ -76,13 +58,7 @@ fn fresh_file_gets_schema_and_wal_and_reopen_is_idempotent() {
     let raw = rusqlite::Connection::open(db.path()).unwrap();
     let mode: String = raw.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
-    let schema_before: Vec<Option<String>> = raw
-        .prepare("SELECT sql FROM sqlite_master ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let schema_before = schema_sql(&raw);
     drop(raw);
 
     for _ in 0..2 {
@@ -91,13 +67,7 @@ fn fresh_file_gets_schema_and_wal_and_reopen_is_idempotent() {
         assert_eq!(store.run(run).unwrap().steps, 3, "data survives reopening");
     }
     let raw = rusqlite::Connection::open(db.path()).unwrap();
-    let schema_after: Vec<Option<String>> = raw
-        .prepare("SELECT sql FROM sqlite_master ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let schema_after = schema_sql(&raw);
     assert_eq!(schema_before, schema_after);
 }
 
@@ -130,80 +100,11 @@ fn a_file_that_is_not_a_database_is_an_open_error_naming_it() {
     assert!(err.to_string().contains(&db.path().display().to_string()), "{err}");
 }
 
-/// The schema of version 1 exactly as gristmill shipped it, kept here (not taken from the
-/// crate) so the migration test below opens what files in the wild hold even if the crate's own
-/// copy were ever edited by mistake.
-const V1_DDL: &str = r#"
-CREATE TABLE specs (
-    hash          TEXT NOT NULL PRIMARY KEY CHECK (hash <> ''),
-    name          TEXT NOT NULL,
-    text          TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL
-) STRICT;
-CREATE TABLE runs (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind          TEXT NOT NULL CHECK (kind <> ''),
-    spec_hash     TEXT NOT NULL REFERENCES specs (hash),
-    seed          INTEGER NOT NULL,
-    steps         INTEGER NOT NULL CHECK (steps >= 0),
-    steps_done    INTEGER NOT NULL DEFAULT 0 CHECK (steps_done >= 0),
-    threads       INTEGER NOT NULL CHECK (threads >= 0),
-    status        TEXT NOT NULL DEFAULT 'running'
-                  CHECK (status IN ('running', 'finished', 'failed', 'stopped')),
-    digest        TEXT CHECK (digest IS NULL OR (digest <> '' AND digest NOT GLOB '*[^0-9a-f]*')),
-    summary       TEXT CHECK (summary IS NULL OR json_valid(summary)),
-    error         TEXT,
-    config        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
-    parent_id     INTEGER REFERENCES runs (id),
-    created_at_ms INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    CHECK (status <> 'finished' OR digest IS NOT NULL),
-    CHECK (status <> 'failed' OR error IS NOT NULL)
-) STRICT;
-CREATE INDEX runs_by_spec ON runs (spec_hash);
-CREATE INDEX runs_by_parent ON runs (parent_id);
-CREATE TABLE step_metrics (
-    run_id INTEGER NOT NULL REFERENCES runs (id),
-    step   INTEGER NOT NULL CHECK (step >= 0),
-    name   TEXT NOT NULL CHECK (name <> ''),
-    bits   INTEGER NOT NULL,
-    value  REAL NOT NULL,
-    PRIMARY KEY (run_id, step, name)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE piece_summaries (
-    run_id        INTEGER NOT NULL REFERENCES runs (id),
-    piece_id      TEXT NOT NULL CHECK (piece_id <> ''),
-    kind          TEXT NOT NULL,
-    summary       TEXT NOT NULL CHECK (json_valid(summary)),
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (run_id, piece_id)
-) STRICT;
-CREATE TABLE checkpoints (
-    run_id        INTEGER NOT NULL REFERENCES runs (id),
-    step          INTEGER NOT NULL CHECK (step >= 0),
-    bytes         BLOB NOT NULL,
-    digest        TEXT NOT NULL CHECK (digest <> '' AND digest NOT GLOB '*[^0-9a-f]*'),
-    created_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (run_id, step)
-) STRICT;
-CREATE TABLE results (
-    run_id        INTEGER NOT NULL REFERENCES runs (id),
-    name          TEXT NOT NULL CHECK (name <> ''),
-    body          TEXT NOT NULL CHECK (json_valid(body)),
-    created_at_ms INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (run_id, name)
-) STRICT;
-CREATE TABLE artifacts (
-    hash          TEXT NOT NULL PRIMARY KEY CHECK (hash <> ''),
-    kind          TEXT NOT NULL CHECK (kind <> ''),
-    name          TEXT NOT NULL,
-    body          TEXT NOT NULL CHECK (json_valid(body)),
-    source_run_id INTEGER REFERENCES runs (id),
-    created_at_ms INTEGER NOT NULL
-) STRICT;
-CREATE INDEX artifacts_by_kind ON artifacts (kind, created_at_ms);
-"#;
+/// The schema of version 1 as gristmill shipped it: the crate's own file, pinned by its digest
+/// below, so that the migration test opens what files in the wild hold and an edit of the
+/// released version fails a test instead of passing silently.
+const V1_DDL: &str = include_str!("../src/schema_v1.sql");
+const V1_DIGEST: &str = "4febee089c46a9fe8cf2b255a6ef768d207bb0a4b92f84ad4f6c9bc7497a341e";
 
 /// The metric (run, step, name, value) rows the version-1 file of the migration test holds.
 fn version_1_metrics() -> Vec<(i64, u64, String, f64)> {
@@ -245,6 +146,11 @@ fn write_version_1_store(path: &Path) {
     for (run, step, name, value) in version_1_metrics() {
         insert.execute(rusqlite::params![run, step as i64, name, value.to_bits() as i64, value]).unwrap();
     }
+}
+
+#[test]
+fn the_released_version_1_schema_is_unchanged() {
+    assert_eq!(text_digest(V1_DDL), V1_DIGEST, "src/schema_v1.sql was edited; add a migration instead");
 }
 
 #[test]
@@ -899,4 +805,23 @@ fn integrity_check_passes_on_a_sound_file_and_names_damage() {
     let err = Store::open(&path).and_then(|s| s.check_integrity()).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_) | StoreError::Sqlite { .. }), "{err:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_content_cache_keeps_the_first_value_per_key_across_connections() {
+    let db = TempDb::new("cache");
+    let mut a = Store::open(db.path()).unwrap();
+    let mut b = Store::open(db.path()).unwrap();
+    assert_eq!(a.cached("judge-verdict", "k1").unwrap(), None);
+    assert!(a.cache_put("judge-verdict", "k1", "{\"v\":1}").unwrap());
+    // Insert-if-absent: a second value under the same key is ignored, from any connection.
+    assert!(!b.cache_put("judge-verdict", "k1", "{\"v\":2}").unwrap());
+    assert_eq!(b.cached("judge-verdict", "k1").unwrap().as_deref(), Some("{\"v\":1}"));
+    // Namespaces are apart.
+    assert_eq!(b.cached("other", "k1").unwrap(), None);
+    assert!(b.cache_put("other", "k1", "x").unwrap());
+    assert_eq!((a.cached_count("judge-verdict").unwrap(), a.cached_count("other").unwrap()), (1, 1));
+    // An empty namespace or key is refused by the schema, not stored.
+    assert!(a.cache_put("", "k", "x").is_err());
+    assert!(a.cache_put("n", "", "x").is_err());
 }
