@@ -178,6 +178,9 @@ pub enum StoreError {
         /// The number.
         value: u64,
     },
+    /// A content-cache namespace or key is empty.
+    #[error("a content-cache {0} must not be empty")]
+    EmptyCacheName(&'static str),
     /// A JSON column could not be written or read back.
     #[error("JSON for {what}: {source}")]
     Json {

@@ -824,7 +824,16 @@ impl Store {
 
     /// Caches `value` under `(namespace, key)` unless a value is already there; returns
     /// whether it was written. The first value stored is the one every later read gets.
+    ///
+    /// # Errors
+    /// [`StoreError::EmptyCacheName`] for an empty namespace or key (`INSERT OR IGNORE` would
+    /// otherwise drop the row silently).
     pub fn cache_put(&mut self, namespace: &str, key: &str, value: &str) -> Result<bool, StoreError> {
+        for (what, text) in [("namespace", namespace), ("key", key)] {
+            if text.is_empty() {
+                return Err(StoreError::EmptyCacheName(what));
+            }
+        }
         let n = self
             .conn
             .prepare_cached(

@@ -821,7 +821,7 @@ fn the_content_cache_keeps_the_first_value_per_key_across_connections() {
     assert_eq!(b.cached("other", "k1").unwrap(), None);
     assert!(b.cache_put("other", "k1", "x").unwrap());
     assert_eq!((a.cached_count("judge-verdict").unwrap(), a.cached_count("other").unwrap()), (1, 1));
-    // An empty namespace or key is refused by the schema, not stored.
-    assert!(a.cache_put("", "k", "x").is_err());
-    assert!(a.cache_put("n", "", "x").is_err());
+    // An empty namespace or key is an error, not a silently ignored row.
+    assert!(matches!(a.cache_put("", "k", "x"), Err(StoreError::EmptyCacheName("namespace"))));
+    assert!(matches!(a.cache_put("n", "", "x"), Err(StoreError::EmptyCacheName("key"))));
 }
