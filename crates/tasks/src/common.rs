@@ -63,6 +63,28 @@ macro_rules! prompt {
 }
 pub(crate) use prompt;
 
+/// The `family`, `answers` and `feature_dim` methods of a built-in family's `TaskSource`,
+/// which differ only in their values: `source_shape!(|s| answers: AnswerSpace::inclusive(0,
+/// s.max as i64), features: 2 + s.places)`, with `s` bound to `self` in both expressions.
+macro_rules! source_shape {
+    (|$s:ident| answers: $answers:expr, features: $features:expr $(,)?) => {
+        fn family(&self) -> &'static str {
+            INFO.name
+        }
+        #[allow(unused_variables)]
+        fn answers(&self) -> AnswerSpace {
+            let $s = self;
+            $answers
+        }
+        #[allow(unused_variables)]
+        fn feature_dim(&self) -> usize {
+            let $s = self;
+            $features
+        }
+    };
+}
+pub(crate) use source_shape;
+
 /// Appends a one-hot block of width `n` with a 1 at `idx` (all zeros if `idx >= n`, which
 /// callers rule out; the guard keeps encoding total).
 pub(crate) fn one_hot(out: &mut Vec<f64>, n: usize, idx: usize) {
@@ -98,6 +120,36 @@ pub(crate) fn surface_hash(words: &[u64]) -> u64 {
 /// asterisks (markdown bold), dollar signs (inline math) and whitespace.
 pub(crate) fn strip_wrapping(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | '*' | '$'))
+}
+
+/// A single-turn family's catalog entry: every built-in family has single-turn tasks and one
+/// knob table, and differs only in its name, doc, answer format and constructor.
+pub(crate) const fn single_turn(
+    name: &'static str,
+    doc: &'static str,
+    answer_format: &'static str,
+    knobs: &'static [gristmill_core::params::ParamSpec],
+    build: fn(&gristmill_core::params::Params) -> Box<dyn gristmill_core::task::TaskSource>,
+) -> gristmill_core::task::FamilyInfo {
+    gristmill_core::task::FamilyInfo { name, doc, answer_format, multi_turn: false, knobs, build }
+}
+
+/// Sets a body's gold answer and starts its feature vector: cleared, and `None` when the
+/// caller skips features (the encoding draws no randomness, so nothing else depends on it);
+/// otherwise the vector holding its constant bias `1.0`, for the family to fill.
+pub(crate) fn gold_and_features(
+    body: &mut gristmill_core::task::TaskBody,
+    gold: i64,
+    features: gristmill_core::task::Features,
+) -> Option<&mut Vec<f64>> {
+    body.gold = gold;
+    let f = &mut body.features;
+    f.clear();
+    if features == gristmill_core::task::Features::Skip {
+        return None;
+    }
+    f.push(1.0);
+    Some(f)
 }
 
 #[cfg(test)]

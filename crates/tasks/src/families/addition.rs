@@ -18,7 +18,9 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use rand::Rng;
 
-use crate::common::{digit, one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    digit, gold_and_features, one_hot, prompt, single_turn, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("digits", 1, 3, 2, "decimal digits per operand (operands are 0 ..= 10^digits - 1)"),
@@ -31,17 +33,16 @@ const KNOBS: &[ParamSpec] = &[
 ];
 
 /// The `addition` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "addition",
-    doc: "Adds two non-negative integers of up to `digits` decimal digits (\"What is 23 + 58?\"). \
+pub const INFO: FamilyInfo = single_turn(
+    "addition",
+    "Adds two non-negative integers of up to `digits` decimal digits (\"What is 23 + 58?\"). \
 The `carry` knob restricts tasks to pairs without any column carry (easiest) or with at least \
 one carry (hardest). Features: bias, one-hot digits of both operands, and both operands scaled \
 to [0, 1].",
-    answer_format: INTEGER_RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    INTEGER_RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     let carry = match params.choice("carry") {
@@ -136,13 +137,7 @@ impl TaskSource for AdditionSource {
         let prompt = &mut body.prompt;
         prompt.clear();
         prompt!(prompt; "What is ", a, " + ", b, "?\n", INTEGER_INSTRUCTION);
-        body.gold = (a + b) as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.push(1.0);
+        let Some(f) = gold_and_features(body, (a + b) as i64, features) else { return };
         for v in [a, b] {
             for p in 0..self.digits {
                 one_hot(f, 10, digit(v, p));

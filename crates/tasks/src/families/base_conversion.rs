@@ -22,7 +22,9 @@ use gristmill_core::task::{answer_text, AnswerSpace, FamilyInfo, Features, TaskB
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{decimal_len, digit, one_hot, prompt, strip_wrapping};
+use crate::common::{
+    decimal_len, digit, gold_and_features, one_hot, prompt, single_turn, source_shape, strip_wrapping,
+};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("base", 2, 16, 2, "the target base"),
@@ -37,17 +39,16 @@ above 9); spaces and underscores between digits are ignored. A digit not in the 
 well-formed number outside the answer space is out of space.";
 
 /// The `base_conversion` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "base_conversion",
-    doc: "Writes a decimal number in 0..=`max_value` in base `base` (2..=16) (\"Write the decimal \
+pub const INFO: FamilyInfo = single_turn(
+    "base_conversion",
+    "Writes a decimal number in 0..=`max_value` in base `base` (2..=16) (\"Write the decimal \
 number 45 in base 3.\"). The scored answer is the number's value; the response must spell it in \
 the target base, and is parsed back from base-`base` digits. Features: bias, the scaled number, \
 and one-hot decimal digits.",
-    answer_format: RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     let max = params.int("max_value").clamp(15, 1999) as u64;
@@ -113,17 +114,7 @@ impl BaseConversionSource {
 }
 
 impl TaskSource for BaseConversionSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(0, self.max as i64)
-    }
-
-    fn feature_dim(&self) -> usize {
-        2 + 10 * self.places as usize
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(0, s.max as i64), features: 2 + 10 * s.places as usize);
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let n = rng.random_range(0..=self.max);
@@ -136,13 +127,7 @@ impl TaskSource for BaseConversionSource {
             ".\nEnd your response with a line of the form `Answer: <the number in base ", b, ">`, using ",
             self.digit_range(), " and no prefix.",
         );
-        body.gold = n as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.push(1.0);
+        let Some(f) = gold_and_features(body, n as i64, features) else { return };
         f.push(n as f64 / self.max as f64);
         for p in 0..self.places {
             one_hot(f, 10, digit(n, p));

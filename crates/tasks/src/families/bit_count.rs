@@ -16,7 +16,9 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use rand::Rng;
 
-use crate::common::{prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    gold_and_features, prompt, single_turn, source_shape, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("bits", 4, 16, 8, "n is uniform in 0 ..= 2^bits - 1"),
@@ -29,17 +31,16 @@ const KNOBS: &[ParamSpec] = &[
 ];
 
 /// The `bit_count` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "bit_count",
-    doc: "Counts the 1 bits in the binary representation of a decimal number below 2^`bits` \
+pub const INFO: FamilyInfo = single_turn(
+    "bit_count",
+    "Counts the 1 bits in the binary representation of a decimal number below 2^`bits` \
 (\"How many 1s are there in the binary representation of 173?\"), or, with `mode = parity`, \
 asks whether that count is even (0) or odd (1). Features: bias, the scaled number, and its bits \
 as 0/1 (popcount is linear in them; parity is their XOR).",
-    answer_format: INTEGER_RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    INTEGER_RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     Box::new(BitCountSource {
@@ -56,17 +57,7 @@ pub struct BitCountSource {
 }
 
 impl TaskSource for BitCountSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(0, if self.parity { 1 } else { self.bits as i64 })
-    }
-
-    fn feature_dim(&self) -> usize {
-        2 + self.bits as usize
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(0, if s.parity { 1 } else { s.bits as i64 }), features: 2 + s.bits as usize);
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let max = (1u32 << self.bits) - 1;
@@ -85,13 +76,7 @@ impl TaskSource for BitCountSource {
             prompt!(prompt; "How many 1s are there in the binary representation of ", n, "?\n", INTEGER_INSTRUCTION);
             ones
         };
-        body.gold = gold;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.push(1.0);
+        let Some(f) = gold_and_features(body, gold, features) else { return };
         f.push(n as f64 / max as f64);
         f.extend((0..self.bits).map(|i| ((n >> i) & 1) as f64));
     }

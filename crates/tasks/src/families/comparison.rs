@@ -20,7 +20,9 @@ use gristmill_core::task::{answer_text, AnswerSpace, FamilyInfo, Features, TaskB
 use gristmill_core::ParseError;
 use rand::Rng;
 
-use crate::common::{digit, one_hot, prompt, render_integer, strip_wrapping};
+use crate::common::{
+    digit, gold_and_features, one_hot, prompt, render_integer, single_turn, source_shape, strip_wrapping,
+};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("digits", 1, 6, 3, "decimal digits of both numbers (exactly that many)"),
@@ -44,17 +46,16 @@ case-insensitive: `less`, `less than`, `smaller`, `lower`, `fewer` (for <); `==`
 malformed.";
 
 /// The `comparison` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "comparison",
-    doc: "Compares two numbers with exactly `digits` digits and answers with `<`, `=` or `>` \
+pub const INFO: FamilyInfo = single_turn(
+    "comparison",
+    "Compares two numbers with exactly `digits` digits and answers with `<`, `=` or `>` \
 (scored as -1, 0, 1). `equal_rate` sets how often they are equal and `close_rate` how often they \
 differ in a single digit, which forces reading past the leading digits. Features: bias, one-hot \
 digit differences per position (most significant first), and both numbers scaled to [0, 1].",
-    answer_format: RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     Box::new(ComparisonSource::new(
@@ -130,17 +131,7 @@ impl ComparisonSource {
 }
 
 impl TaskSource for ComparisonSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(-1, 1)
-    }
-
-    fn feature_dim(&self) -> usize {
-        3 + 19 * self.digits as usize
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(-1, 1), features: 3 + 19 * s.digits as usize);
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let (a, b) = self.draw(rng);
@@ -151,13 +142,7 @@ impl TaskSource for ComparisonSource {
             "Compare ", a, " and ", b, ": is ", a, " less than, equal to, or greater than ", b,
             "?\nEnd your response with a line of the form `Answer: <symbol>`, where the symbol is `<`, `=` or `>`.",
         );
-        body.gold = a.cmp(&b) as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.push(1.0);
+        let Some(f) = gold_and_features(body, a.cmp(&b) as i64, features) else { return };
         for p in (0..self.digits).rev() {
             one_hot(f, 19, digit(a, p) + 9 - digit(b, p));
         }

@@ -26,7 +26,9 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use rand::Rng;
 
-use crate::common::{prompt, surface_hash, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    gold_and_features, prompt, single_turn, source_shape, surface_hash, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("steps", 1, 4, 2, "number of gains or losses after the starting count"),
@@ -36,17 +38,16 @@ const KNOBS: &[ParamSpec] = &[
 const MAX_STEPS: usize = 4;
 
 /// The `counting` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "counting",
-    doc: "A word problem: someone starts with some items, gains or loses some `steps` times, \
+pub const INFO: FamilyInfo = single_turn(
+    "counting",
+    "A word problem: someone starts with some items, gains or loses some `steps` times, \
 and the question asks how many they have at the end (\"Ann has 3 apples. Then Ann buys 4 more. \
 Finally, Ann gives 2 away. How many apples does Ann have now?\"). Names, items and verbs vary \
 with the numbers. Features: bias, the scaled start, and per change its kind and scaled amount.",
-    answer_format: INTEGER_RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    INTEGER_RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     Box::new(CountingSource::new(
@@ -148,17 +149,7 @@ const QUESTIONS: [(&str, &str, &str); 3] = [
 ];
 
 impl TaskSource for CountingSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(0, ((2 + self.steps as u64) * self.max_amount) as i64)
-    }
-
-    fn feature_dim(&self) -> usize {
-        2 + 4 * self.steps
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(0, ((2 + s.steps as u64) * s.max_amount) as i64), features: 2 + 4 * s.steps);
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let amax = self.max_amount;
@@ -207,13 +198,7 @@ impl TaskSource for CountingSource {
         let question = ((h >> 40) % 3) as usize;
         prompt!(prompt; &phrases.question[(question * ITEMS.len() + item) * NAMES.len() + name]);
 
-        body.gold = count as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.push(1.0);
+        let Some(f) = gold_and_features(body, count as i64, features) else { return };
         f.push(start as f64 / (2 * amax) as f64);
         let scale = amax as f64;
         for &c in changes.iter().take(self.steps) {

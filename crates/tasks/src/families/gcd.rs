@@ -20,7 +20,9 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use rand::Rng;
 
-use crate::common::{prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    gold_and_features, prompt, single_turn, source_shape, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 
 const KNOBS: &[ParamSpec] = &[
     ParamSpec::int("max_value", 10, 2000, 60, "largest number (both numbers are 1 ..= max_value)"),
@@ -36,18 +38,17 @@ const KNOBS: &[ParamSpec] = &[
 const PRIMES: [u64; 6] = [2, 3, 5, 7, 11, 13];
 
 /// The `gcd` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "gcd",
-    doc: "Finds the greatest common divisor of two numbers in 1..=`max_value` (\"What is the \
+pub const INFO: FamilyInfo = single_turn(
+    "gcd",
+    "Finds the greatest common divisor of two numbers in 1..=`max_value` (\"What is the \
 greatest common divisor of 36 and 48?\"); `shared_factor_rate` of the pairs are built around a \
 common factor so the answers are not mostly 1. Features: bias, scaled values and minimum, \
 equality and divisibility flags, divisibility of each number by the primes 2..=13, and \
 common-divisibility by each power of those primes.",
-    answer_format: INTEGER_RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    INTEGER_RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     Box::new(GcdSource::new(
@@ -87,17 +88,7 @@ impl GcdSource {
 }
 
 impl TaskSource for GcdSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(1, self.max as i64)
-    }
-
-    fn feature_dim(&self) -> usize {
-        6 + 2 * PRIMES.len() + self.powers.len()
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(1, s.max as i64), features: 6 + 2 * PRIMES.len() + s.powers.len());
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let (a, b) = if rng.random::<f64>() < self.shared_rate {
@@ -113,13 +104,8 @@ impl TaskSource for GcdSource {
         let (lo, hi) = (a.min(b), a.max(b));
         let flag = |c: bool| if c { 1.0 } else { 0.0 };
         let scale = self.max as f64;
-        body.gold = gcd(a, b) as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.extend_from_slice(&[1.0, a as f64 / scale, b as f64 / scale, lo as f64 / scale]);
+        let Some(f) = gold_and_features(body, gcd(a, b) as i64, features) else { return };
+        f.extend_from_slice(&[a as f64 / scale, b as f64 / scale, lo as f64 / scale]);
         f.push(flag(a == b));
         f.push(flag(hi % lo == 0));
         for p in PRIMES {

@@ -21,7 +21,9 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use rand::Rng;
 
-use crate::common::{one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    gold_and_features, one_hot, prompt, single_turn, source_shape, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 use crate::detmath;
 
 const KNOBS: &[ParamSpec] = &[
@@ -36,17 +38,16 @@ const KNOBS: &[ParamSpec] = &[
 ];
 
 /// The `modular` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "modular",
-    doc: "Computes (a + b), (a − b) or (a × b) modulo a fixed modulus, with the non-negative \
+pub const INFO: FamilyInfo = single_turn(
+    "modular",
+    "Computes (a + b), (a − b) or (a × b) modulo a fixed modulus, with the non-negative \
 remainder (\"What is (47 + 85) mod 7?\"). Knobs set the modulus, the operand digits and the \
 operation. Features: bias, operation one-hot, residue one-hots of both operands, their Fourier \
 (cos, sin) pairs with the four angle-sum products, and both operands scaled to [0, 1].",
-    answer_format: INTEGER_RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    INTEGER_RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     let ops: &'static [Op] = match params.choice("op") {
@@ -99,17 +100,7 @@ impl ModularSource {
 }
 
 impl TaskSource for ModularSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(0, self.modulus as i64 - 1)
-    }
-
-    fn feature_dim(&self) -> usize {
-        14 + 2 * self.modulus as usize
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(0, s.modulus as i64 - 1), features: 14 + 2 * s.modulus as usize);
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let op =
@@ -127,13 +118,7 @@ impl TaskSource for ModularSource {
         prompt!(prompt; "What is (", a, sym, b, &self.tails[op as usize]);
         let (ra, rb) = ((a % m) as usize, (b % m) as usize);
         let ((ca, sa), (cb, sb)) = (self.turns[ra], self.turns[rb]);
-        body.gold = gold as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.push(1.0);
+        let Some(f) = gold_and_features(body, gold as i64, features) else { return };
         one_hot(f, 3, op as usize);
         one_hot(f, m as usize, ra);
         one_hot(f, m as usize, rb);

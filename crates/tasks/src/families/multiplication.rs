@@ -18,7 +18,9 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use rand::Rng;
 
-use crate::common::{digit, one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    digit, gold_and_features, one_hot, prompt, single_turn, source_shape, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 use crate::detmath;
 
 const KNOBS: &[ParamSpec] = &[
@@ -27,17 +29,16 @@ const KNOBS: &[ParamSpec] = &[
 ];
 
 /// The `multiplication` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "multiplication",
-    doc: "Multiplies a number with exactly `digits` digits by a factor in 1..=`max_factor` \
+pub const INFO: FamilyInfo = single_turn(
+    "multiplication",
+    "Multiplies a number with exactly `digits` digits by a factor in 1..=`max_factor` \
 (\"What is 7 × 8?\"). Features: bias, one-hot digits of the first factor, one-hot of the second, \
 both factors scaled to [0, 1], and their deterministic natural logs scaled by the log of the \
 largest product.",
-    answer_format: INTEGER_RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    INTEGER_RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     Box::new(MultiplicationSource::new(
@@ -69,17 +70,7 @@ impl MultiplicationSource {
 }
 
 impl TaskSource for MultiplicationSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(self.a_min as i64, (self.a_max * self.max_factor) as i64)
-    }
-
-    fn feature_dim(&self) -> usize {
-        1 + 10 * self.digits as usize + (self.max_factor as usize + 1) + 4
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(s.a_min as i64, (s.a_max * s.max_factor) as i64), features: 1 + 10 * s.digits as usize + (s.max_factor as usize + 1) + 4);
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let a = rng.random_range(self.a_min..=self.a_max);
@@ -87,13 +78,7 @@ impl TaskSource for MultiplicationSource {
         let prompt = &mut body.prompt;
         prompt.clear();
         prompt!(prompt; "What is ", a, " × ", b, "?\n", INTEGER_INSTRUCTION);
-        body.gold = (a * b) as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.push(1.0);
+        let Some(f) = gold_and_features(body, (a * b) as i64, features) else { return };
         for p in 0..self.digits {
             one_hot(f, 10, digit(a, p));
         }

@@ -24,7 +24,9 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use rand::Rng;
 
-use crate::common::{one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    gold_and_features, one_hot, prompt, single_turn, source_shape, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 use crate::detmath;
 
 const KNOBS: &[ParamSpec] = &[
@@ -49,17 +51,16 @@ const KNOBS: &[ParamSpec] = &[
 const SHRINK_MAX_ANSWER: u64 = 30;
 
 /// The `sequence_next` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "sequence_next",
-    doc: "Shows `terms` terms of an arithmetic sequence (step up to ±`max_diff`) or a geometric \
+pub const INFO: FamilyInfo = single_turn(
+    "sequence_next",
+    "Shows `terms` terms of an arithmetic sequence (step up to ±`max_diff`) or a geometric \
 one (ratio 2 or 3, growing or shrinking) and asks for the next term (\"What number comes next in \
 the sequence 3, 8, 13, 18, ...?\"). Features: bias, kind one-hot, per-kind scaled and log-scaled \
 last two terms, ratio one-hot and the scaled arithmetic step.",
-    answer_format: INTEGER_RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    INTEGER_RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     let (arith, geo) = match params.choice("kind") {
@@ -146,17 +147,7 @@ impl SequenceNextSource {
 }
 
 impl TaskSource for SequenceNextSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(0, self.hi as i64)
-    }
-
-    fn feature_dim(&self) -> usize {
-        19
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(0, s.hi as i64), features: 19);
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let mut shown = [0u64; 6];
@@ -172,13 +163,7 @@ impl TaskSource for SequenceNextSource {
         prompt!(prompt; "...?\n", INTEGER_INSTRUCTION);
 
         let (last, prev) = (shown[shown.len() - 1], shown[shown.len() - 2]);
-        body.gold = next as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.push(1.0);
+        let Some(f) = gold_and_features(body, next as i64, features) else { return };
         one_hot(f, 3, kind as usize);
         for (i, &(s, ln_s)) in self.scale.iter().enumerate() {
             if i == kind as usize {

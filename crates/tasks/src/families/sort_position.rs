@@ -18,7 +18,9 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{AnswerSpace, FamilyInfo, Features, TaskBody, TaskSource};
 use rand::Rng;
 
-use crate::common::{one_hot, prompt, INTEGER_INSTRUCTION, INTEGER_RULE};
+use crate::common::{
+    gold_and_features, one_hot, prompt, single_turn, source_shape, INTEGER_INSTRUCTION, INTEGER_RULE,
+};
 
 const MAX_LEN: usize = 20;
 
@@ -34,17 +36,16 @@ const KNOBS: &[ParamSpec] = &[
 ];
 
 /// The `sort_position` family.
-pub const INFO: FamilyInfo = FamilyInfo {
-    name: "sort_position",
-    doc: "Shows a list of `length` distinct numbers and asks at which 1-based position a marked \
+pub const INFO: FamilyInfo = single_turn(
+    "sort_position",
+    "Shows a list of `length` distinct numbers and asks at which 1-based position a marked \
 number ends up after sorting in ascending or descending order. Features: bias, direction, the \
 scaled marked value, every scaled list value, per slot whether it sorts before or after the \
 marked value, and a one-hot of the marked slot.",
-    answer_format: INTEGER_RULE,
-    multi_turn: false,
-    knobs: KNOBS,
+    INTEGER_RULE,
+    KNOBS,
     build,
-};
+);
 
 fn build(params: &Params) -> Box<dyn TaskSource> {
     let order = match params.choice("order") {
@@ -75,17 +76,7 @@ pub struct SortPositionSource {
 }
 
 impl TaskSource for SortPositionSource {
-    fn family(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace::inclusive(1, self.length as i64)
-    }
-
-    fn feature_dim(&self) -> usize {
-        3 + 3 * self.length
-    }
+    source_shape!(|s| answers: AnswerSpace::inclusive(1, s.length as i64), features: 3 + 3 * s.length);
 
     fn generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, features: Features) {
         let n = self.length;
@@ -126,13 +117,8 @@ impl TaskSource for SortPositionSource {
         );
 
         let scale = self.max_value as f64;
-        body.gold = position as i64;
-        let f = &mut body.features;
-        f.clear();
-        if features == Features::Skip {
-            return;
-        }
-        f.extend_from_slice(&[1.0, if ascending { 1.0 } else { -1.0 }, marked as f64 / scale]);
+        let Some(f) = gold_and_features(body, position as i64, features) else { return };
+        f.extend_from_slice(&[if ascending { 1.0 } else { -1.0 }, marked as f64 / scale]);
         f.extend(values.iter().map(|&v| v as f64 / scale));
         f.extend(values.iter().map(|&v| {
             if v == marked {
