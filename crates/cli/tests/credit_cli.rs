@@ -4,10 +4,7 @@
 use std::process::Command;
 
 fn dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("gristmill-credit-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    gristmill_testkit::scratch_dir(&format!("credit-{name}"))
 }
 
 /// `gristmill credit SPEC --method all` in `d`; its JSON report.

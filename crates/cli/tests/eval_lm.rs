@@ -11,10 +11,7 @@ use std::sync::Arc;
 use gristmill_testkit::http::ScriptedServer;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gristmill-eval-lm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    gristmill_testkit::scratch_dir(&format!("eval-lm-{name}"))
 }
 
 /// Serves chat completions answering `Answer: 7` while `budget` lasts, then 503.

@@ -9,10 +9,7 @@ fn root() -> PathBuf {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gristmill-free-text-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    gristmill_testkit::scratch_dir(&format!("free-text-{name}"))
 }
 
 /// `gristmill --db DB ARGS…` run from the repository root (the examples' data paths are

@@ -9,10 +9,7 @@ use std::process::{Command, Output};
 use gristmill_testkit::http::{chat_completion, ScriptedServer};
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gristmill-judge-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    gristmill_testkit::scratch_dir(&format!("judge-{name}"))
 }
 
 /// The writing example with its data path made absolute and its grader at `url`.
@@ -245,19 +242,9 @@ fn eval_rollouts_carry_each_rubric_item_as_a_sub_reward() {
         ("200 OK", chat_completion(reply))
     });
     let spec = writing_spec(&dir, &server.url, "");
-    let out = Command::new(env!("CARGO_BIN_EXE_gristmill"))
-        .current_dir(&dir)
-        .args([
-            "--db",
-            "runs.db",
-            "eval",
-            spec.to_str().unwrap(),
-            "--policy",
-            &format!("openai:{}", server.url),
-        ])
-        .args(["--k", "1", "--retries", "0", "--rollouts", "rollouts.jsonl"])
-        .output()
-        .unwrap();
+    let policy = format!("openai:{}", server.url);
+    let args = ["eval", spec.to_str().unwrap(), "--policy", &policy, "--k", "1", "--retries", "0"];
+    let out = gristmill(&dir, &[&args[..], &["--rollouts", "rollouts.jsonl"]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(dir.join("rollouts.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -28,9 +28,7 @@ fn exported(dir: &Path, id: &str) -> (PathBuf, String) {
 
 #[test]
 fn transfer_refuses_misfits_by_name_and_runs_the_held_out_family() {
-    let dir = std::env::temp_dir().join(format!("gristmill-transfer-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = gristmill_testkit::scratch_dir("transfer");
     let tune = format!("{}/../../examples/tune.toml", env!("CARGO_MANIFEST_DIR"));
     let out = gm(&dir, &["tune", &tune, "--steps", "2", "--export", "art"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -8,9 +8,7 @@ fn gm(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn tune_exports_artifacts_that_transfer_and_refuse_a_mismatch() {
-    let dir = std::env::temp_dir().join(format!("gristmill-tune-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = gristmill_testkit::scratch_dir("tune");
     let examples = format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"));
     let tune = format!("{examples}/tune.toml");
     let out = gm(&dir, &["tune", &tune, "--steps", "6", "--export", "art", "--json", "tune.json"]);
@@ -69,9 +67,7 @@ fn tune_exports_artifacts_that_transfer_and_refuse_a_mismatch() {
 
 #[test]
 fn withdraw_and_study_report_their_numbers_in_json() {
-    let dir = std::env::temp_dir().join(format!("gristmill-withdraw-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = gristmill_testkit::scratch_dir("withdraw");
     let spec = format!("{}/../../examples/withdraw-hint-trained.toml", env!("CARGO_MANIFEST_DIR"));
     let out = gm(
         &dir,

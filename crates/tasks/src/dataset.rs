@@ -62,7 +62,7 @@ pub const INFO: FamilyInfo = FamilyInfo {
     answer_format: "free text; each verifier piece documents how it extracts the answer (e.g. `Answer: …`, \\boxed{…})",
     multi_turn: false,
     knobs: KNOBS,
-    build: |_| Box::new(Unopened),
+    build: |_| Box::new(DatasetSource::unopened()),
 };
 
 /// Why a dataset source could not be opened.
@@ -81,34 +81,10 @@ pub enum DatasetError {
     Data(#[from] gristmill_data::Error),
 }
 
-struct Unopened;
-
-impl TaskSource for Unopened {
-    fn family(&self) -> &'static str {
-        NAME
-    }
-    fn answers(&self) -> AnswerSpace {
-        AnswerSpace { lo: 0, size: 0 }
-    }
-    fn feature_dim(&self) -> usize {
-        0
-    }
-    fn generate_into(&self, _rng: &mut KeyedRng, body: &mut TaskBody, _features: Features) {
-        body.prompt.clear();
-        body.features.clear();
-        body.gold = 0;
-    }
-    fn try_generate_into(&self, _: &mut KeyedRng, _: &mut TaskBody, _: Features) -> Result<(), String> {
-        Err("a dataset source must be opened with gristmill_tasks::open_source (it reads a file)".into())
-    }
-    fn free_text(&self) -> bool {
-        true
-    }
-}
-
-/// A dataset opened and indexed: draws rows as tasks.
+/// A dataset opened and indexed: draws rows as tasks. (The catalog's infallible `build` gives
+/// one without an index, which fails every draw by saying so.)
 pub struct DatasetSource {
-    index: Index<Mapping>,
+    index: Option<Index<Mapping>>,
     kind: GoldKind,
     has_gold: bool,
     solution: Option<String>,
@@ -117,8 +93,8 @@ pub struct DatasetSource {
 impl std::fmt::Debug for DatasetSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatasetSource")
-            .field("path", &self.index.path())
-            .field("rows", &self.index.len())
+            .field("path", &self.index.as_ref().map(|i| i.path()))
+            .field("rows", &self.rows())
             .finish()
     }
 }
@@ -178,7 +154,7 @@ pub fn open(params: &Params) -> Result<DatasetSource, DatasetError> {
         return Err(DatasetError::Knob { knob: "path", message: format!("{path}: the file holds no rows") });
     }
     Ok(DatasetSource {
-        index,
+        index: Some(index),
         kind,
         has_gold: knob_text(params, "gold").is_some(),
         solution: knob_text(params, "solution").map(str::to_owned),
@@ -186,18 +162,27 @@ pub fn open(params: &Params) -> Result<DatasetSource, DatasetError> {
 }
 
 impl DatasetSource {
-    /// Rows in the file.
+    fn unopened() -> DatasetSource {
+        DatasetSource { index: None, kind: GoldKind::Text, has_gold: false, solution: None }
+    }
+    fn index(&self) -> Result<&Index<Mapping>, String> {
+        self.index.as_ref().ok_or_else(|| {
+            "a dataset source must be opened with gristmill_tasks::open_source (it reads a file)".into()
+        })
+    }
+    /// Rows in the file (0 before it is opened).
     pub fn rows(&self) -> u64 {
-        self.index.len()
+        self.index.as_ref().map_or(0, |i| i.len())
     }
     /// The file's length and BLAKE3 digest, for the run record.
-    pub fn digest(&self) -> &gristmill_data::FileDigest {
-        self.index.digest()
+    pub fn digest(&self) -> Option<&gristmill_data::FileDigest> {
+        self.index.as_ref().map(|i| i.digest())
     }
     /// The reference of row `i` and the prompt text, as a draw would produce them.
     pub fn row(&self, i: u64, prompt: &mut String) -> Result<Reference, String> {
-        let row = self.index.get(i).map_err(|e| e.to_string())?;
-        let content = self.index.mapper();
+        let index = self.index()?;
+        let row = index.get(i).map_err(|e| e.to_string())?;
+        let content = index.mapper();
         let hash = content_hash(&gristmill_data::Mapper::content_bytes(content, &row));
         let mut metadata = row.metadata;
         let solution = match &self.solution {
@@ -208,7 +193,7 @@ impl DatasetSource {
                 Some(other) => {
                     return Err(format!(
                         "{}: row {}: field `{col}`: expected a string solution, found {}",
-                        self.index.path().display(),
+                        index.path().display(),
                         row.position.number,
                         json_type(&other)
                     ))
@@ -218,7 +203,7 @@ impl DatasetSource {
         let gold = row.gold.unwrap_or(serde_json::Value::Null);
         if self.has_gold {
             check_gold(self.kind, &gold).map_err(|why| {
-                format!("{}: row {}: gold: {why}", self.index.path().display(), row.position.number)
+                format!("{}: row {}: gold: {why}", index.path().display(), row.position.number)
             })?;
         }
         prompt.clear();
@@ -290,7 +275,7 @@ impl TaskSource for DatasetSource {
         }
     }
     fn try_generate_into(&self, rng: &mut KeyedRng, body: &mut TaskBody, _: Features) -> Result<(), String> {
-        let i = rng.random_range(0..self.index.len());
+        let i = rng.random_range(0..self.index()?.len());
         let reference = self.row(i, &mut body.prompt)?;
         body.features.clear();
         body.gold = 0;
@@ -301,7 +286,7 @@ impl TaskSource for DatasetSource {
         true
     }
     fn data_digest(&self) -> Option<String> {
-        Some(self.index.digest().hex())
+        self.digest().map(|d| d.hex())
     }
     fn parse_answer(&self, _text: &str) -> Result<i64, gristmill_core::ParseError> {
         // Free-text tasks have no integer answer; verifier pieces read the text.

@@ -25,6 +25,15 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A fresh, empty scratch directory for one test: `gristmill-<name>-<pid>` in the temp dir,
+/// removed first if an earlier run left it.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gristmill-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("scratch dir {}: {e}", d.display()));
+    d
+}
+
 /// The text of `tests/fixtures/<name>.toml`.
 pub fn fixture(name: &str) -> String {
     let path = root().join("tests/fixtures").join(format!("{name}.toml"));
