@@ -264,8 +264,14 @@ impl VerdictCache for JsonlCache {
 }
 
 #[cfg(test)]
+#[path = "../tests/common/temp.rs"]
+mod test_temp;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::test_temp::TempDir;
 
     fn key(n: u8) -> CacheKey {
         CacheKey([n; 32])
@@ -273,23 +279,6 @@ mod tests {
 
     fn verdict(value: VerdictValue, text: &str) -> Verdict {
         Verdict { value, text: text.into() }
-    }
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir = std::env::temp_dir().join(format!("gristmill-judge-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::temp::TempDir;
 use common::{MockServer, Reply, Seen};
 use gristmill_judge::fence::{has_marker, unfence};
 use gristmill_judge::{
@@ -125,26 +126,9 @@ fn a_second_call_is_served_by_the_cache() {
     assert_eq!(server.requests(), 6);
 }
 
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("gristmill-judge-it-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn offline_replay_from_a_jsonl_cache_needs_no_server() {
-    let dir = TempDir::new("offline");
+    let dir = TempDir::new("it-offline");
     let path = dir.0.join("verdicts.jsonl");
     let server = MockServer::start(by_question);
     let url = server.url.clone();

@@ -719,22 +719,12 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{ctx_parts, key, parsed, task, unparsed};
+    use crate::testutil::{key, parsed, task, unparsed};
     use gristmill_core::piece::ScoreKey;
     use gristmill_core::policy::Response;
 
     fn with_ctx<T>(f: impl FnOnce(&BuildContext) -> T) -> T {
-        let (srcs, ids, weights) = ctx_parts();
-        let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
-        let ctx = BuildContext {
-            seed: 3,
-            sources: &refs,
-            source_ids: &ids,
-            source_weights: &weights,
-            eval_fraction: 0.2,
-            verdicts: None,
-        };
-        f(&ctx)
+        crate::testutil::with_ctx(3, f)
     }
 
     fn build_with(name: &str, set: &[(&str, ParamValue)]) -> Result<BuiltPiece, PieceError> {

@@ -705,7 +705,7 @@ impl RewardPiece for RewardModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{ctx_parts, key, parsed, task, unparsed};
+    use crate::testutil::{ctx_parts, key, parsed, task, unparsed, with_ctx};
     use gristmill_core::task::TaskSource;
 
     fn train(config: RewardModelConfig) -> RewardModel {
@@ -713,20 +713,6 @@ mod tests {
     }
 
     /// `f` with the test sources' build context at `seed`.
-    fn with_ctx<R>(seed: u64, f: impl FnOnce(&BuildContext) -> R) -> R {
-        let (srcs, ids, weights) = ctx_parts();
-        let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
-        let ctx = BuildContext {
-            seed,
-            sources: &refs,
-            source_ids: &ids,
-            source_weights: &weights,
-            eval_fraction: 0.2,
-            verdicts: None,
-        };
-        f(&ctx)
-    }
-
     fn train_as(id: &str, config: RewardModelConfig) -> RewardModel {
         with_ctx(5, |ctx| RewardModel::train(ctx, id, config).unwrap())
     }

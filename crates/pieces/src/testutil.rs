@@ -69,6 +69,21 @@ pub fn ctx_parts() -> (Vec<Box<dyn TaskSource>>, Vec<String>, Vec<f64>) {
     (vec![Box::new(AddSource), Box::new(SubSource)], vec!["add".into(), "sub".into()], vec![3.0, 1.0])
 }
 
+/// Runs `f` with a build context over [`ctx_parts`]'s two sources, at `seed`.
+pub fn with_ctx<R>(seed: u64, f: impl FnOnce(&crate::BuildContext) -> R) -> R {
+    let (srcs, ids, weights) = ctx_parts();
+    let refs: Vec<&dyn TaskSource> = srcs.iter().map(|s| s.as_ref()).collect();
+    let ctx = crate::BuildContext {
+        seed,
+        sources: &refs,
+        source_ids: &ids,
+        source_weights: &weights,
+        eval_fraction: 0.2,
+        verdicts: None,
+    };
+    f(&ctx)
+}
+
 /// A hand-made task with gold `gold` over `lo..=hi`.
 pub fn task(gold: i64, lo: i64, hi: i64) -> Task {
     let span = (i128::from(hi) - i128::from(lo) + 1).min(i128::from(u32::MAX)) as u32;

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod temp;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
