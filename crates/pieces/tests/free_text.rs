@@ -165,22 +165,23 @@ fn bad_parameters_name_the_parameter() {
         Ok(_) => panic!("{kind_name} with {t} built"),
         Err(e) => e.to_string(),
     };
-    let e = err("match_verifier", "extract = 'answer_line,telepathy'");
-    assert!(e.starts_with("piece `p`: parameter `extract`:") && e.contains("telepathy"), "{e}");
-    let e = err("numeric_verifier", "extract = 'regex'\npattern = '(unclosed'");
-    assert!(e.starts_with("piece `p`: parameter `pattern`:"), "{e}");
-    let e = err("numeric_verifier", "extract = 'regex'");
-    assert!(e.starts_with("piece `p`: parameter `extract`:"), "{e}");
-    let e = err("choice_verifier", "letters = 'A-'");
-    assert!(e.starts_with("piece `p`: parameter `letters`:"), "{e}");
-    let e = err("match_verifier", "normalize = 'shouting'");
-    assert!(e.starts_with("piece `p`: parameter `normalize`:"), "{e}");
-    let e = err("format_verifier", "layout = '<think>(' ");
-    assert!(e.starts_with("piece `p`: parameter `layout`:"), "{e}");
-    let e = err("json_verifier", "schema = '{\"type\": '");
-    assert!(e.starts_with("piece `p`: parameter `schema`: not JSON"), "{e}");
-    let e = err("json_verifier", "schema = '{\"oneOf\": []}'");
-    assert!(e.starts_with("piece `p`: parameter `schema`:") && e.contains("oneOf"), "{e}");
+    // (kind, params, the parameter the error must name, a word it must contain)
+    for (kind_name, params, param, word) in [
+        ("match_verifier", "extract = 'answer_line,telepathy'", "extract", "telepathy"),
+        ("numeric_verifier", "extract = 'regex'\npattern = '(unclosed'", "pattern", ""),
+        ("numeric_verifier", "extract = 'regex'", "extract", ""),
+        ("choice_verifier", "letters = 'A-'", "letters", ""),
+        ("match_verifier", "normalize = 'shouting'", "normalize", ""),
+        ("format_verifier", "layout = '<think>(' ", "layout", ""),
+        ("json_verifier", "schema = '{\"type\": '", "schema", "not JSON"),
+        ("json_verifier", "schema = '{\"oneOf\": []}'", "schema", "oneOf"),
+    ] {
+        let e = err(kind_name, params);
+        assert!(
+            e.starts_with(&format!("piece `p`: parameter `{param}`:")) && e.contains(word),
+            "{kind_name}: {e}"
+        );
+    }
 }
 
 fn code_task(tests: serde_json::Value) -> Task {

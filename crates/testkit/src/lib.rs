@@ -34,6 +34,18 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     d
 }
 
+/// The standard error of a command that must have failed cleanly: a non-zero exit, no
+/// panic, and every one of `needles` in the message. Returns the text for further checks.
+pub fn failed_saying(out: &std::process::Output, needles: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the command should have failed; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "`{needle}` not in: {err}");
+    }
+    err
+}
+
 /// The text of `tests/fixtures/<name>.toml`.
 pub fn fixture(name: &str) -> String {
     let path = root().join("tests/fixtures").join(format!("{name}.toml"));
