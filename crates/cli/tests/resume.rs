@@ -39,10 +39,16 @@ fn uninterrupted(name: &str) -> (PathBuf, String) {
 /// and returns the steps done then.
 fn wait_for_steps(dir: &Path, child: &mut std::process::Child, steps: u64, what: &str) -> u64 {
     let start = Instant::now();
+    // One reading connection, opened once the child has created the file: reopening every
+    // poll (migration check and all) made the poll slow enough on a loaded CI machine that
+    // the child finished the whole run in between.
+    let mut store: Option<Store> = None;
     loop {
         std::thread::sleep(Duration::from_millis(5));
-        let done =
-            Store::open(dir.join("runs.db")).ok().and_then(|s| s.run(RunId(1)).ok()).map(|r| r.steps_done);
+        if store.is_none() {
+            store = Store::open(dir.join("runs.db")).ok();
+        }
+        let done = store.as_ref().and_then(|s| s.run(RunId(1)).ok()).map(|r| r.steps_done);
         if let Some(done) = done.filter(|&d| d >= steps) {
             return done;
         }
@@ -78,7 +84,7 @@ fn sigkill_then_resume_reaches_the_uninterrupted_digest() {
     store.check_integrity().unwrap();
     let run = store.run(RunId(1)).unwrap();
     assert_eq!(run.status, RunStatus::Running, "a killed run is left as running");
-    assert!(run.steps_done >= steps_done && run.steps_done < 400, "killed mid-way at {}", run.steps_done);
+    assert!(run.steps_done >= steps_done && run.steps_done < 1200, "killed mid-way at {}", run.steps_done);
     drop(store);
     assert_resumes_to_the_uninterrupted_run(killed, clean, &expected);
 }
@@ -137,7 +143,7 @@ fn sigterm_stops_cleanly_and_resume_reaches_the_uninterrupted_digest() {
     let store = Store::open(dir.join("runs.db")).unwrap();
     let run = store.run(RunId(1)).unwrap();
     assert_eq!(run.status, RunStatus::Stopped);
-    assert!(run.steps_done >= 7 && run.steps_done < 400, "stopped at {}", run.steps_done);
+    assert!(run.steps_done >= 7 && run.steps_done < 1200, "stopped at {}", run.steps_done);
     // The checkpoint is at the step the run stopped on, not an earlier periodic one.
     assert_eq!(store.latest_checkpoint(RunId(1)).unwrap().map(|c| c.step), Some(run.steps_done));
     drop(store);
