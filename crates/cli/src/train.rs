@@ -61,14 +61,10 @@ pub fn train_into(
             store.stop_run(run_id)?;
             Err(Interrupted { run: run_id, at }.into())
         }
-        Err(e @ RunError::Stopped { .. }) if e.is_outside_failure() => {
+        Err(e @ RunError::Stopped { checkpointed_at: at, .. }) if e.is_outside_failure() => {
             // A grader or sandbox that failed is not the run's fault and may come back: the
             // run is stopped at its checkpoint, not failed, so it can be resumed.
             store.stop_run(run_id)?;
-            let at = match &e {
-                RunError::Stopped { checkpointed_at, .. } => *checkpointed_at,
-                _ => 0,
-            };
             Err(anyhow::Error::from(e).context(format!(
                 "run {run_id} stopped at step {at} (checkpointed) because an outside service failed; \
                  `gristmill resume {run_id}` continues once it answers"

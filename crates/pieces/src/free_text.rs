@@ -177,20 +177,7 @@ pub(crate) fn remember(slot: &std::sync::Mutex<Option<String>>, reason: String) 
 /// The code a response proposes: the content of its last fenced block (any language tag),
 /// else the whole response.
 pub fn solution_code(text: &str) -> &str {
-    let mut found = None;
-    let mut rest = text;
-    let mut offset = 0;
-    while let Some(open) = rest.find("```") {
-        let after = open + 3;
-        let Some(nl) = rest[after..].find('\n') else { break };
-        let body_start = after + nl + 1;
-        let Some(close) = rest[body_start..].find("```") else { break };
-        found = Some(offset + body_start..offset + body_start + close);
-        let consumed = body_start + close + 3;
-        offset += consumed;
-        rest = &rest[consumed..];
-    }
-    found.map_or(text, |r| &text[r])
+    gristmill_text::format::fenced_blocks(text).last().map_or(text, |(_, body)| body)
 }
 
 /// The unit tests of a code task: `None` when the task has no tests gold; an error when they

@@ -28,7 +28,7 @@ use gristmill_core::rng::KeyedRng;
 use gristmill_core::task::{
     AnswerSpace, ChatMessage, FamilyInfo, Features, GoldKind, Reference, TaskBody, TaskSource,
 };
-use gristmill_data::{content_hash, Index, Mapping, Metadata, Prompt, ReadOptions};
+use gristmill_data::{Index, Mapping, Metadata, Prompt, ReadOptions};
 use rand::Rng;
 
 /// The family name in specs.
@@ -182,8 +182,8 @@ impl DatasetSource {
     pub fn row(&self, i: u64, prompt: &mut String) -> Result<Reference, String> {
         let index = self.index()?;
         let row = index.get(i).map_err(|e| e.to_string())?;
-        let content = index.mapper();
-        let hash = content_hash(&gristmill_data::Mapper::content_bytes(content, &row));
+        // The index hashed every row's prompt content when it was built.
+        let hash = index.content_hash(i).ok_or_else(|| format!("row {i} is not in the index"))?;
         let mut metadata = row.metadata;
         let solution = match &self.solution {
             None => None,

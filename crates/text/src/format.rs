@@ -138,30 +138,36 @@ impl FromStr for JsonSource {
     }
 }
 
-/// The content of the last fenced block tagged `json` (any case), else of the last untagged
-/// fence; `None` if there is no closed fence.
-pub fn fenced_json(text: &str) -> Option<&str> {
-    let mut tagged = None;
-    let mut bare = None;
+/// Every closed ```` ``` ```` fenced block of `text`, in order, as `(tag, body)`: the tag is the
+/// trimmed rest of the opening fence's line (`python`, `json`, or empty), the body what lies
+/// between that line and the closing fence.
+pub fn fenced_blocks(text: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = text;
-    let mut offset = 0;
-    while let Some(open) = rest.find("```") {
+    std::iter::from_fn(move || {
+        let open = rest.find("```")?;
         let after = open + 3;
         let line_end = rest[after..].find('\n').map_or(rest.len(), |k| after + k);
         let tag = rest[after..line_end].trim();
         let body_start = (line_end + 1).min(rest.len());
-        let Some(close) = rest[body_start..].find("```") else { break };
-        let body = offset + body_start..offset + body_start + close;
+        let close = rest[body_start..].find("```")?;
+        let body = &rest[body_start..body_start + close];
+        rest = &rest[body_start + close + 3..];
+        Some((tag, body))
+    })
+}
+
+/// The content of the last fenced block tagged `json` (any case), else of the last untagged
+/// fence; `None` if there is no closed fence.
+pub fn fenced_json(text: &str) -> Option<&str> {
+    let (mut tagged, mut bare) = (None, None);
+    for (tag, body) in fenced_blocks(text) {
         if tag.eq_ignore_ascii_case("json") {
             tagged = Some(body);
         } else if tag.is_empty() {
             bare = Some(body);
         }
-        let consumed = body_start + close + 3;
-        offset += consumed;
-        rest = &rest[consumed..];
     }
-    tagged.or(bare).map(|r| &text[r])
+    tagged.or(bare)
 }
 
 /// Parse the response's JSON from `source`.
@@ -441,6 +447,16 @@ fn compile_at(schema: &Value, path: &str) -> Result<Schema, ConfigError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fenced_blocks_in_order_with_their_tags() {
+        let text = "a\n```python\nx = 1\n```\nb ```\nplain\n``` c\n```json\n{}\n```\n```unclosed\n";
+        let blocks: Vec<(&str, &str)> = fenced_blocks(text).collect();
+        assert_eq!(blocks, [("python", "x = 1\n"), ("", "plain\n"), ("json", "{}\n")]);
+        assert_eq!(fenced_blocks("no fences").count(), 0);
+        assert_eq!(fenced_blocks("```one line```").count(), 0, "a fence's body starts on its next line");
+        assert_eq!(fenced_json(text), Some("{}\n"));
+    }
 
     #[test]
     fn layouts() {
