@@ -47,6 +47,14 @@ pub enum EngineError {
         /// The index.
         index: u32,
     },
+    /// An eval task key past the end of the gold suite.
+    #[error("the gold suite has {size} tasks (e-0 .. e-{}), so e-{index} names none", size.saturating_sub(1))]
+    NoSuchEvalTask {
+        /// The index asked for.
+        index: u64,
+        /// The suite's size.
+        size: u64,
+    },
     /// A reward was not finite.
     #[error("step {step}: channel `{channel}` gave a non-finite reward {value} (sample {index}){}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     NonFiniteReward {

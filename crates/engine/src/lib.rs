@@ -30,6 +30,7 @@
 mod env;
 mod episodes;
 mod error;
+pub mod keys;
 mod load;
 mod policy;
 mod rollout;
@@ -38,6 +39,7 @@ mod run;
 pub use env::{catalog, Coalition, DataDigest, EnvPiece, Environment, Services, TaskSlot};
 pub use episodes::{episode_step, reference_action, EpisodeBatch};
 pub use error::EngineError;
+pub use keys::{KeyError, WireKey};
 pub use load::{load, load_spec, load_spec_bytes};
 pub use policy::{
     reference_policy, OraclePolicy, UniformPolicy, POLICY_KINDS, REFERENCE_POLICIES, TRAINABLE_POLICIES,

@@ -34,7 +34,7 @@ pub mod trainer;
 
 pub use config::{Normalization, TrainConfig};
 pub use trainer::{
-    ChannelKind, CreditChannel, SampleRecord, SampledGroup, StepReport, StepSamples, StepTimings, TrainState,
+    group_advantages, ChannelKind, CreditChannel, SampleRecord, SampledGroup, StepReport, StepSamples, StepTimings, TrainState,
     Trainer,
 };
 

@@ -523,62 +523,15 @@ impl Trainer {
         Ok(SampledGroup { picks, rewards, gold, score_secs })
     }
 
-    /// Per-sample, per-channel advantages of one group (flat `[g][c]`), with the centred
-    /// rewards `r − mean` (flat `[g][c]`) and the per-channel normaliser `1/(σ+ε)` (or 1),
-    /// so that `A = w · centred · inv_sigma` and `∂A/∂w = centred · inv_sigma`.
+    /// Per-sample, per-channel advantages of one group under this trainer's normalisation
+    /// ([`group_advantages`]).
     pub fn advantages(
         &self,
         rewards: &[f64],
         weights: &[f64],
         g_count: usize,
     ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let c_count = weights.len();
-        let mut adv = vec![0.0; g_count * c_count];
-        let mut centred_all = vec![0.0; g_count * c_count];
-        let mut inv_sigma = vec![0.0; c_count];
-        let mean = |c: usize| (0..g_count).map(|g| rewards[g * c_count + c]).sum::<f64>() / g_count as f64;
-        let means: Vec<f64> = (0..c_count).map(mean).collect();
-        let std_of = |xs: &mut dyn Iterator<Item = f64>, m: f64| -> f64 {
-            let v: f64 = xs.map(|x| (x - m) * (x - m)).sum::<f64>() / g_count as f64;
-            v.sqrt()
-        };
-        let shared_sigma = if self.config.normalization == Normalization::Shared {
-            let combined: Vec<f64> = (0..g_count)
-                .map(|g| (0..c_count).map(|c| weights[c] * rewards[g * c_count + c]).sum::<f64>())
-                .collect();
-            let m = combined.iter().sum::<f64>() / g_count as f64;
-            std_of(&mut combined.iter().copied(), m)
-        } else {
-            0.0
-        };
-        for c in 0..c_count {
-            // A channel that is constant over the group carries no signal; its advantage is
-            // exactly zero (the float mean of equal values need not equal them).
-            let first = rewards[c];
-            if (0..g_count).all(|g| rewards[g * c_count + c] == first) {
-                continue;
-            }
-            // Dividing by σ + ε, or multiplying by 1 when there is no σ: the division is kept
-            // as a division so the shared and per-channel results match an ordinary GRPO
-            // implementation to the last bit.
-            let sigma = match self.config.normalization {
-                Normalization::Shared => Some(shared_sigma),
-                Normalization::PerChannel => {
-                    Some(std_of(&mut (0..g_count).map(|g| rewards[g * c_count + c]), means[c]))
-                }
-                Normalization::None => None,
-            };
-            inv_sigma[c] = sigma.map_or(1.0, |s| 1.0 / (s + SIGMA_EPS));
-            for g in 0..g_count {
-                centred_all[g * c_count + c] = rewards[g * c_count + c] - means[c];
-                let centred = weights[c] * (rewards[g * c_count + c] - means[c]);
-                adv[g * c_count + c] = match sigma {
-                    Some(s) => centred / (s + SIGMA_EPS),
-                    None => centred,
-                };
-            }
-        }
-        (adv, centred_all, inv_sigma)
+        group_advantages(self.config.normalization, rewards, weights, g_count)
     }
 
     /// Runs one training step, in four phases: sample and score the step's groups
@@ -859,4 +812,63 @@ fn check(z: &[f64], step: u64, channel: &str) -> Result<(), LearnError> {
         Some(v) => Err(LearnError::NonFinite { step: Some(step), channel: channel.into(), value: *v }),
         None => Ok(()),
     }
+}
+
+/// Per-sample, per-channel advantages of one group of `g_count` samples (rewards and result
+/// flat `[g][c]`, one weight per channel), with the centred
+/// rewards `r − mean` (flat `[g][c]`) and the per-channel normaliser `1/(σ+ε)` (or 1),
+/// so that `A = w · centred · inv_sigma` and `∂A/∂w = centred · inv_sigma`.
+pub fn group_advantages(
+    normalization: Normalization,
+    rewards: &[f64],
+    weights: &[f64],
+    g_count: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let c_count = weights.len();
+    let mut adv = vec![0.0; g_count * c_count];
+    let mut centred_all = vec![0.0; g_count * c_count];
+    let mut inv_sigma = vec![0.0; c_count];
+    let mean = |c: usize| (0..g_count).map(|g| rewards[g * c_count + c]).sum::<f64>() / g_count as f64;
+    let means: Vec<f64> = (0..c_count).map(mean).collect();
+    let std_of = |xs: &mut dyn Iterator<Item = f64>, m: f64| -> f64 {
+        let v: f64 = xs.map(|x| (x - m) * (x - m)).sum::<f64>() / g_count as f64;
+        v.sqrt()
+    };
+    let shared_sigma = if normalization == Normalization::Shared {
+        let combined: Vec<f64> = (0..g_count)
+            .map(|g| (0..c_count).map(|c| weights[c] * rewards[g * c_count + c]).sum::<f64>())
+            .collect();
+        let m = combined.iter().sum::<f64>() / g_count as f64;
+        std_of(&mut combined.iter().copied(), m)
+    } else {
+        0.0
+    };
+    for c in 0..c_count {
+        // A channel that is constant over the group carries no signal; its advantage is
+        // exactly zero (the float mean of equal values need not equal them).
+        let first = rewards[c];
+        if (0..g_count).all(|g| rewards[g * c_count + c] == first) {
+            continue;
+        }
+        // Dividing by σ + ε, or multiplying by 1 when there is no σ: the division is kept
+        // as a division so the shared and per-channel results match an ordinary GRPO
+        // implementation to the last bit.
+        let sigma = match normalization {
+            Normalization::Shared => Some(shared_sigma),
+            Normalization::PerChannel => {
+                Some(std_of(&mut (0..g_count).map(|g| rewards[g * c_count + c]), means[c]))
+            }
+            Normalization::None => None,
+        };
+        inv_sigma[c] = sigma.map_or(1.0, |s| 1.0 / (s + SIGMA_EPS));
+        for g in 0..g_count {
+            centred_all[g * c_count + c] = rewards[g * c_count + c] - means[c];
+            let centred = weights[c] * (rewards[g * c_count + c] - means[c]);
+            adv[g * c_count + c] = match sigma {
+                Some(s) => centred / (s + SIGMA_EPS),
+                None => centred,
+            };
+        }
+    }
+    (adv, centred_all, inv_sigma)
 }

@@ -6,12 +6,12 @@ use gristmill_core::episode::EpisodeFamilyInfo;
 use gristmill_core::params::Params;
 use gristmill_core::piece::ScoreKey;
 use gristmill_core::spec::Overrides;
-use gristmill_core::task::{Split, Task, TaskKey};
+use gristmill_core::task::Task;
 use gristmill_engine::{EngineError, Environment};
 use serde_json::{json, Value};
 
 use crate::error::{clip, ApiError, ErrorCode, ServerError};
-use crate::keys::WireKey;
+use gristmill_engine::WireKey;
 
 /// Parses, validates and builds one spec's environment with the engine's one loader and
 /// catalog (so every spec the `gristmill` binary accepts is served; the policy section plays
@@ -160,29 +160,10 @@ impl EnvEntry {
 
     /// Regenerates the task a wire key names.
     pub fn task(&self, key: WireKey) -> Result<Task, ApiError> {
-        let generated = match key {
-            WireKey::Train { seed, step, index } => {
-                self.env.training_task(&self.weights, self.hint_p, seed, step, index)
+        self.env.keyed_task(key).map_err(|e| match e {
+            EngineError::NoSuchEvalTask { .. } => {
+                ApiError::new(ErrorCode::UnknownTaskKey, format!("task key `{key}` of `{}`: {e}", self.name))
             }
-            WireKey::Eval { index } => {
-                let eval = &self.env.spec.spec().eval;
-                let srcs = &self.env.spec.eval_sources();
-                if index >= eval.size as u64 || srcs.is_empty() {
-                    return Err(ApiError::new(
-                        ErrorCode::UnknownTaskKey,
-                        format!(
-                            "task key `{key}`: the gold suite of `{}` has {} tasks (e-0 .. e-{})",
-                            self.name,
-                            eval.size,
-                            eval.size.saturating_sub(1)
-                        ),
-                    ));
-                }
-                let source = srcs[(index % srcs.len() as u64) as usize] as u32;
-                self.env.task(TaskKey { seed: eval.seed, source, index, split: Split::Eval })
-            }
-        };
-        generated.map_err(|e| match e {
             EngineError::Task(t) => {
                 ApiError::new(ErrorCode::TaskGeneration, format!("task key `{key}`: {t}"))
             }
@@ -190,13 +171,9 @@ impl EnvEntry {
         })
     }
 
-    /// The randomness key pieces score with (see [`crate::keys`]).
+    /// The randomness key pieces score with (see [`gristmill_engine::keys`]).
     pub fn score_key(&self, key: WireKey, sample: Option<u64>) -> ScoreKey {
-        let index = sample.unwrap_or(key.index());
-        match key {
-            WireKey::Train { seed, step, .. } => ScoreKey { seed, step, index },
-            WireKey::Eval { .. } => ScoreKey { seed: self.env.spec.spec().eval.seed, step: 0, index },
-        }
+        self.env.keyed_score_key(key, sample)
     }
 
     /// The episode source called `id` (the first when `None`).

@@ -20,7 +20,7 @@ use crate::de;
 use crate::envs::EnvEntry;
 use crate::error::{clip, ApiError, ErrorCode, ServerError};
 use crate::extract::{ApiJson, ApiPath};
-use crate::keys::{KeyError, WireKey};
+use gristmill_engine::{KeyError, WireKey};
 use crate::sessions::{Held, Kind};
 use crate::state::AppState;
 

@@ -1,25 +1,30 @@
 //! Task keys on the wire.
 //!
-//! A wire key names one task of one environment and lets the server regenerate it without
-//! state:
+//! A wire key names one task of one environment and lets whoever holds the environment (the
+//! HTTP server, the Python package) regenerate it without state ([`Environment::keyed_task`]):
 //!
 //! | key | task | score randomness (`ScoreKey`) |
 //! |---|---|---|
 //! | `t-<seed hex>-<step>-<index>` | training slot `index` of step `step` under root seed `seed`: `env.training_task(&env.sampling_distribution(), hint probability, seed, step, index)`, hint line included as in-process training would show it | `{seed, step, index: sample}` |
 //! | `e-<index>` | task `index` of the gold suite (`env.eval_suite()[index]`), never hinted | `{seed: eval.seed, step: 0, index: sample}` |
 //!
-//! `sample` is the score request's optional field; it defaults to the task's `index`. In
+//! `sample` is the scorer's optional sample index; it defaults to the task's `index`. In
 //! the engine's rollouts response `g` to task `b` has sample index `b · G + g`
 //! (`gristmill_engine::sample_index`), so a client that passes that reproduces a rollout's
 //! reward vectors exactly.
 //!
-//! Every key has exactly one spelling, the one the server writes: seeds are lowercase
+//! Every key has exactly one spelling, the one [`WireKey`]'s `Display` writes: seeds are lowercase
 //! hexadecimal without leading zeros, step and index decimal without leading zeros (`0`
 //! itself is written `0`); no signs, spaces, upper case or extra parts. A key in that
 //! grammar whose number does not fit a `u64` is well-formed but names no task.
 
 use std::fmt;
 use std::str::FromStr;
+
+use gristmill_core::piece::ScoreKey;
+use gristmill_core::task::{Split, Task, TaskKey};
+
+use crate::{EngineError, Environment};
 
 /// A parsed wire task key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +134,41 @@ impl FromStr for WireKey {
             ("e", [Some(index), None, None, None]) => Ok(WireKey::Eval { index: dec(index, "index")? }),
             ("e", _) => Err(format("an eval key has the form `e-<index>`")),
             _ => Err(format("must start with `t-` (training task) or `e-` (gold eval task)")),
+        }
+    }
+}
+
+impl Environment {
+    /// Regenerates the task a wire key names: a training slot as in-process training draws
+    /// it (the spec's sampling distribution, its hint probability), or a gold-suite task.
+    pub fn keyed_task(&self, key: WireKey) -> Result<Task, EngineError> {
+        match key {
+            WireKey::Train { seed, step, index } => self.training_task(
+                &self.sampling_distribution(),
+                self.hint().map(|h| h.probability),
+                seed,
+                step,
+                index,
+            ),
+            WireKey::Eval { index } => {
+                let eval = &self.spec.spec().eval;
+                let sources = self.spec.eval_sources();
+                if index >= eval.size as u64 || sources.is_empty() {
+                    return Err(EngineError::NoSuchEvalTask { index, size: eval.size as u64 });
+                }
+                let source = sources[(index % sources.len() as u64) as usize] as u32;
+                self.task(TaskKey { seed: eval.seed, source, index, split: Split::Eval })
+            }
+        }
+    }
+
+    /// The randomness key pieces score the response to `key`'s task with; `sample` defaults
+    /// to the task's index (see the module documentation).
+    pub fn keyed_score_key(&self, key: WireKey, sample: Option<u64>) -> ScoreKey {
+        let index = sample.unwrap_or(key.index());
+        match key {
+            WireKey::Train { seed, step, .. } => ScoreKey { seed, step, index },
+            WireKey::Eval { .. } => ScoreKey { seed: self.spec.spec().eval.seed, step: 0, index },
         }
     }
 }
