@@ -22,7 +22,8 @@
 //!
 //! Also here: the coalition runs behind exact Shapley, its sampled estimate and
 //! leave-one-out ([`coalition`]), each piece's standalone metrics ([`standalone`]), the
-//! typed reports ([`report`]) and the checkpoint format ([`checkpoint`]).
+//! typed reports ([`report`]), the checkpoint format ([`checkpoint`]) and the record of a run
+//! an outside trainer trained ([`outside`]).
 //!
 //! Invariant: this crate knows nothing of the command line, HTTP or how results are
 //! printed; it reaches storage only through [`RunSink`], and the credit arithmetic only
@@ -32,6 +33,7 @@
 pub mod checkpoint;
 pub mod coalition;
 pub mod exact;
+pub mod outside;
 pub mod report;
 mod run;
 pub mod sink;
@@ -39,6 +41,7 @@ pub mod standalone;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CHECKPOINT_FORMAT};
 pub use exact::ExactMetric;
+pub use outside::{OutsideError, OutsideReport, OutsideRun, OUTSIDE_KIND};
 pub use run::{Run, RunStep, Trained};
 pub use sink::{NoSink, RunSink, StoreSink};
 
