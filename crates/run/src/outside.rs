@@ -180,6 +180,23 @@ impl OutsideRun {
         Ok(())
     }
 
+    /// Every per-step series stored so far, after a [`checkpoint`](OutsideRun::checkpoint):
+    /// `gold`, `delta`, `residual`, `delta_se` (when estimated) and `credit/<row>` (the
+    /// per-horizon credit curves), each `(step, value)` in step order.
+    pub fn curves(&mut self) -> Result<Vec<(String, Vec<(u64, f64)>)>, OutsideError> {
+        self.checkpoint()?;
+        let mut names: Vec<String> = ["gold", "delta", "residual", "delta_se"].map(String::from).to_vec();
+        names.extend(self.ledger.rows().iter().map(|r| format!("credit/{r}")));
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let series = self.store.metric_series(self.run, &name)?;
+            if !series.is_empty() || name != "delta_se" {
+                out.push((name, series));
+            }
+        }
+        Ok(out)
+    }
+
     /// The report as it stands.
     pub fn report(&self) -> OutsideReport {
         OutsideReport {

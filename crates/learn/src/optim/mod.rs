@@ -130,6 +130,11 @@ impl SplitOptimizer {
         (self.rows, self.columns)
     }
 
+    /// How many parameters each step covers.
+    pub fn parameters(&self) -> usize {
+        self.len
+    }
+
     /// The largest `|Δθ|` the optimizer can take on one coordinate at the next step, if it
     /// is bounded (Adam); each cell's share is at most twice this.
     pub fn step_bound(&self) -> Option<f64> {
