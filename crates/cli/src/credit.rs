@@ -37,7 +37,12 @@ pub enum Method {
 #[derive(Args, Debug)]
 pub struct CreditArgs {
     /// Spec file (TOML) with a trainable policy.
-    pub spec: PathBuf,
+    #[arg(required_unless_present = "run")]
+    pub spec: Option<PathBuf>,
+    /// Show the stored credit table of run ID instead (a `credit` run, or a run an outside
+    /// trainer such as TRL recorded through the Python package).
+    #[arg(long, value_name = "ID", conflicts_with = "spec")]
+    pub run: Option<i64>,
     /// Which method(s).
     #[arg(long, value_enum, default_value_t = Method::All)]
     pub method: Method,
@@ -49,7 +54,11 @@ pub struct CreditArgs {
 }
 
 pub fn credit(db: &Path, args: CreditArgs) -> anyhow::Result<ExitCode> {
-    let (valid, text) = match crate::commands::load_spec(&args.spec, &args.flags.overrides()) {
+    if let Some(id) = args.run {
+        return stored(db, id, args.flags.json.as_deref());
+    }
+    let spec = args.spec.as_deref().expect("clap requires a spec without --run");
+    let (valid, text) = match crate::commands::load_spec(spec, &args.flags.overrides()) {
         Ok(v) => v,
         Err(e) => return crate::commands::exit_for(e),
     };
@@ -109,6 +118,64 @@ pub fn credit(db: &Path, args: CreditArgs) -> anyhow::Result<ExitCode> {
         write_json(path, &body)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `credit --run ID`: the credit result a run stored.
+fn stored(db: &Path, id: i64, json_out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let store = Store::open(db)?;
+    let run = store.run(gristmill_store::RunId(id))?;
+    let body = store.result(run.id, "credit")?.ok_or_else(|| {
+        anyhow!(
+            "run {id} (`{}`, {}) has no stored credit result; `gristmill credit SPEC` and finished outside runs have one",
+            run.kind.as_str(),
+            run.status.as_str()
+        )
+    })?;
+    if body.get("pieces").is_some() {
+        print_report(&body);
+    } else {
+        print_outside(&body);
+    }
+    if let Some(path) = json_out {
+        write_json(path, &body)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table of an outside trainer's credit (`gristmill_run::OutsideReport`).
+fn print_outside(body: &serde_json::Value) {
+    let credit = &body["credit"];
+    let f = |v: &serde_json::Value| v.as_f64();
+    let columns: Vec<&str> = credit["columns"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).collect();
+    let mut header = vec!["row"];
+    header.extend(columns.iter().copied());
+    header.push("total");
+    let mut t = table(&header);
+    let cells: Vec<f64> = credit["cells"].as_array().into_iter().flatten().filter_map(f).collect();
+    let width = columns.len().max(1);
+    for (r, row) in credit["rows"].as_array().into_iter().flatten().enumerate() {
+        let values = cells.get(r * width..(r + 1) * width).unwrap_or(&[]);
+        let mut line = vec![Cell::new(row.as_str().unwrap_or(""))];
+        line.extend(values.iter().map(|v| num(Some(*v), 6)));
+        line.push(num(Some(values.iter().sum()), 6));
+        t.add_row(line);
+    }
+    println!("{t}");
+    println!(
+        "run {} trained by {}: {} steps; ΔM = {} (se {}), residual {} (largest step {}); M after = {}",
+        body["run_id"],
+        body["trainer"].as_str().unwrap_or("?"),
+        body["steps"],
+        fmt(f(&credit["delta_metric"])),
+        fmt(f(&body["delta_se"])),
+        fmt(f(&credit["residual"])),
+        fmt(f(&credit["max_step_residual"])),
+        fmt(f(&body["gold_after"])),
+    );
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.6}"))
 }
 
 fn print_report(body: &serde_json::Value) {
