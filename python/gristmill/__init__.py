@@ -206,7 +206,6 @@ def _python_scores(piece: PythonPiece, tasks: list[Task], responses: list[str]) 
     if bad.size:
         i = int(bad[0])
         raise ScoringError(
-            f"Python piece `{piece.id}` gave a non-finite reward {values[i]} to responses[{i}] "
-            f"(task `{tasks[i].key}`)"
+            f"Python piece `{piece.id}` gave a non-finite reward {values[i]} to responses[{i}] (task `{tasks[i].key}`)"
         )
     return values

@@ -96,9 +96,7 @@ class SplitOptimizer:
         p = None if params is None else _f64(params, "params").reshape(-1).tobytes()
         cells, real, decay = self._opt.step(raw, p, lr)
         cells_arr = (
-            np.stack([np.frombuffer(c, dtype=np.float64) for c in cells])
-            if cells
-            else np.zeros((0, self.length))
+            np.stack([np.frombuffer(c, dtype=np.float64) for c in cells]) if cells else np.zeros((0, self.length))
         )
         return SplitStep(
             cells_arr,
@@ -108,8 +106,14 @@ class SplitOptimizer:
 
     def to_json(self) -> str:
         """The whole state, for a checkpoint."""
-        return json.dumps({"rows": self.rows, "columns": self.columns, "length": self.length,
-                           "native": json.loads(self._opt.to_json())})
+        return json.dumps(
+            {
+                "rows": self.rows,
+                "columns": self.columns,
+                "length": self.length,
+                "native": json.loads(self._opt.to_json()),
+            }
+        )
 
     @staticmethod
     def from_json(text: str) -> SplitOptimizer:
@@ -148,7 +152,12 @@ class Ledger:
         native_env = getattr(env, "native", env)
         return Ledger(
             _native.Ledger.create(
-                native_env, list(rows), list(columns), steps, None if db is None else str(db), trainer,
+                native_env,
+                list(rows),
+                list(columns),
+                steps,
+                None if db is None else str(db),
+                trainer,
                 json.dumps(config or {}),
             )
         )
@@ -185,8 +194,9 @@ class Ledger:
         """Feeds one step; returns it as credited (`cells`, `delta_metric`, `residual`, `rows`)."""
         flat = [float(x) for x in np.asarray(cells, dtype=np.float64).reshape(-1)]
         return json.loads(
-            self._native.observe(step, float(metric_before), float(metric_after), flat,
-                                 None if delta_se is None else float(delta_se))
+            self._native.observe(
+                step, float(metric_before), float(metric_after), flat, None if delta_se is None else float(delta_se)
+            )
         )
 
     def checkpoint(self) -> None:

@@ -26,7 +26,7 @@ Two things:
      or any object with the same `value_and_grad` method.
 
   Optionally (`influence=True`) the per-sample influence on `M`, `I_s = −∇ℓ_s · ∇M`
-  (a directional derivative by central difference: two extra forward passes), is logged; `Σ_s A[s, c] I_s` is channel
+  (one extra backward pass per sample), is logged; `Σ_s A[s, c] I_s` is channel
   `c`'s first-order credit under plain gradient ascent.
 
 Extra optimizer memory: Adam's split keeps two moments per coalition of channels that
@@ -82,9 +82,7 @@ def train_dataset(env: Environment, count: int, step: int = 0, conversational: b
     from datasets import Dataset
 
     tasks = env.sample(step, count)
-    return Dataset.from_list(
-        [{"prompt": t.messages if conversational else t.prompt, "task_key": t.key} for t in tasks]
-    )
+    return Dataset.from_list([{"prompt": t.messages if conversational else t.prompt, "task_key": t.key} for t in tasks])
 
 
 class _BatchScorer:
@@ -111,7 +109,9 @@ def reward_functions(env: Environment, scorer: _BatchScorer | None = None) -> li
     fns = []
     for c, name in enumerate(env.channels):
 
-        def fn(prompts: Any = None, completions: Any = None, task_key: Any = None, _c: int = c, **_: Any) -> list[float]:
+        def fn(
+            prompts: Any = None, completions: Any = None, task_key: Any = None, _c: int = c, **_: Any
+        ) -> list[float]:
             if task_key is None:
                 raise ScoringError("gristmill reward functions need the dataset's `task_key` column")
             return [float(x) for x in scorer.matrix(task_key, completions)[:, _c]]
@@ -187,8 +187,9 @@ class GoldLogLikelihood:
                 # run the float32 model. The class's own forward is what the copy must run.
                 for module in self._shadow.modules():
                     module.__dict__.pop("forward", None)
-            shadow_params = [p for _, p in sorted(self._shadow.named_parameters(), key=lambda kv: kv[0])
-                             if p.requires_grad]
+            shadow_params = [
+                p for _, p in sorted(self._shadow.named_parameters(), key=lambda kv: kv[0]) if p.requires_grad
+            ]
             values = master if master is not None else _flat([p.data for p in params], params)
             with torch.no_grad():
                 for p, x in zip(shadow_params, _unflat(values, shadow_params), strict=True):
@@ -227,15 +228,24 @@ class _SplitTorchOptimizer(torch.optim.Optimizer):
     gradients the trainer stashed, applies the real step to a float64 master copy of the
     parameters and reports the shares to the trainer's credit."""
 
-    def __init__(self, trainer: CreditGRPOTrainer, params: list[torch.Tensor], lr: float, betas: tuple[float, float],
-                 eps: float, weight_decay: float, kind: str):
+    def __init__(
+        self,
+        trainer: CreditGRPOTrainer,
+        params: list[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float,
+        kind: str,
+    ):
         super().__init__(params, {"lr": lr})
         self.trainer = trainer
         self.params = params
         self.weight_decay = weight_decay
         self.length = sum(p.numel() for p in params)
-        self.split = SplitOptimizer(kind, lr, len(trainer.channels), 1, self.length, betas[0], betas[1], eps,
-                                    weight_decay)
+        self.split = SplitOptimizer(
+            kind, lr, len(trainer.channels), 1, self.length, betas[0], betas[1], eps, weight_decay
+        )
         self.master = _flat([p.data for p in params], params)
 
     @torch.no_grad()
@@ -262,8 +272,11 @@ class _SplitTorchOptimizer(torch.optim.Optimizer):
         self.trainer._after_step(st, scale)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"split": self.split.to_json(), "master": self.master.tolist(),
-                "param_groups": [{"lr": g["lr"]} for g in self.param_groups]}
+        return {
+            "split": self.split.to_json(),
+            "master": self.master.tolist(),
+            "param_groups": [{"lr": g["lr"]} for g in self.param_groups],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.split = SplitOptimizer.from_json(state["split"])
@@ -304,7 +317,8 @@ class CreditGRPOTrainer(GRPOTrainer):
         if self.num_iterations != 1:
             problems.append(f"num_iterations = {self.num_iterations}: use 1")
         if self.loss_type not in LINEAR_LOSSES:
-            problems.append(f"loss_type `{self.loss_type}` is not linear in the advantages ({', '.join(LINEAR_LOSSES)})")
+            linear = ", ".join(LINEAR_LOSSES)
+            problems.append(f"loss_type `{self.loss_type}` is not linear in the advantages ({linear})")
         if a.gradient_accumulation_steps != 1 or a.steps_per_generation != 1:
             problems.append("gradient_accumulation_steps and steps_per_generation must be 1")
         if a.optim not in ("adamw_torch", "adamw_torch_fused", "sgd"):
@@ -323,10 +337,19 @@ class CreditGRPOTrainer(GRPOTrainer):
             self.ledger = Ledger.resume(ledger_db, resume_run)
         else:
             self.ledger = Ledger.create(
-                env, self.rows, steps=int(a.max_steps if a.max_steps > 0 else 0), db=ledger_db, trainer="trl",
-                config={"learning_rate": a.learning_rate, "weight_decay": a.weight_decay, "loss_type": self.loss_type,
-                        "num_generations": self.num_generations, "normalization": normalization,
-                        "metric": type(metric).__name__},
+                env,
+                self.rows,
+                steps=int(a.max_steps if a.max_steps > 0 else 0),
+                db=ledger_db,
+                trainer="trl",
+                config={
+                    "learning_rate": a.learning_rate,
+                    "weight_decay": a.weight_decay,
+                    "loss_type": self.loss_type,
+                    "num_generations": self.num_generations,
+                    "normalization": normalization,
+                    "metric": type(metric).__name__,
+                },
             )
         self._pending_grads: list[np.ndarray | None] | None = None
         self._metric_now: tuple[float, np.ndarray] | None = None
@@ -343,8 +366,15 @@ class CreditGRPOTrainer(GRPOTrainer):
         if self.optimizer is None:
             a = self.args
             kind = "sgd" if a.optim == "sgd" else "adam"
-            self.optimizer = _SplitTorchOptimizer(self, self.trainable(), a.learning_rate, (a.adam_beta1, a.adam_beta2),
-                                                  a.adam_epsilon, a.weight_decay if kind == "adam" else 0.0, kind)
+            self.optimizer = _SplitTorchOptimizer(
+                self,
+                self.trainable(),
+                a.learning_rate,
+                (a.adam_beta1, a.adam_beta2),
+                a.adam_epsilon,
+                a.weight_decay if kind == "adam" else 0.0,
+                kind,
+            )
             # Accelerate wraps the optimizer; the trainer talks to the split one directly.
             self._split_opt = self.optimizer
         return self.optimizer
@@ -393,7 +423,7 @@ class CreditGRPOTrainer(GRPOTrainer):
             g = torch.autograd.grad(ell, params, grad_outputs=col, retain_graph=True, allow_unused=True)
             cells.append(_flat(g, params))
         if self.influence:
-            self._influence(model, fed, params, channel_adv)
+            self._influence(ell, params, channel_adv)
         self._pending_grads = cells
         total = [c for c in cells if c is not None]
         flat_total = np.sum(total, axis=0) if total else np.zeros(sum(p.numel() for p in params))
@@ -402,43 +432,18 @@ class CreditGRPOTrainer(GRPOTrainer):
         self._step += 1
         return loss.detach()
 
-    def _influence(self, model: Any, fed: dict[str, Any], params: list[torch.Tensor], channel_adv: torch.Tensor) -> None:
-        """Per-sample influence on `M`, `I_s = −∇ℓ_s · ∇M`: the directional derivative of
-        `ℓ` along `∇M` by a central difference, `(ℓ(θ + h d) − ℓ(θ − h d)) / 2h` with
-        `d = ∇M/‖∇M‖` and `h = 1e-3`: two forward passes. (Forward-mode AD and the
-        double-backward trick both fail on TRL's fused log-prob kernel, whose backward is
-        not differentiable; the difference's error is O(h²) plus float32 rounding / h.)"""
+    def _influence(self, ell: torch.Tensor, params: list[torch.Tensor], channel_adv: torch.Tensor) -> None:
+        """Per-sample influence on `M`, `I_s = −∇ℓ_s · ∇M`, one backward pass per sample
+        through the graph the step already built (exact; `n` backward passes, so optional).
+        Forward-mode AD and the double-backward trick both fail on TRL's fused log-prob
+        kernel, whose backward is not differentiable."""
         assert self._metric_now is not None
         grad_m = self._metric_now[1]
-        norm = float(np.linalg.norm(grad_m))
-        if norm == 0.0:
-            self._last_influence = np.zeros(channel_adv.shape[0])
-            self._last_channel_adv = channel_adv.detach().to(torch.float64).cpu().numpy()
-            return
-        h = 1e-3
-        direction = _unflat(grad_m / norm, params)
-
-        def ell_at(sign: float) -> np.ndarray:
-            with torch.no_grad():
-                for p, d in zip(params, direction, strict=True):
-                    p.add_(d.to(p.dtype), alpha=sign * h)
-            a = fed["advantages"].detach().clone().requires_grad_(True)
-            shifted = dict(fed)
-            shifted["advantages"] = a
-            with self.compute_loss_context_manager():
-                loss = self.compute_loss(model, shifted)
-            (e,) = torch.autograd.grad(loss, a)
-            with torch.no_grad():
-                for p, d in zip(params, direction, strict=True):
-                    p.sub_(d.to(p.dtype), alpha=sign * h)
-            return e.detach().to(torch.float64).cpu().numpy()
-
-        master = [p.detach().clone() for p in params]
-        plus, minus = ell_at(1.0), ell_at(-1.0)
-        with torch.no_grad():
-            for p, m in zip(params, master, strict=True):
-                p.copy_(m)
-        self._last_influence = -(plus - minus) / (2 * h) * norm
+        influence = np.zeros(ell.shape[0])
+        for s in range(ell.shape[0]):
+            g = torch.autograd.grad(ell[s], params, retain_graph=True, allow_unused=True)
+            influence[s] = -float(_flat(g, params) @ grad_m)
+        self._last_influence = influence
         self._last_channel_adv = channel_adv.detach().to(torch.float64).cpu().numpy()
 
     def _after_step(self, st: Any, scale: float) -> None:

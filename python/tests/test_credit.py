@@ -149,10 +149,19 @@ def test_a_killed_trainer_resumes_its_ledger_from_the_store(tmp_path, arith_spec
     done = ledger.finish()
     assert done["steps"] == 6 and done["trainer"] == "trl"
     assert done["credit"]["cells"][0] == pytest.approx(0.36, abs=1e-14)
-    listing = subprocess.run([str(gristmill_bin), "--db", str(db), "runs"], capture_output=True, text=True,
-                             check=True, env={**os.environ, "NO_COLOR": "1"})
+    listing = subprocess.run(
+        [str(gristmill_bin), "--db", str(db), "runs"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert "outside" in listing.stdout and str(run_id) in listing.stdout, listing.stdout
-    shown = subprocess.run([str(gristmill_bin), "--db", str(db), "credit", "--run", str(run_id), "--json",
-                            str(tmp_path / "c.json")], capture_output=True, text=True, check=True)
+    shown = subprocess.run(
+        [str(gristmill_bin), "--db", str(db), "credit", "--run", str(run_id), "--json", str(tmp_path / "c.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "exact" in shown.stdout and "residual" in shown.stdout, shown.stdout
     assert json.loads((tmp_path / "c.json").read_text())["credit"]["rows"] == ["exact", "format", "control"]

@@ -47,7 +47,8 @@ def test_python_pieces_are_extra_channels(arith_spec: str) -> None:
     m = env.score(tasks, ["a", "bb", "Answer: 3"])
     assert m.channels[-1] == "length" and env.weights[-1] == 0.25
     np.testing.assert_array_equal(m["length"], [0.1, 0.2, 0.9])
-    np.testing.assert_array_equal(m.rewards[:, :-1], Environment.from_toml(arith_spec).score(tasks, ["a", "bb", "Answer: 3"]).rewards)
+    plain = Environment.from_toml(arith_spec).score(tasks, ["a", "bb", "Answer: 3"])
+    np.testing.assert_array_equal(m.rewards[:, :-1], plain.rewards)
 
 
 def test_bad_input_is_a_typed_error_naming_the_problem(arith_spec: str) -> None:
@@ -73,8 +74,14 @@ def test_bad_input_is_a_typed_error_naming_the_problem(arith_spec: str) -> None:
         env.with_pieces(short).score(tasks, ["a", "b"])
     with pytest.raises(gristmill.SpecError, match="already has a channel"):
         env.with_pieces(PythonPiece("gold", lambda ts, rs: rs))
-    for cls in (gristmill.ShapeError, gristmill.TaskKeyError, gristmill.SpecError, gristmill.ScoringError,
-                gristmill.LedgerError, gristmill.StoreError):
+    for cls in (
+        gristmill.ShapeError,
+        gristmill.TaskKeyError,
+        gristmill.SpecError,
+        gristmill.ScoringError,
+        gristmill.LedgerError,
+        gristmill.StoreError,
+    ):
         assert issubclass(cls, gristmill.GristmillError)
 
 
@@ -89,7 +96,7 @@ def test_group_advantages_split_grpo_exactly_by_channel() -> None:
     rng = np.random.default_rng(5)
     rewards = rng.integers(0, 3, size=(12, 3)).astype(np.float64) * 0.5
     weights = [1.0, 0.5, 0.0]
-    adv, centred, inv = gristmill.group_advantages(rewards, weights, group_size=4, normalization="shared")
+    adv, _, inv = gristmill.group_advantages(rewards, weights, group_size=4, normalization="shared")
     assert adv.shape == (12, 3) and inv.shape == (3, 3)
     # Σ_c A_c is GRPO's advantage of the combined reward, to rounding of a 3-term sum.
     np.testing.assert_allclose(adv.sum(axis=1), _grpo(rewards @ np.array(weights), 4), rtol=0, atol=1e-12)

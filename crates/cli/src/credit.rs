@@ -146,7 +146,8 @@ fn stored(db: &Path, id: i64, json_out: Option<&Path>) -> anyhow::Result<ExitCod
 fn print_outside(body: &serde_json::Value) {
     let credit = &body["credit"];
     let f = |v: &serde_json::Value| v.as_f64();
-    let columns: Vec<&str> = credit["columns"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).collect();
+    let columns: Vec<&str> =
+        credit["columns"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).collect();
     let mut header = vec!["row"];
     header.extend(columns.iter().copied());
     header.push("total");

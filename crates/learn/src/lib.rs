@@ -34,8 +34,8 @@ pub mod trainer;
 
 pub use config::{Normalization, TrainConfig};
 pub use trainer::{
-    group_advantages, ChannelKind, CreditChannel, SampleRecord, SampledGroup, StepReport, StepSamples, StepTimings, TrainState,
-    Trainer,
+    group_advantages, ChannelKind, CreditChannel, SampleRecord, SampledGroup, StepReport, StepSamples,
+    StepTimings, TrainState, Trainer,
 };
 
 use gristmill_engine::EngineError;

@@ -75,7 +75,9 @@ fn engine_error(origin: &str, e: EngineError) -> PyErr {
 
 fn check_batch(what: &str, n: usize) -> PyResult<()> {
     if n > MAX_BATCH {
-        return Err(ShapeError::new_err(format!("{what} is {n}, more than the limit of {MAX_BATCH} per call")));
+        return Err(ShapeError::new_err(format!(
+            "{what} is {n}, more than the limit of {MAX_BATCH} per call"
+        )));
     }
     Ok(())
 }
@@ -138,7 +140,11 @@ impl Environment {
     }
 
     /// Regenerates the tasks of `keys` and pairs them with `responses` (same length).
-    fn pairs(&self, keys: &[String], responses: &[String]) -> PyResult<Vec<(WireKey, gristmill_core::task::Task)>> {
+    fn pairs(
+        &self,
+        keys: &[String],
+        responses: &[String],
+    ) -> PyResult<Vec<(WireKey, gristmill_core::task::Task)>> {
         if keys.len() != responses.len() {
             return Err(ShapeError::new_err(format!(
                 "{} task keys but {} responses: give one response per key",
@@ -163,7 +169,8 @@ impl Environment {
     #[staticmethod]
     #[pyo3(signature = (text, origin = "<string>"))]
     fn from_toml(text: &str, origin: &str) -> PyResult<Environment> {
-        let env = gristmill_engine::load(text, origin, &Overrides::default()).map_err(|e| engine_error(origin, e))?;
+        let env = gristmill_engine::load(text, origin, &Overrides::default())
+            .map_err(|e| engine_error(origin, e))?;
         Ok(Environment { env: Arc::new(env), text: text.to_string(), origin: origin.to_string() })
     }
 
@@ -233,7 +240,14 @@ impl Environment {
     /// `count` training tasks of step `step` under root seed `seed` (the spec's by default),
     /// slots `offset .. offset + count`: exactly the tasks gristmill's own trainer would draw.
     #[pyo3(signature = (step, count, seed = None, offset = 0))]
-    fn sample(&self, py: Python<'_>, step: u64, count: usize, seed: Option<u64>, offset: u64) -> PyResult<Vec<Task>> {
+    fn sample(
+        &self,
+        py: Python<'_>,
+        step: u64,
+        count: usize,
+        seed: Option<u64>,
+        offset: u64,
+    ) -> PyResult<Vec<Task>> {
         check_batch("count", count)?;
         let seed = seed.unwrap_or(self.env.seed());
         let keys: Vec<WireKey> = (0..count as u64)
@@ -310,7 +324,10 @@ impl Environment {
                                 .and_then(|s| s.failure())
                                 .map(|r| format!(": {r}"))
                                 .unwrap_or_default();
-                            Err(format!("responses[{i}] (task `{key}`): channel `{}` gave {v}{why}", channels[c]))
+                            Err(format!(
+                                "responses[{i}] (task `{key}`): channel `{}` gave {v}{why}",
+                                channels[c]
+                            ))
                         }
                     }
                 })
@@ -325,7 +342,12 @@ impl Environment {
 
     /// The gold score (1 correct, 0 not) of `responses[i]` to `keys[i]`: `bytes` of
     /// `len(keys)` float64 values.
-    fn gold<'py>(&self, py: Python<'py>, keys: Vec<String>, responses: Vec<String>) -> PyResult<Bound<'py, PyBytes>> {
+    fn gold<'py>(
+        &self,
+        py: Python<'py>,
+        keys: Vec<String>,
+        responses: Vec<String>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let pairs = self.pairs(&keys, &responses)?;
         let env = &self.env;
         let scores: Vec<f64> = py.detach(|| {

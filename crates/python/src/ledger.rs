@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use gristmill_measure::StepContribution;
-use gristmill_run::{OutsideError, OutsideRun};
+use gristmill_run::{NewOutsideRun, OutsideError, OutsideRun};
 use gristmill_store::{RunId, Store};
 use pyo3::prelude::*;
 
@@ -36,7 +36,8 @@ pub struct Ledger {
 
 impl Ledger {
     fn with<T>(&self, f: impl FnOnce(&mut OutsideRun) -> Result<T, OutsideError>) -> PyResult<T> {
-        let mut guard = self.run.lock().map_err(|_| StoreError::new_err("the ledger was poisoned by a panic"))?;
+        let mut guard =
+            self.run.lock().map_err(|_| StoreError::new_err("the ledger was poisoned by a panic"))?;
         match guard.as_mut() {
             None => Err(LedgerError::new_err("the ledger's run is finished; resume it or create a new one")),
             Some(run) => f(run).map_err(py_err),
@@ -67,10 +68,18 @@ impl Ledger {
         if rows.is_empty() || columns.is_empty() {
             return Err(LedgerError::new_err("a ledger needs at least one row and one column"));
         }
-        let config: serde_json::Value =
-            serde_json::from_str(config).map_err(|e| LedgerError::new_err(format!("config is not JSON: {e}")))?;
-        let run = OutsideRun::create(open(db)?, &env.env.spec, &env.text, trainer, rows, columns, steps, config)
-            .map_err(py_err)?;
+        let config: serde_json::Value = serde_json::from_str(config)
+            .map_err(|e| LedgerError::new_err(format!("config is not JSON: {e}")))?;
+        let new = NewOutsideRun {
+            spec: &env.env.spec,
+            spec_text: &env.text,
+            trainer,
+            rows,
+            columns,
+            steps,
+            config,
+        };
+        let run = OutsideRun::create(open(db)?, new).map_err(py_err)?;
         Ok(Ledger { run: Mutex::new(Some(run)) })
     }
 
@@ -116,7 +125,8 @@ impl Ledger {
         cells: Vec<f64>,
         delta_se: Option<f64>,
     ) -> PyResult<String> {
-        let contribution = StepContribution { step, metric_before, metric_after, delta_se, cells, conflict: None };
+        let contribution =
+            StepContribution { step, metric_before, metric_after, delta_se, cells, conflict: None };
         self.with(|r| r.observe(contribution).map(|c| json(&c)))
     }
 
@@ -143,7 +153,8 @@ impl Ledger {
     /// Checkpoints, stores the report as the run's `credit` result and finishes the run.
     /// Returns the report as JSON text.
     fn finish(&self) -> PyResult<String> {
-        let mut guard = self.run.lock().map_err(|_| StoreError::new_err("the ledger was poisoned by a panic"))?;
+        let mut guard =
+            self.run.lock().map_err(|_| StoreError::new_err("the ledger was poisoned by a panic"))?;
         let run = guard.take().ok_or_else(|| LedgerError::new_err("the ledger's run is already finished"))?;
         run.finish().map(|r| json(&r)).map_err(py_err)
     }

@@ -22,17 +22,47 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(gristmill._native, GristmillError, PyException, "Base class of every error gristmill raises.");
-create_exception!(gristmill._native, SpecError, GristmillError, "A spec that does not parse, validate or build.");
-create_exception!(gristmill._native, TaskKeyError, GristmillError, "A task key that is malformed or names no task.");
-create_exception!(gristmill._native, ScoringError, GristmillError, "Responses that cannot be scored, or a piece that gave a non-finite reward.");
+create_exception!(
+    gristmill._native,
+    GristmillError,
+    PyException,
+    "Base class of every error gristmill raises."
+);
+create_exception!(
+    gristmill._native,
+    SpecError,
+    GristmillError,
+    "A spec that does not parse, validate or build."
+);
+create_exception!(
+    gristmill._native,
+    TaskKeyError,
+    GristmillError,
+    "A task key that is malformed or names no task."
+);
+create_exception!(
+    gristmill._native,
+    ScoringError,
+    GristmillError,
+    "Responses that cannot be scored, or a piece that gave a non-finite reward."
+);
 create_exception!(gristmill._native, ShapeError, GristmillError, "Arrays whose sizes do not fit each other.");
-create_exception!(gristmill._native, LedgerError, GristmillError, "A credit step the ledger refuses (out of order, NaN, wrong cell count).");
-create_exception!(gristmill._native, StoreError, GristmillError, "The run store failed or holds something else than asked for.");
+create_exception!(
+    gristmill._native,
+    LedgerError,
+    GristmillError,
+    "A credit step the ledger refuses (out of order, NaN, wrong cell count)."
+);
+create_exception!(
+    gristmill._native,
+    StoreError,
+    GristmillError,
+    "The run store failed or holds something else than asked for."
+);
 
 /// `f64`s of a `bytes` object (native-endian, as NumPy's `tobytes()` writes them).
 pub(crate) fn floats(bytes: &[u8], what: &str) -> PyResult<Vec<f64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(ShapeError::new_err(format!(
             "{what}: {} bytes is not a whole number of float64 values",
             bytes.len()

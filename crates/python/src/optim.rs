@@ -61,7 +61,11 @@ pub fn group_advantages<'py>(
         centred.extend(ce);
         inv.extend(s);
     }
-    Ok((PyBytes::new(py, &to_bytes(&adv)), PyBytes::new(py, &to_bytes(&centred)), PyBytes::new(py, &to_bytes(&inv))))
+    Ok((
+        PyBytes::new(py, &to_bytes(&adv)),
+        PyBytes::new(py, &to_bytes(&centred)),
+        PyBytes::new(py, &to_bytes(&inv)),
+    ))
 }
 
 /// The channel-split optimizer over a flat parameter vector of `length` values and
@@ -95,16 +99,22 @@ impl SplitOptimizer {
         let kind = match kind {
             "sgd" => OptimizerKind::Sgd,
             "adam" => {
-                if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) || !(eps > 0.0 && eps.is_finite()) {
+                let valid = (0.0..1.0).contains(&beta1)
+                    && (0.0..1.0).contains(&beta2)
+                    && eps > 0.0
+                    && eps.is_finite();
+                if !valid {
                     return Err(ShapeError::new_err(format!(
                         "adam needs 0 ≤ beta1, beta2 < 1 and eps > 0; got beta1 {beta1}, beta2 {beta2}, eps {eps}"
                     )));
                 }
                 OptimizerKind::Adam { beta1, beta2, eps }
             }
-            other => return Err(ShapeError::new_err(format!("optimizer `{other}` is neither `adam` nor `sgd`"))),
+            other => {
+                return Err(ShapeError::new_err(format!("optimizer `{other}` is neither `adam` nor `sgd`")))
+            }
         };
-        if !(lr > 0.0 && lr.is_finite()) || !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+        if !(lr > 0.0 && lr.is_finite() && weight_decay >= 0.0 && weight_decay.is_finite()) {
             return Err(ShapeError::new_err(format!(
                 "need lr > 0 and weight_decay ≥ 0, both finite; got lr {lr}, weight_decay {weight_decay}"
             )));
@@ -167,20 +177,30 @@ impl SplitOptimizer {
         for (i, b) in grads.iter().enumerate() {
             let v = floats(b, &format!("grads[{i}]"))?;
             if !v.is_empty() && v.len() != len {
-                return Err(ShapeError::new_err(format!("grads[{i}] has {} values; the parameters have {len}", v.len())));
+                return Err(ShapeError::new_err(format!(
+                    "grads[{i}] has {} values; the parameters have {len}",
+                    v.len()
+                )));
             }
             if let Some((k, x)) = non_finite(&v) {
-                return Err(GristmillError::new_err(format!("grads[{i}][{k}] is {x}: gradients must be finite")));
+                return Err(GristmillError::new_err(format!(
+                    "grads[{i}][{k}] is {x}: gradients must be finite"
+                )));
             }
             g.push(v);
         }
         let decay = match (self.weight_decay > 0.0, params) {
             (false, _) => None,
-            (true, None) => return Err(ShapeError::new_err("weight_decay > 0 needs the parameters (`params`)")),
+            (true, None) => {
+                return Err(ShapeError::new_err("weight_decay > 0 needs the parameters (`params`)"))
+            }
             (true, Some(p)) => {
                 let p = floats(&p, "params")?;
                 if p.len() != len {
-                    return Err(ShapeError::new_err(format!("params has {} values; the optimizer has {len}", p.len())));
+                    return Err(ShapeError::new_err(format!(
+                        "params has {} values; the optimizer has {len}",
+                        p.len()
+                    )));
                 }
                 let scale = -self.split.learning_rate * self.weight_decay;
                 Some(p.iter().map(|x| scale * x).collect::<Vec<f64>>())

@@ -41,7 +41,7 @@ pub mod standalone;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CHECKPOINT_FORMAT};
 pub use exact::ExactMetric;
-pub use outside::{OutsideError, OutsideReport, OutsideRun, OUTSIDE_KIND};
+pub use outside::{NewOutsideRun, OutsideError, OutsideReport, OutsideRun, OUTSIDE_KIND};
 pub use run::{Run, RunStep, Trained};
 pub use sink::{NoSink, RunSink, StoreSink};
 

@@ -59,6 +59,27 @@ pub struct OutsideReport {
     pub credit: CreditTable,
 }
 
+/// What an outside run is created with.
+pub struct NewOutsideRun<'a> {
+    /// The environment's validated spec.
+    pub spec: &'a ValidSpec,
+    /// Its text, stored with the run.
+    pub spec_text: &'a str,
+    /// Who trains (e.g. `trl`).
+    pub trainer: &'a str,
+    /// Credit rows (pieces, pseudo-pieces).
+    pub rows: Vec<String>,
+    /// Credit columns (sources, or one `all`).
+    pub columns: Vec<String>,
+    /// Planned steps (0 when unknown).
+    pub steps: u64,
+    /// Kept as the run's configuration.
+    pub config: serde_json::Value,
+}
+
+/// One per-step series: `(step, value)` in step order.
+pub type Series = Vec<(u64, f64)>;
+
 /// A ledger fed by an outside trainer, recorded in a run store.
 pub struct OutsideRun {
     store: Store,
@@ -69,19 +90,9 @@ pub struct OutsideRun {
 }
 
 impl OutsideRun {
-    /// Creates run `steps` long in `store` for the environment of `spec` (its text is stored
-    /// with it), credit rows `rows` × columns `columns`; `trainer` names who trains (e.g.
-    /// `trl`), `config` is kept as the run's configuration.
-    pub fn create(
-        mut store: Store,
-        spec: &ValidSpec,
-        spec_text: &str,
-        trainer: &str,
-        rows: Vec<String>,
-        columns: Vec<String>,
-        steps: u64,
-        config: serde_json::Value,
-    ) -> Result<OutsideRun, OutsideError> {
+    /// Creates the run `new` describes in `store` (the spec's text is stored with it).
+    pub fn create(mut store: Store, new: NewOutsideRun<'_>) -> Result<OutsideRun, OutsideError> {
+        let NewOutsideRun { spec, spec_text, trainer, rows, columns, steps, config } = new;
         let digest = store.put_spec(spec.hash(), &spec.spec().name, spec_text)?;
         let mut new = NewRun::new(RunKind::Other(OUTSIDE_KIND.into()), spec.hash(), spec.seed(), steps);
         new.config = serde_json::json!({
@@ -116,8 +127,9 @@ impl OutsideRun {
         let ledger = match store.latest_checkpoint(run)? {
             None => CreditLedger::new(rows, columns),
             Some(c) => {
-                let state: LedgerState = serde_json::from_slice(&c.bytes)
-                    .map_err(|e| not_outside(format!("checkpoint at step {} is not a ledger: {e}", c.step)))?;
+                let state: LedgerState = serde_json::from_slice(&c.bytes).map_err(|e| {
+                    not_outside(format!("checkpoint at step {} is not a ledger: {e}", c.step))
+                })?;
                 if state.rows != rows || state.columns != columns {
                     return Err(not_outside(format!(
                         "checkpoint at step {} has other rows/columns than the run was created with",
@@ -183,7 +195,7 @@ impl OutsideRun {
     /// Every per-step series stored so far, after a [`checkpoint`](OutsideRun::checkpoint):
     /// `gold`, `delta`, `residual`, `delta_se` (when estimated) and `credit/<row>` (the
     /// per-horizon credit curves), each `(step, value)` in step order.
-    pub fn curves(&mut self) -> Result<Vec<(String, Vec<(u64, f64)>)>, OutsideError> {
+    pub fn curves(&mut self) -> Result<Vec<(String, Series)>, OutsideError> {
         self.checkpoint()?;
         let mut names: Vec<String> = ["gold", "delta", "residual", "delta_se"].map(String::from).to_vec();
         names.extend(self.ledger.rows().iter().map(|r| format!("credit/{r}")));

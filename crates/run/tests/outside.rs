@@ -2,7 +2,7 @@
 //! run killed between checkpoints resumes to the same table as one never interrupted.
 
 use gristmill_measure::StepContribution;
-use gristmill_run::outside::{OutsideError, OutsideRun, OUTSIDE_KIND};
+use gristmill_run::outside::{NewOutsideRun, OutsideError, OutsideRun, OUTSIDE_KIND};
 use gristmill_store::Store;
 use gristmill_testkit::{fixture, load, scratch_dir};
 
@@ -30,8 +30,16 @@ fn rows() -> Vec<String> {
 fn create(store: Store) -> OutsideRun {
     let env = load(&fixture("credit-base"));
     let text = fixture("credit-base");
-    OutsideRun::create(store, &env.spec, &text, "trl", rows(), vec!["all".into()], 6, serde_json::json!({"lr": 1e-4}))
-        .expect("create")
+    let new = NewOutsideRun {
+        spec: &env.spec,
+        spec_text: &text,
+        trainer: "trl",
+        rows: rows(),
+        columns: vec!["all".into()],
+        steps: 6,
+        config: serde_json::json!({"lr": 1e-4}),
+    };
+    OutsideRun::create(store, new).expect("create")
 }
 
 #[test]

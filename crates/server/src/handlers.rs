@@ -20,9 +20,9 @@ use crate::de;
 use crate::envs::EnvEntry;
 use crate::error::{clip, ApiError, ErrorCode, ServerError};
 use crate::extract::{ApiJson, ApiPath};
-use gristmill_engine::{KeyError, WireKey};
 use crate::sessions::{Held, Kind};
 use crate::state::AppState;
+use gristmill_engine::{KeyError, WireKey};
 
 /// Batches larger than this run on the blocking pool, so one big batch does not stall the
 /// runtime's workers.

@@ -140,7 +140,7 @@ pub use auth::{Role, Tokens, MAX_TOKEN_LEN, MIN_TOKEN_LEN, TOKENS_ENV};
 pub use config::ServerConfig;
 pub use envs::{load_env_str, load_envs};
 pub use error::{ApiError, ErrorCode, ServerError, ECHO_MAX_CHARS, MESSAGE_MAX_CHARS};
-pub use handlers::OPENAPI_JSON;
 pub use gristmill_engine::{keys, KeyError, WireKey};
+pub use handlers::OPENAPI_JSON;
 pub use serve::{router, serve, serve_blocking, serve_on, shutdown_signal, ROUTES};
 pub use state::AppState;
