@@ -66,9 +66,22 @@ def main():
         lp = torch.log_softmax(model(ids).logits[0, -1].double(), -1)[paris[0]].item()
     report("logprob Paris", lp, "nats")
 
-    names = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj", "up": "up_proj", "down": "down_proj"}
-    cfg = LoraConfig(r=a.rank, lora_alpha=2 * a.rank, lora_dropout=0.0,
-                     target_modules=[names[t] for t in a.targets.split(",")], bias="none")
+    names = {
+        "q": "q_proj",
+        "k": "k_proj",
+        "v": "v_proj",
+        "o": "o_proj",
+        "gate": "gate_proj",
+        "up": "up_proj",
+        "down": "down_proj",
+    }
+    cfg = LoraConfig(
+        r=a.rank,
+        lora_alpha=2 * a.rank,
+        lora_dropout=0.0,
+        target_modules=[names[t] for t in a.targets.split(",")],
+        bias="none",
+    )
     model = get_peft_model(model, cfg)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{a.threads} threads, LoRA r={a.rank} on {a.targets}: {n_params} parameters")

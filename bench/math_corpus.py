@@ -199,7 +199,7 @@ def g_near_miss(r):
     if kind == 0:  # trailing zero
         return s, s + "0", True, True
     if kind == 1:  # off by one in the last digit
-        step = 10 ** -digits
+        step = 10**-digits
         return s, f"{x + r.choice([-step, step]):.{digits}f}", False, True
     return s, s, True, True
 

@@ -123,9 +123,7 @@ def main() -> int:
         out[name] = r["items_per_s"]
     rates = [out[n] for n in names]
     out["overall"] = len(rates) / sum(1.0 / r for r in rates)
-    out["overall_total"] = sum(d["items"] for d in detail.values()) / sum(
-        d["seconds"] for d in detail.values()
-    )
+    out["overall_total"] = sum(d["items"] for d in detail.values()) / sum(d["seconds"] for d in detail.values())
     out["_detail"] = {
         "datasets": detail,
         "item": "generate entry + score gold answer + score a wrong answer",

@@ -86,18 +86,41 @@ def train_dataset(env: Environment, count: int, step: int = 0, conversational: b
 
 
 class _BatchScorer:
-    """Scores a batch once for all channels; each channel's reward function reads its column."""
+    """Scores a batch once for all channels; each channel's reward function reads its column.
 
-    def __init__(self, env: Environment):
+    Every response gets its own score randomness (a noisy verifier's flips, a random
+    control's draws): the `k`-th response in the batch to task key `t-…-i` is scored with
+    sample index `step · 2³² + i · G + k` (`G` the group size, `step` the trainer's global
+    step when a trainer drives it), the engine's `b · G + g` convention offset by the step.
+    Without it the `G` responses to one prompt would share one draw, and a random reward
+    would be constant within every group, so it would carry no advantage at all."""
+
+    def __init__(self, env: Environment, group_size: int = 1 << 16):
         self.env = env
-        self._key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self.group_size = group_size
+        self.step = 0
+        self._key: tuple[object, ...] | None = None
         self._matrix: np.ndarray | None = None
+
+    def samples(self, keys: Sequence[str]) -> list[int]:
+        seen: dict[str, int] = {}
+        out = []
+        for k in keys:
+            occurrence = seen.get(k, 0)
+            seen[k] = occurrence + 1
+            if occurrence >= self.group_size:
+                raise ScoringError(
+                    f"task `{k}` appears {occurrence + 1} times in one batch; the group size is {self.group_size}"
+                )
+            index = int(k.rsplit("-", 1)[-1])
+            out.append((self.step << 32) + index * self.group_size + occurrence)
+        return out
 
     def matrix(self, keys: Sequence[str], completions: Sequence[Any]) -> np.ndarray:
         texts = tuple(completion_text(c) for c in completions)
-        key = (tuple(keys), texts)
+        key = (self.step, tuple(keys), texts)
         if key != self._key or self._matrix is None:
-            self._matrix = self.env.score(list(keys), list(texts)).rewards
+            self._matrix = self.env.score(list(keys), list(texts), self.samples(keys)).rewards
             self._key = key
         return self._matrix
 
@@ -351,6 +374,7 @@ class CreditGRPOTrainer(GRPOTrainer):
                     "metric": type(metric).__name__,
                 },
             )
+        self._scorer.group_size = self.num_generations
         self._pending_grads: list[np.ndarray | None] | None = None
         self._metric_now: tuple[float, np.ndarray] | None = None
         self._gm_rewards: np.ndarray | None = None
@@ -382,6 +406,7 @@ class CreditGRPOTrainer(GRPOTrainer):
     # -- rewards and advantages --------------------------------------------------------------
 
     def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
+        self._scorer.step = int(self.state.global_step)
         out = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         keys = [x["task_key"] for x in inputs]
         self._gm_rewards = self._scorer.matrix(keys, completions).copy()

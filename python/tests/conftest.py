@@ -16,6 +16,11 @@ def arith_spec() -> str:
 
 
 @pytest.fixture
+def trl_spec() -> str:
+    return (ROOT / "examples" / "trl-addition.toml").read_text()
+
+
+@pytest.fixture
 def gristmill_bin() -> pathlib.Path:
     path = pathlib.Path(os.environ.get("GRISTMILL_BIN", ROOT / "target" / "debug" / "gristmill"))
     if not path.exists():

@@ -106,7 +106,10 @@ def test_reward_functions_are_the_rust_scorer(arith_spec: str) -> None:
     tasks = env.sample(0, 6)
     completions = [[{"role": "assistant", "content": t.gold if i % 2 else "Answer: 1"}] for i, t in enumerate(tasks)]
     keys = [t.key for t in tasks]
-    want = env.score(keys, [c[0]["content"] for c in completions]).rewards
+    # Each response's own score stream: sample index = task index · G + occurrence (G = 2^16
+    # without a trainer), as the scorer documents.
+    samples = [int(k.rsplit("-", 1)[-1]) * (1 << 16) for k in keys]
+    want = env.score(keys, [c[0]["content"] for c in completions], samples).rewards
     fns = reward_functions(env)
     assert [f.__name__ for f in fns] == env.channels
     for c, f in enumerate(fns):
@@ -114,6 +117,19 @@ def test_reward_functions_are_the_rust_scorer(arith_spec: str) -> None:
         assert got == [float(x) for x in want[:, c]]  # the same doubles
     with pytest.raises(gristmill.ScoringError, match="task_key"):
         fns[0](prompts=[], completions=[])
+
+
+def test_each_response_of_a_group_gets_its_own_score_randomness(trl_spec: str) -> None:
+    env = gristmill.Environment.from_toml(trl_spec)
+    task = env.sample(0, 1)[0]
+    group = [task.key] * 8
+    fns = dict(zip(env.channels, reward_functions(env), strict=True))
+    control = fns["control"](completions=["Answer: 1"] * 8, task_key=group)
+    # The random-reward control must vary within a group of identical responses; one shared
+    # draw per prompt would make its advantage (and its credit) identically zero.
+    assert len(set(control)) == 8, control
+    again = reward_functions(env)[env.channels.index("control")](completions=["Answer: 1"] * 8, task_key=group)
+    assert again == control  # and it is still a function of (key, occurrence): replayable
 
 
 def test_settings_under_which_the_loss_is_not_linear_are_refused(tmp_path, arith_spec: str) -> None:

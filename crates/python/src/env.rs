@@ -139,9 +139,10 @@ impl Environment {
         }
     }
 
-    /// Regenerates the tasks of `keys` and pairs them with `responses` (same length).
+    /// Regenerates the tasks of `keys` (same length as `responses`), in parallel without the GIL.
     fn pairs(
         &self,
+        py: Python<'_>,
         keys: &[String],
         responses: &[String],
     ) -> PyResult<Vec<(WireKey, gristmill_core::task::Task)>> {
@@ -153,13 +154,10 @@ impl Environment {
             )));
         }
         check_batch("the number of responses", keys.len())?;
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let key = Self::parse_key(k, i)?;
-                Ok((key, self.keyed(key, i)?))
-            })
-            .collect()
+        let parsed: Vec<WireKey> = keys.iter().enumerate().map(|(i, k)| Self::parse_key(k, i)).collect::<PyResult<_>>()?;
+        py.detach(|| {
+            parsed.par_iter().enumerate().map(|(i, &key)| Ok((key, self.keyed(key, i)?))).collect()
+        })
     }
 }
 
@@ -294,7 +292,7 @@ impl Environment {
         responses: Vec<String>,
         samples: Option<Vec<u64>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let pairs = self.pairs(&keys, &responses)?;
+        let pairs = self.pairs(py, &keys, &responses)?;
         if let Some(s) = &samples {
             if s.len() != keys.len() {
                 return Err(ShapeError::new_err(format!(
@@ -348,7 +346,7 @@ impl Environment {
         keys: Vec<String>,
         responses: Vec<String>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let pairs = self.pairs(&keys, &responses)?;
+        let pairs = self.pairs(py, &keys, &responses)?;
         let env = &self.env;
         let scores: Vec<f64> = py.detach(|| {
             pairs
