@@ -12,7 +12,7 @@ fi
 export PATH="$venv/bin:$PATH"
 echo "== python: dependencies into $venv"
 pip install -q --disable-pip-version-check "maturin>=1.5,<2" "numpy>=1.24" "pytest>=8" "ruff>=0.6" \
-  torch "transformers>=4.56" "trl>=1.0" "peft>=0.13" datasets
+  torch "transformers>=4.56" "trl>=1.0" "peft>=0.13" datasets reasoning-gym
 echo "== python: build and install gristmill from source"
 pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps \
   --config-settings=build-args="--profile dev" .

@@ -154,10 +154,9 @@ impl Environment {
             )));
         }
         check_batch("the number of responses", keys.len())?;
-        let parsed: Vec<WireKey> = keys.iter().enumerate().map(|(i, k)| Self::parse_key(k, i)).collect::<PyResult<_>>()?;
-        py.detach(|| {
-            parsed.par_iter().enumerate().map(|(i, &key)| Ok((key, self.keyed(key, i)?))).collect()
-        })
+        let parsed: Vec<WireKey> =
+            keys.iter().enumerate().map(|(i, k)| Self::parse_key(k, i)).collect::<PyResult<_>>()?;
+        py.detach(|| parsed.par_iter().enumerate().map(|(i, &key)| Ok((key, self.keyed(key, i)?))).collect())
     }
 }
 

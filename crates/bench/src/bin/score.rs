@@ -15,7 +15,9 @@ use rayon::prelude::*;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (spec, n, repeats) = match args.as_slice() {
-        [_, spec, n, rest @ ..] => (spec.clone(), n.parse::<u64>()?, rest.first().map_or(Ok(5), |r| r.parse())?),
+        [_, spec, n, rest @ ..] => {
+            (spec.clone(), n.parse::<u64>()?, rest.first().map_or(Ok(5), |r| r.parse())?)
+        }
         _ => anyhow::bail!("usage: score-bench SPEC N [REPEATS]"),
     };
     let text = std::fs::read_to_string(&spec).with_context(|| format!("read {spec}"))?;
@@ -31,8 +33,11 @@ fn main() -> anyhow::Result<()> {
             env.sources[task.key.source as usize].render_answer(task.gold())
         })
         .collect();
-    let responses: Vec<String> =
-        golds.iter().enumerate().map(|(i, g)| if i % 2 == 0 { g.clone() } else { "Answer: 0".into() }).collect();
+    let responses: Vec<String> = golds
+        .iter()
+        .enumerate()
+        .map(|(i, g)| if i % 2 == 0 { g.clone() } else { "Answer: 0".into() })
+        .collect();
     let mut best = f64::INFINITY;
     let mut checksum = 0.0;
     for _ in 0..repeats {
