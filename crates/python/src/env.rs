@@ -139,13 +139,8 @@ impl Environment {
         }
     }
 
-    /// Regenerates the tasks of `keys` (same length as `responses`), in parallel without the GIL.
-    fn pairs(
-        &self,
-        py: Python<'_>,
-        keys: &[String],
-        responses: &[String],
-    ) -> PyResult<Vec<(WireKey, gristmill_core::task::Task)>> {
+    /// Refuses `keys` and `responses` of different lengths, or too many.
+    fn check_lengths(&self, keys: &[String], responses: &[String]) -> PyResult<()> {
         if keys.len() != responses.len() {
             return Err(ShapeError::new_err(format!(
                 "{} task keys but {} responses: give one response per key",
@@ -153,10 +148,7 @@ impl Environment {
                 responses.len()
             )));
         }
-        check_batch("the number of responses", keys.len())?;
-        let parsed: Vec<WireKey> =
-            keys.iter().enumerate().map(|(i, k)| Self::parse_key(k, i)).collect::<PyResult<_>>()?;
-        py.detach(|| parsed.par_iter().enumerate().map(|(i, &key)| Ok((key, self.keyed(key, i)?))).collect())
+        check_batch("the number of responses", keys.len())
     }
 }
 
@@ -291,7 +283,7 @@ impl Environment {
         responses: Vec<String>,
         samples: Option<Vec<u64>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let pairs = self.pairs(py, &keys, &responses)?;
+        self.check_lengths(&keys, &responses)?;
         if let Some(s) = &samples {
             if s.len() != keys.len() {
                 return Err(ShapeError::new_err(format!(
@@ -303,16 +295,18 @@ impl Environment {
         }
         let env = &self.env;
         let channels = env.channel_ids();
-        let rows: Vec<Result<Vec<f64>, String>> = py.detach(|| {
-            pairs
-                .par_iter()
+        // One parallel pass per response: regenerate its task, parse, score every channel.
+        let rows: Vec<PyResult<Vec<f64>>> = py.detach(|| {
+            keys.par_iter()
                 .zip(responses.into_par_iter())
                 .enumerate()
-                .map(|(i, ((key, task), text))| {
+                .map(|(i, (key, text))| {
+                    let key = &Self::parse_key(key, i)?;
+                    let task = self.keyed(*key, i)?;
                     let source = env.sources[task.key.source as usize].as_ref();
                     let response = Response::from_text(source, text);
                     let sample = samples.as_ref().map(|s| s[i]);
-                    let rewards = env.score(task, &response, env.keyed_score_key(*key, sample));
+                    let rewards = env.score(&task, &response, env.keyed_score_key(*key, sample));
                     match crate::non_finite(&rewards) {
                         None => Ok(rewards),
                         Some((c, v)) => {
@@ -321,10 +315,10 @@ impl Environment {
                                 .and_then(|s| s.failure())
                                 .map(|r| format!(": {r}"))
                                 .unwrap_or_default();
-                            Err(format!(
+                            Err(ScoringError::new_err(format!(
                                 "responses[{i}] (task `{key}`): channel `{}` gave {v}{why}",
                                 channels[c]
-                            ))
+                            )))
                         }
                     }
                 })
@@ -332,7 +326,7 @@ impl Environment {
         });
         let mut flat = Vec::with_capacity(rows.len() * channels.len());
         for row in rows {
-            flat.extend(row.map_err(ScoringError::new_err)?);
+            flat.extend(row?);
         }
         Ok(PyBytes::new(py, &to_bytes(&flat)))
     }
@@ -345,18 +339,20 @@ impl Environment {
         keys: Vec<String>,
         responses: Vec<String>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let pairs = self.pairs(py, &keys, &responses)?;
+        self.check_lengths(&keys, &responses)?;
         let env = &self.env;
-        let scores: Vec<f64> = py.detach(|| {
-            pairs
-                .par_iter()
+        let scores: Vec<PyResult<f64>> = py.detach(|| {
+            keys.par_iter()
                 .zip(responses.into_par_iter())
-                .map(|((_, task), text)| {
+                .enumerate()
+                .map(|(i, (key, text))| {
+                    let task = self.keyed(Self::parse_key(key, i)?, i)?;
                     let source = env.sources[task.key.source as usize].as_ref();
-                    env.gold_score(task, &Response::from_text(source, text))
+                    Ok(env.gold_score(&task, &Response::from_text(source, text)))
                 })
                 .collect()
         });
+        let scores: Vec<f64> = scores.into_iter().collect::<PyResult<_>>()?;
         Ok(PyBytes::new(py, &to_bytes(&scores)))
     }
 
