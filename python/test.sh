@@ -21,7 +21,9 @@ ruff check gristmill tests
 echo "== python: pytest"
 export GRISTMILL_BIN="${GRISTMILL_BIN:-$(pwd)/../target/debug/gristmill}"
 set +e
-python -m pytest -q -W ignore::FutureWarning -W ignore::UserWarning tests
+# The pytest script, not `python -m pytest`: the latter puts python/ on sys.path, and the
+# source tree (no compiled extension, or a stale one) would shadow the installed package.
+pytest -q -W ignore::FutureWarning -W ignore::UserWarning tests
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
