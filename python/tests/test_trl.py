@@ -80,10 +80,9 @@ def test_every_step_splits_exactly_and_the_ledger_balances(tmp_path, arith_spec:
         assert abs(h["residual"]) <= 1e-3 * abs(dm) + 1e-9, (h["residual"], dm)
         # Per-sample influence: Σ_s A[s,c] I_s is channel c's first-order credit g_c·∇M in exact
         # arithmetic. Measured: 0.2%–4% apart on seeds 1–3, far above float32 rounding: TRL's
-        # fused log-prob backward, called once per sample, does not add up to the same backward
-        # called once on the batch (0.4% on the gradient itself; the batched one equals TRL's
-        # own gradient bit for bit). So influence is a diagnostic, checked at 10%: that still
-        # fails on a sign, scale or sample-order error.
+        # fused log-prob backward is not linear in its incoming gradient (backward(0.3·v) +
+        # backward(0.7·v) is 0.4% off backward(v); docs/trl.md). So influence is a diagnostic,
+        # checked at 10%: that still fails on a sign, scale or sample-order error.
         infl, adv = h["influence"], h["channel_advantages"]
         for c, first in enumerate(h["first_order"]):
             assert float(adv[:, c] @ infl) == pytest.approx(first, rel=0.1, abs=1e-10), c
