@@ -79,8 +79,8 @@ def test_every_step_splits_exactly_and_the_ledger_balances(tmp_path, arith_spec:
         dm = h["metric_after"] - h["metric_before"]
         assert abs(h["residual"]) <= 1e-3 * abs(dm) + 1e-9, (h["residual"], dm)
         # Per-sample influence: Σ_s A[s,c] I_s is channel c's first-order credit g_c·∇M in exact
-        # arithmetic. Measured: 0.2%–4% apart on seeds 1–3, far above float32 rounding: TRL's
-        # fused log-prob backward is not linear in its incoming gradient (backward(0.3·v) +
+        # arithmetic. Measured: 0.2%–4% apart on seeds 1–3, far above float32 rounding: the
+        # backward through TRL's loss is not linear in its incoming gradient (backward(0.3·v) +
         # backward(0.7·v) is 0.4% off backward(v); docs/trl.md). So influence is a diagnostic,
         # checked at 10%: that still fails on a sign, scale or sample-order error.
         infl, adv = h["influence"], h["channel_advantages"]
