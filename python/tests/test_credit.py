@@ -138,7 +138,9 @@ def test_a_killed_trainer_resumes_its_ledger_from_the_store(tmp_path, arith_spec
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False)
+    # cwd away from python/: `python -c` puts the cwd first on sys.path, and the source tree's
+    # `gristmill` (no compiled extension) would shadow the installed package.
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False, cwd=tmp_path)
     assert out.returncode == -signal.SIGKILL, out.stderr
     run_id = int(out.stdout.strip())
     ledger = Ledger.resume(str(db), run_id)
