@@ -491,9 +491,10 @@ class CreditGRPOTrainer(GRPOTrainer):
             "credit": dict(zip(self.rows, credit, strict=True)),
             "residual": record["residual"],
             "clip_scale": scale,
+            # Scalars only: a step's parameter-sized vectors (C + 1 of them, 15 MB for SmolLM2's
+            # LoRA) kept per step would grow the history by that much every step.
             "split_error": float(np.max(np.abs(np.sum(shares, axis=0) - st.real))) if shares else 0.0,
-            "real_step": st.real,
-            "shares": np.stack(shares),
+            "real_step_max": float(np.abs(st.real).max()) if st.real.size else 0.0,
         }
         ascent = self._split_opt.last_ascent
         entry["first_order"] = [0.0 if g is None else float(g @ g_before) for g in ascent]

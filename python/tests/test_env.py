@@ -37,7 +37,10 @@ def test_scores_are_one_column_per_piece(arith_spec: str) -> None:
     np.testing.assert_array_equal(env.gold(tasks, [t.gold for t in tasks]), np.ones(16))
     # Scoring is a function of (task, response, sample): the same call gives the same bits.
     np.testing.assert_array_equal(env.score(tasks, [t.gold for t in tasks]).rewards, right.rewards)
-    assert right.combined() == pytest.approx(right.rewards @ env.weights, abs=0)
+    # The combined reward weighs each column by its piece's weight in examples/arith.toml.
+    spec_weights = {"gold": 1.0, "lenient": 0.5, "noisy": 0.5, "digits": 0.3, "rm": 0.5, "format": 0.1}
+    by_hand = sum(right[c] * w for c, w in spec_weights.items())
+    np.testing.assert_allclose(right.combined(), by_hand, rtol=1e-15, atol=1e-15)
 
 
 def test_python_pieces_are_extra_channels(arith_spec: str) -> None:

@@ -64,18 +64,18 @@ def test_every_step_splits_exactly_and_the_ledger_balances(tmp_path, arith_spec:
     rows = tr.rows
     assert rows == [*env.channels, "weight_decay"]
     for h in tr.history:
-        real = h["real_step"]
         # The shares (channels + decay) sum to the step applied: Owen's split is exact in exact
         # arithmetic; the float sum of ≤ 2^9 coalition terms of size ~lr is within 1e-15 here.
-        assert h["split_error"] <= 1e-15 + 1e-12 * np.abs(real).max(), h["split_error"]
+        assert h["split_error"] <= 1e-15 + 1e-12 * h["real_step_max"], h["split_error"]
         credit = h["credit"]
         assert credit["digit_count"] == 0.0  # zero weight: zero advantage, zero share, zero credit
         assert credit["length"] == credit["length_twin"]  # identical pieces: bit-identical shares
         # Pieces constant on a random model's output carry no advantage, hence no credit.
         assert credit["gold"] == 0.0
-        # Trapezoid rule on a step of size ~lr: the residual is third order; measured ≤ 3e-5·|ΔM|
-        # on seeds 1–3, so 1e-3·|ΔM| (+1e-9 for float64 rounding of M) has room and still fails
-        # if a share or ∇M were wrong (their errors are first order).
+        # Trapezoid rule on a step of size ~lr: the residual is third order, so 1e-3·|ΔM| (+1e-9
+        # for float64 rounding of M) fails if a share or ∇M were wrong (their errors are first
+        # order). It passes on these seeds and spec; on trl-addition.toml it is near the edge
+        # (docs/trl.md, Tests, gives the command and the ratios).
         dm = h["metric_after"] - h["metric_before"]
         assert abs(h["residual"]) <= 1e-3 * abs(dm) + 1e-9, (h["residual"], dm)
         # Per-sample influence: Σ_s A[s,c] I_s is channel c's first-order credit g_c·∇M in exact
