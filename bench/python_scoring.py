@@ -63,6 +63,7 @@ def main() -> None:
 
     try:
         import reasoning_gym as rg
+
         from gristmill.adapters import reasoning_gym_environment
     except ImportError:
         rg = None

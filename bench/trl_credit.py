@@ -4,13 +4,21 @@
         --mode credit --steps 30 --db trl-runs.db --json credit.json
     python bench/trl_credit.py --model ... --mode credit --drop exact --steps 30 --json loo-exact.json
     python bench/trl_credit.py --model ... --mode cost --steps 6       # credit vs plain TRL steps
+    python bench/trl_credit.py --model ... --mode metric               # M + ∇M time, float64 vs float32
+    python bench/trl_credit.py --model tiny --mode linearity           # is TRL's backward linear?
+    python bench/trl_credit.py --model tiny --steps 3 --lr 1e-4 --eval 8 --metric-precision model
 
 `--model tiny` uses the tests' randomly initialised llama instead of a GGUF. The spec is
 examples/trl-addition.toml (two-digit addition; exact verifier, format shaping, noisy verifier,
 random-reward control). `--drop PIECE` sets that piece's weight to 0: the leave-one-out run.
 `credit` mode prints the credit table (ΔM, residual) and stores it in the run store (`--db`);
 `cost` runs the same steps with plain `GRPOTrainer` (TRL's AdamW, same reward functions) and
-with `CreditGRPOTrainer` in one process and prints the median step-time ratio.
+with `CreditGRPOTrainer` in one process and prints the median step-time ratio. `metric` times
+one `GoldLogLikelihood.value_and_grad` in float64 and in the model's float32. `linearity`
+trains one step and compares, on its batch, TRL's gradient of its loss with the sum of two
+backward passes weighted 0.3·A and 0.7·A (and with one pass per sample): in exact arithmetic
+all three are equal. `--metric-precision model` evaluates M in float32 (the residual then
+carries M's rounding).
 """
 
 from __future__ import annotations
@@ -56,7 +64,8 @@ def load_model(spec: str, seed: int):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tiny")
-    ap.add_argument("--mode", choices=["credit", "cost"], default="credit")
+    ap.add_argument("--mode", choices=["credit", "cost", "metric", "linearity"], default="credit")
+    ap.add_argument("--metric-precision", choices=["float64", "model"], default="float64")
     ap.add_argument("--spec", default=str(ROOT / "examples" / "trl-addition.toml"))
     ap.add_argument("--drop", default=None, help="piece whose weight is set to 0 (leave-one-out)")
     ap.add_argument("--steps", type=int, default=30)
@@ -71,11 +80,13 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
-    import gristmill
+    import numpy as np
     import torch
-    from gristmill.trl import CreditGRPOTrainer, GoldLogLikelihood, reward_functions, train_dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
+
+    import gristmill
+    from gristmill.trl import CreditGRPOTrainer, GoldLogLikelihood, reward_functions, train_dataset
 
     torch.set_num_threads(a.threads)
     text = pathlib.Path(a.spec).read_text()
@@ -125,7 +136,7 @@ def main() -> None:
         timer = Timer()
         with tempfile.TemporaryDirectory() as out:
             if credit:
-                metric = GoldLogLikelihood(tok, env.eval_tasks()[: a.eval])
+                metric = GoldLogLikelihood(tok, env.eval_tasks()[: a.eval], precision=a.metric_precision)
                 tr = CreditGRPOTrainer(
                     model=model,
                     args=config(out),
@@ -149,7 +160,61 @@ def main() -> None:
             tr.train()
         return tr, timer
 
-    if a.mode == "cost":
+    if a.mode == "metric":
+        tok, model = load_model(a.model, a.seed)
+        params = [p for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]) if p.requires_grad]
+        for precision in ("float64", "model"):
+            metric = GoldLogLikelihood(tok, env.eval_tasks()[: a.eval], precision=precision)
+            metric.value_and_grad(model, params)  # the first call builds the float64 copy
+            t = time.perf_counter()
+            value, _ = metric.value_and_grad(model, params)
+            secs = time.perf_counter() - t
+            results[f"metric_{precision}_s"] = secs
+            print(f"M and ∇M ({precision}, {a.eval} tasks)   {secs:.2f} s   M = {value:.9f}")
+    elif a.mode == "linearity":
+        from gristmill.trl import _flat
+
+        tok, model = load_model(a.model, a.seed)
+        with tempfile.TemporaryDirectory() as out:
+            cfg = config(out)
+            cfg.max_steps = 1
+            tr = CreditGRPOTrainer(
+                model=model,
+                args=cfg,
+                processing_class=tok,
+                train_dataset=dataset,
+                env=env,
+                metric=GoldLogLikelihood(tok, env.eval_tasks()[:2]),
+            )
+            plain_loss = tr.compute_loss
+            gaps: dict[str, float] = {}
+
+            def probe(model, inputs, *args, **kw):
+                loss = plain_loss(model, inputs, *args, **kw)
+                adv = inputs["advantages"]
+                if adv.requires_grad and not gaps:
+                    params = tr.trainable()
+
+                    def grad(out, weights=None):
+                        g = torch.autograd.grad(out, params, grad_outputs=weights, retain_graph=True, allow_unused=True)
+                        return _flat(g, params)
+
+                    (ell,) = torch.autograd.grad(loss, adv, create_graph=True)
+                    whole = grad(loss)
+                    v = adv.detach()
+                    gaps["scale"] = float(np.abs(whole).max())
+                    gaps["one_pass_vs_trl"] = float(np.abs(grad(ell, v) - whole).max())
+                    gaps["split_0.3_0.7_vs_trl"] = float(np.abs(grad(ell, 0.3 * v) + grad(ell, 0.7 * v) - whole).max())
+                    per_sample = sum(float(v[s]) * grad(ell[s]) for s in range(len(v)))
+                    gaps["per_sample_vs_trl"] = float(np.abs(per_sample - whole).max())
+                return loss
+
+            tr.compute_loss = probe
+            tr.train()
+        results.update(gaps)
+        for k, v in gaps.items():
+            print(f"{k:<24}{v:.3g}")
+    elif a.mode == "cost":
         _, tp = run(False)
         _, tc = run(True)
         # The first step pays for lazy set-up (the float64 shadow, kernels): medians of the rest.
