@@ -198,16 +198,16 @@ impl Run {
                     sink.record_step(step.report.step, step.metrics)?;
                     let done = self.trainer.steps_done();
                     if flow.is_break() {
-                        sink.checkpoint(done, &self.checkpoint(), &self.trainer.state().digest)?;
+                        sink.checkpoint(done, &self.checkpoint().encode(), &self.trainer.state().digest)?;
                         return Ok(Trained::Stopped { at: done });
                     }
                     if done.is_multiple_of(every) || done == until {
-                        sink.checkpoint(done, &self.checkpoint(), &self.trainer.state().digest)?;
+                        sink.checkpoint(done, &self.checkpoint().encode(), &self.trainer.state().digest)?;
                     }
                 }
                 Err(error) => {
                     let done = self.trainer.steps_done();
-                    sink.checkpoint(done, &self.checkpoint(), &self.trainer.state().digest)?;
+                    sink.checkpoint(done, &self.checkpoint().encode(), &self.trainer.state().digest)?;
                     return Err(RunError::Stopped { checkpointed_at: done, source: Box::new(error) });
                 }
             }

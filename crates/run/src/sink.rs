@@ -7,20 +7,15 @@
 
 use gristmill_store::{RunId, Store, StoreError};
 
-use crate::checkpoint::Checkpoint;
-
 /// Receives a run's record.
 pub trait RunSink {
     /// One finished step's metrics (`name`, value).
     fn record_step(&mut self, step: u64, metrics: Vec<(String, f64)>) -> Result<(), StoreError>;
-    /// A checkpoint after `steps_done` steps with digest `digest`: everything recorded so far
-    /// must be durable once this returns.
-    fn checkpoint(
-        &mut self,
-        steps_done: u64,
-        checkpoint: &Checkpoint,
-        digest: &str,
-    ) -> Result<(), StoreError>;
+    /// A checkpoint's bytes after `steps_done` steps with digest `digest`: everything
+    /// recorded so far must be durable once this returns. The bytes are the trainer's own
+    /// versioned format ([`Checkpoint`](crate::Checkpoint) for gristmill-learn's policies,
+    /// another crate's for the language-model trainer); the sink does not read them.
+    fn checkpoint(&mut self, steps_done: u64, bytes: &[u8], digest: &str) -> Result<(), StoreError>;
 }
 
 /// Keeps nothing.
@@ -30,7 +25,7 @@ impl RunSink for NoSink {
     fn record_step(&mut self, _: u64, _: Vec<(String, f64)>) -> Result<(), StoreError> {
         Ok(())
     }
-    fn checkpoint(&mut self, _: u64, _: &Checkpoint, _: &str) -> Result<(), StoreError> {
+    fn checkpoint(&mut self, _: u64, _: &[u8], _: &str) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -61,20 +56,14 @@ impl RunSink for StoreSink<'_> {
         Ok(())
     }
 
-    fn checkpoint(
-        &mut self,
-        steps_done: u64,
-        checkpoint: &Checkpoint,
-        digest: &str,
-    ) -> Result<(), StoreError> {
-        let bytes = checkpoint.encode();
+    fn checkpoint(&mut self, steps_done: u64, bytes: &[u8], digest: &str) -> Result<(), StoreError> {
         let pending = std::mem::take(&mut self.pending);
         let run = self.run;
         self.store.batch(|b| -> Result<(), StoreError> {
             for (step, values) in &pending {
                 b.put_step_metrics(run, *step, values)?;
             }
-            b.put_checkpoint(run, steps_done, &bytes, digest)?;
+            b.put_checkpoint(run, steps_done, bytes, digest)?;
             b.set_progress(run, steps_done)?;
             Ok(())
         })

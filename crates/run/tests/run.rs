@@ -94,12 +94,7 @@ fn a_failing_step_is_checkpointed_at_the_last_good_state() {
         fn record_step(&mut self, _: u64, _: Vec<(String, f64)>) -> Result<(), gristmill_store::StoreError> {
             Ok(())
         }
-        fn checkpoint(
-            &mut self,
-            done: u64,
-            _: &Checkpoint,
-            _: &str,
-        ) -> Result<(), gristmill_store::StoreError> {
+        fn checkpoint(&mut self, done: u64, _: &[u8], _: &str) -> Result<(), gristmill_store::StoreError> {
             self.0.push(done);
             Ok(())
         }
