@@ -166,12 +166,24 @@ pub fn run(db: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = json!({ "seed": seed, "steps": steps, "threads": flags.threads });
     let threads_used =
         flags.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let lm = gristmill_lm_run::LmConfig::of(&valid).transpose()?;
     let train = TrainConfig::of(&valid);
-    let mut new =
-        NewRun::new(if train.is_some() { "train".into() } else { "run".into() }, valid.hash(), seed, steps);
+    let trains = train.is_some() || lm.is_some();
+    let mut new = NewRun::new(if trains { "train".into() } else { "run".into() }, valid.hash(), seed, steps);
     new.threads = threads_used as u32;
     new.config = config;
     let run_id = create_run(&mut store, &valid, &text, &new)?;
+    if let Some(config) = lm {
+        return crate::lmtrain::train_lm_run(
+            &mut store,
+            run_id,
+            valid,
+            config,
+            flags.threads,
+            flags.json.as_deref(),
+            false,
+        );
+    }
     if let Some(config) = train {
         return crate::train::train_run(
             &mut store,
@@ -282,9 +294,11 @@ pub fn resume(
     let mut store = Store::open(db)?;
     let run = store.run(run_id)?;
     let (valid, _) = stored_spec(&store, &run)?;
-    let config = TrainConfig::of(&valid).ok_or_else(|| {
-        anyhow!("run {run_id} does not train (policy `{}`); nothing to resume", valid.policy_kind().name)
-    })?;
+    let lm = gristmill_lm_run::LmConfig::of(&valid).transpose()?;
+    let config = TrainConfig::of(&valid);
+    if config.is_none() && lm.is_none() {
+        bail!("run {run_id} does not train (policy `{}`); nothing to resume", valid.policy_kind().name)
+    }
     match run.status {
         RunStatus::Finished => {
             println!("run {run_id} already finished (digest {})", run.digest.unwrap_or_default());
@@ -302,7 +316,17 @@ pub fn resume(
         }
         RunStatus::Running | RunStatus::Stopped => {}
     }
-    crate::train::train_run(&mut store, run_id, valid, config, threads, json_path, true)
+    match (config, lm) {
+        (_, Some(lm)) => {
+            crate::lmtrain::train_lm_run(&mut store, run_id, valid, lm, threads, json_path, true)
+        }
+        (Some(config), None) => {
+            crate::train::train_run(&mut store, run_id, valid, config, threads, json_path, true)
+        }
+        (None, None) => {
+            bail!("run {run_id} does not train (policy `{}`); nothing to resume", valid.policy_kind().name)
+        }
+    }
 }
 
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
@@ -388,7 +412,10 @@ pub fn replay(db: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // Judges replay from the verdicts the run stored: nothing is asked again.
     let services = crate::verdicts::services(db, &valid)?;
     let mut data_changes = Vec::new();
-    let (recomputed_digest, recomputed_metrics, n) = if let Some(config) = TrainConfig::of(&valid) {
+    let lm = gristmill_lm_run::LmConfig::of(&valid).transpose()?;
+    let (recomputed_digest, recomputed_metrics, n) = if let Some(lm) = lm {
+        crate::lmtrain::replay_lm(valid, &text, lm, run.seed, run.steps, args.threads, &services)?
+    } else if let Some(config) = TrainConfig::of(&valid) {
         // Re-train into a scratch in-memory store, then compare with what was stored.
         let (pool, n) = pool(args.threads)?;
         let mut scratch = Store::open_in_memory()?;

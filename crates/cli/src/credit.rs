@@ -62,9 +62,12 @@ pub fn credit(db: &Path, args: CreditArgs) -> anyhow::Result<ExitCode> {
         Ok(v) => v,
         Err(e) => return crate::commands::exit_for(e),
     };
+    if let Some(lm) = gristmill_lm_run::LmConfig::of(&valid).transpose()? {
+        return crate::lmtrain::credit_lm(db, valid, &text, lm, args.method, &args.flags);
+    }
     let config: TrainConfig = TrainConfig::of(&valid).ok_or_else(|| {
         anyhow!(
-            "credit needs a trainable policy (`loglinear` or `mlp`); the spec's policy is `{}`",
+            "credit needs a trainable policy (`loglinear`, `mlp` or `lm`); the spec's policy is `{}`",
             valid.policy_kind().name
         )
     })?;

@@ -3,6 +3,7 @@
 mod commands;
 mod credit;
 mod lm;
+mod lmtrain;
 mod output;
 mod train;
 mod tune;

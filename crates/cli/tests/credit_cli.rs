@@ -116,3 +116,29 @@ fn sgd_runs_keep_every_bit_across_the_adam_split_change() {
     );
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A language-model spec (a tiny random llama, 2 steps): in-run credit on both metrics, leave-
+/// one-out and exact Shapley from coalition runs on common random numbers. The full
+/// coalition's value in both counterfactual tables is the in-run run's final `M`, and Shapley
+/// is efficient: its values sum to `v(all) − v(none)`.
+#[test]
+fn credit_of_a_language_model_spec_has_every_method() {
+    let d = dir("lm");
+    let spec = gristmill_testkit::fixture("lm-tiny").replace("steps = 4\n", "steps = 2\n");
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    let v = credit_all(&d, "spec.toml");
+    assert_eq!(v["policy"], "lm");
+    let m_after = v["inrun"]["gold_after"].as_f64().unwrap();
+    assert_eq!(v["loo_values"]["7"].as_f64(), Some(m_after));
+    assert_eq!(v["coalition_values"]["7"].as_f64(), Some(m_after));
+    let phi: Vec<f64> = serde_json::from_value(v["shapley"].clone()).unwrap();
+    let (all, none) =
+        (v["coalition_values"]["7"].as_f64().unwrap(), v["coalition_values"]["0"].as_f64().unwrap());
+    assert!((phi.iter().sum::<f64>() - (all - none)).abs() <= 1e-12, "{phi:?}");
+    let rows = v["inrun"]["credit"]["rows"].as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["exact", "length", "control", "kl", "weight_decay"]);
+    let loglik: f64 = rows.iter().map(|r| r["loglik"].as_f64().unwrap()).sum();
+    let dl = v["inrun"]["credit"]["loglik_delta"].as_f64().unwrap();
+    assert!((loglik - dl).abs() <= 1e-5 * dl.abs().max(1.0), "Σ credit {loglik} vs ΔL {dl}");
+}

@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 use gristmill_store::{RunId, RunStatus, Store};
 
 fn scratch(name: &str) -> PathBuf {
+    scratch_with(name, &gristmill_testkit::fixture("resume-mlp"))
+}
+
+fn scratch_with(name: &str, spec: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gristmill-resume-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("spec.toml"), gristmill_testkit::fixture("resume-mlp")).unwrap();
+    std::fs::write(dir.join("spec.toml"), spec).unwrap();
     dir
 }
 
@@ -33,6 +37,31 @@ fn uninterrupted(name: &str) -> (PathBuf, String) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let digest = digest_of(&dir.join("out.json"));
     (dir, digest)
+}
+
+/// The language-model trainer (a tiny random llama, `tests/fixtures/lm-tiny.toml` run for 12
+/// steps) killed with SIGKILL resumes to the uninterrupted run's digest and curve, and
+/// `replay` on one thread finds the two-thread run identical.
+#[test]
+fn a_killed_language_model_run_resumes_to_the_same_bits() {
+    let spec = gristmill_testkit::fixture("lm-tiny").replace("steps = 4\n", "steps = 12\n");
+    let clean = scratch_with("lm-clean", &spec);
+    let out =
+        gristmill(&clean, &["run", "spec.toml", "--threads", "2", "--json", "out.json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = digest_of(&clean.join("out.json"));
+    let out = gristmill(&clean, &["replay", "1", "--threads", "1"]).stdout(Stdio::piped()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains(&format!("identical: digest {expected}")), "{stdout}");
+
+    let killed = scratch_with("lm-killed", &spec);
+    let mut child = gristmill(&killed, &["run", "spec.toml", "--threads", "2"]).spawn().unwrap();
+    wait_for_steps(&killed, &mut child, 4, "before the kill");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = Store::open(killed.join("runs.db")).unwrap().run(RunId(1)).unwrap();
+    assert!(run.steps_done >= 4 && run.steps_done < 12, "killed mid-way at {}", run.steps_done);
+    assert_resumes_to_the_uninterrupted_run(killed, clean, &expected);
 }
 
 /// Waits until run 1 in `dir` has stored at least `steps` steps (while `child` still trains)

@@ -53,6 +53,7 @@
 
 mod checkpoint;
 mod config;
+mod report;
 mod run;
 
 use std::collections::BTreeMap;
@@ -64,6 +65,7 @@ use gristmill_store::StoreError;
 
 pub use checkpoint::{LmCheckpoint, LmCheckpointError, LM_CHECKPOINT_FORMAT};
 pub use config::{LmConfig, ModelChoice};
+pub use report::{LmCredit, LmCreditRow, LmReport};
 pub use run::{LmRun, LmStep, GLOBAL_COLUMN};
 
 /// What can go wrong in a language-model run.
