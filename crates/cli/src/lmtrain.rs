@@ -138,23 +138,30 @@ pub fn print_lm(o: &LmReport, eval_size: usize) {
     }
     let mut t = table(&["piece", "mean train reward", "credit on M", "credit on L"]);
     let credit = o.credit.as_ref();
-    for (id, r) in &o.mean_rewards {
-        let row = credit.and_then(|c| c.rows.iter().find(|x| &x.id == id));
-        t.add_row(vec![
-            comfy_table::Cell::new(id),
-            num(Some(*r), 4),
-            num(row.map(|x| x.gold), 5),
-            num(row.map(|x| x.loglik), 5),
-        ]);
-    }
-    if let Some(c) = credit {
-        for row in c.rows.iter().filter(|x| !o.mean_rewards.contains_key(&x.id)) {
-            t.add_row(vec![
-                comfy_table::Cell::new(format!("{} (pseudo-piece)", row.id)),
-                num(None, 4),
-                num(Some(row.gold), 5),
-                num(Some(row.loglik), 5),
-            ]);
+    let reward = |id: &str| o.mean_rewards.get(id).copied();
+    match credit {
+        None => {
+            for (id, r) in &o.mean_rewards {
+                t.add_row(vec![comfy_table::Cell::new(id), num(Some(*r), 4), num(None, 5), num(None, 5)]);
+            }
+        }
+        Some(c) => {
+            for row in &c.rows {
+                // A row is a piece, a part of one (`judge/item`: a rubric item), or a pseudo-piece.
+                let (label, mean) = match (reward(&row.id), row.id.split_once('/')) {
+                    (Some(r), _) => (row.id.clone(), Some(r)),
+                    (None, Some((piece, _))) if reward(piece).is_some() => {
+                        (format!("{} (item)", row.id), None)
+                    }
+                    _ => (format!("{} (pseudo-piece)", row.id), None),
+                };
+                t.add_row(vec![
+                    comfy_table::Cell::new(label),
+                    num(mean, 4),
+                    num(Some(row.gold), 5),
+                    num(Some(row.loglik), 5),
+                ]);
+            }
         }
     }
     println!("{t}");

@@ -249,3 +249,38 @@ fn eval_rollouts_carry_each_rubric_item_as_a_sub_reward() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The rubric judge against the in-process model that `gristmill serve-policy` serves
+/// (SmolLM2-135M, greedy), end to end over its OpenAI-compatible API. A 135M model is a weak
+/// grader: it echoes the rubric's fenced response instead of ending with a verdict line, so
+/// the judge's strict parser refuses the answer and the run stops with an error naming the
+/// piece, the task and the rubric item (the model is greedy, so this outcome is fixed).
+#[test]
+fn the_in_process_model_behind_serve_policy_is_a_grader() {
+    let Some(path) = gristmill_lm::model_for_tests() else { return };
+    // f32 matmuls: ~10× faster prompt processing than the quantized kernels (crates/lm doc).
+    // Set before the load, in this test only; no other test of this binary loads a model.
+    std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1");
+    let model = std::sync::Arc::new(gristmill_lm::LocalModel::load(&path).unwrap());
+    let config = gristmill_lm::ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        model_name: "default".into(),
+        concurrency: 2,
+    };
+    let server = gristmill_lm::spawn_server(model, config).unwrap();
+    let dir = temp_dir("serve-policy");
+    let spec = writing_spec(&dir, &format!("http://{}/v1", server.addr()), "");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("steps = 2", "steps = 1")
+        .replace("tasks_per_step = 4", "tasks_per_step = 1")
+        .replace("retries = 2", "retries = 0")
+        .replace("max_tokens = 64", "max_tokens = 12");
+    std::fs::write(&spec, text).unwrap();
+    let out = gristmill(&dir, &["run", "writing.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for needle in ["judge `rubric`", "task `t", "items[0] (`on_task`)", "unparseable verdict", "attempts)"] {
+        assert!(stderr.contains(needle), "`{needle}` missing from: {stderr}");
+    }
+}

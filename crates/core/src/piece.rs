@@ -132,10 +132,17 @@ pub trait RewardPiece: Send + Sync {
         None
     }
 
-    /// The named parts of this piece's reward for one response (a rubric judge's items), for
-    /// logs and reports; empty for a piece whose reward has no parts. They are not channels:
-    /// credit goes to the piece.
+    /// The named parts of this piece's reward for one response (a rubric judge's items);
+    /// empty for a piece whose reward has no parts. gristmill-learn's trainers credit the
+    /// piece as a whole; the language-model trainer credits each part as its own row (see
+    /// [`sub_weights`](RewardPiece::sub_weights)).
     fn sub_scores(&self, _task: &Task, _response: &Response) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+    /// The parts' shares `(name, a_i)`, in `sub_scores` order, such that the reward is
+    /// `Σ a_i · part_i` (a rubric judge: `weight_i / Σ weight`); empty for a piece whose
+    /// reward has no parts.
+    fn sub_weights(&self) -> Vec<(String, f64)> {
         Vec::new()
     }
 }

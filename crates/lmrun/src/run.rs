@@ -81,6 +81,9 @@ pub struct LmRun {
     model: TrainableLm,
     optimizer: SplitOptimizer,
     rows: Vec<String>,
+    /// Per reward row: its channel, and for a part of a piece (a rubric judge's item) the
+    /// part's index and share `a_i` of the channel's reward.
+    reward_rows: Vec<(usize, Option<(usize, f64)>)>,
     columns: Vec<String>,
     kl_row: Option<usize>,
     wd_row: Option<usize>,
@@ -220,9 +223,22 @@ impl LmRun {
         .map_err(|e| {
             LmRunError::model(None, "policy.model / policy.lora_targets / policy.unfrozen_layers", e)
         })?;
-        let sources = env.spec.spec().sources.len();
-        let mut rows = env.channel_ids();
-        let reward_rows = rows.len();
+        // One credit row per reward channel, or per part of a channel whose reward is a
+        // weighted sum of named parts (a rubric judge's items).
+        let mut rows = Vec::new();
+        let mut reward_rows = Vec::new();
+        for (ch, id) in env.channel_ids().into_iter().enumerate() {
+            let parts = env.pieces[env.channels[ch]].scorer().map(|s| s.sub_weights()).unwrap_or_default();
+            if parts.is_empty() {
+                rows.push(id);
+                reward_rows.push((ch, None));
+            } else {
+                for (k, (part, share)) in parts.into_iter().enumerate() {
+                    rows.push(format!("{id}/{part}"));
+                    reward_rows.push((ch, Some((k, share))));
+                }
+            }
+        }
         let kl_row = (config.kl > 0.0).then(|| {
             rows.push("kl".into());
             rows.len() - 1
@@ -231,7 +247,7 @@ impl LmRun {
             rows.push("weight_decay".into());
             rows.len() - 1
         });
-        if reward_rows == 0 {
+        if reward_rows.is_empty() {
             return Err(LmRunError::Unsupported("the spec has no reward piece: nothing to train on".into()));
         }
         let mut columns: Vec<String> = env.spec.spec().sources.iter().map(|s| s.id.clone()).collect();
@@ -244,7 +260,6 @@ impl LmRun {
                 rows.len() * columns.len()
             )));
         }
-        let _ = sources;
         let optimizer = SplitOptimizer::new(
             config.optimizer,
             config.learning_rate,
@@ -287,6 +302,7 @@ impl LmRun {
             model,
             optimizer,
             rows,
+            reward_rows,
             columns,
             kl_row,
             wd_row,
@@ -549,7 +565,9 @@ impl LmRun {
         // Score every response with every channel, and against gold.
         let c = self.env.channels.len();
         let ids = self.env.channel_ids();
-        let scored: Vec<(Vec<f64>, f64)> = gens
+        let has_parts: Vec<bool> =
+            (0..c).map(|ch| self.reward_rows.iter().any(|r| r.0 == ch && r.1.is_some())).collect();
+        let scored: Vec<(Vec<f64>, f64, Vec<Vec<f64>>)> = gens
             .par_iter()
             .enumerate()
             .map(|(j, gen)| {
@@ -557,10 +575,21 @@ impl LmRun {
                 let source = self.env.sources[task.key.source as usize].as_ref();
                 let response = Response::from_text(source, gen.text.clone());
                 let key = ScoreKey { seed, step: t, index: sample_index(j / g, j % g, g) };
-                (self.env.score(task, &response, key), self.env.gold_score(task, &response))
+                let rewards = self.env.score(task, &response, key);
+                // The parts come from the verdicts `score` just cached (no second request).
+                let parts = (0..c)
+                    .map(|ch| match (has_parts[ch], self.env.coalition.on[self.env.channels[ch]]) {
+                        (true, true) => self.env.pieces[self.env.channels[ch]]
+                            .scorer()
+                            .map(|s| s.sub_scores(task, &response).into_iter().map(|(_, v)| v).collect())
+                            .unwrap_or_default(),
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                (rewards, self.env.gold_score(task, &response), parts)
             })
             .collect();
-        for (j, (r, _)) in scored.iter().enumerate() {
+        for (j, (r, _, _)) in scored.iter().enumerate() {
             if let Some((ch, v)) = r.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 return Err(LmRunError::NonFinite {
                     step: t,
@@ -577,14 +606,34 @@ impl LmRun {
         let channel_weights = self.env.channel_weights();
         let token_batch = self.config.token_normalization == TokenNormalization::TokenBatch;
         let scale = if token_batch { 1.0 } else { 1.0 / (b * g) as f64 };
-        let mut weights = vec![vec![0.0; c * n_src]; b * g];
+        // A part's advantage is its share of the channel's: `w_c a_i (part_i − mean part_i)/σ_c`
+        // with the channel's own σ, so the parts' advantages sum to the channel's (the
+        // trajectory is the one the channel alone would give) and each is credited.
+        let rc = self.reward_rows.len();
+        let mut weights = vec![vec![0.0; rc * n_src]; b * g];
         for i in 0..b {
             let rewards: Vec<f64> = (0..g).flat_map(|k| scored[i * g + k].0.iter().copied()).collect();
-            let (adv, _, _) = group_advantages(self.config.normalization, &rewards, &channel_weights, g);
+            let (adv, _, inv_sigma) =
+                group_advantages(self.config.normalization, &rewards, &channel_weights, g);
             let s = tasks[i].key.source as usize;
-            for k in 0..g {
-                for ch in 0..c {
-                    weights[i * g + k][ch * n_src + s] = adv[k * c + ch] * scale;
+            for (row, &(ch, part)) in self.reward_rows.iter().enumerate() {
+                match part {
+                    None => {
+                        for k in 0..g {
+                            weights[i * g + k][row * n_src + s] = adv[k * c + ch] * scale;
+                        }
+                    }
+                    Some((p, share)) => {
+                        let value = |k: usize| scored[i * g + k].2[ch].get(p).copied().unwrap_or(0.0);
+                        let mean = (0..g).map(value).sum::<f64>() / g as f64;
+                        if (0..g).all(|k| value(k) == value(0)) {
+                            continue; // no signal: exactly zero, as for a constant channel
+                        }
+                        for k in 0..g {
+                            weights[i * g + k][row * n_src + s] =
+                                channel_weights[ch] * share * (value(k) - mean) * inv_sigma[ch] * scale;
+                        }
+                    }
                 }
             }
         }
@@ -736,10 +785,10 @@ impl LmRun {
 
         // Record: metrics, ledgers, chained digest.
         let mut metrics = Vec::new();
-        let train_gold = scored.iter().map(|(_, gold)| gold).sum::<f64>() / (b * g) as f64;
+        let train_gold = scored.iter().map(|(_, gold, _)| gold).sum::<f64>() / (b * g) as f64;
         metrics.push(("train_gold".to_string(), train_gold));
         let mut mean_reward = vec![0.0; c];
-        for (r, _) in &scored {
+        for (r, _, _) in &scored {
             mean_reward.iter_mut().zip(r).for_each(|(m, v)| *m += v / (b * g) as f64);
         }
         for (id, r) in ids.iter().zip(&mean_reward) {

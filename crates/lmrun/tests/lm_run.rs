@@ -206,3 +206,67 @@ fn checkpoints_of_another_format_are_refused_by_name() {
     let e = LmCheckpoint::decode(&bytes).unwrap_err().to_string();
     assert!(e.contains("format 9"), "{e}");
 }
+
+/// A user's dataset (`examples/word-problems.toml`: JSON Lines word problems with a system
+/// prompt, math/numeric/match/layout verifiers) trained by the language model: the rows'
+/// chat messages reach the model, every verifier is a credited row, and leave-one-out runs
+/// on common random numbers.
+#[test]
+fn a_dataset_environment_trains_and_is_credited() {
+    let root = gristmill_testkit::root();
+    let data = root.join("examples/data/word_problems.jsonl");
+    let text = gristmill_testkit::example("word-problems.toml")
+        .replace("examples/data/word_problems.jsonl", data.to_str().unwrap())
+        .replace("[policy]\nkind = \"oracle\"\nparams = { error_rate = 0.3 }\n", "")
+        .replace("tasks_per_step = 16", "tasks_per_step = 2")
+        .replace("responses_per_task = 4", "responses_per_task = 3")
+        .replace("size = 24", "size = 2")
+        + "\n[policy]\nkind = \"lm\"\n[policy.params]\nmodel = \"tiny\"\ntiny_context = 512\nlora_rank = 2\n\
+           learning_rate = 0.01\nmax_new_tokens = 6\neval_samples = 2\n";
+    let mut run = run_of(&text);
+    assert_eq!(run.rows(), ["math", "numeric", "strict", "layout"]);
+    for _ in 0..2 {
+        let s = run.step().unwrap();
+        let l = s.loglik.unwrap();
+        assert!(l.residual.abs() <= 1e-6 * 2.0 * l.metric.abs().max(1.0), "{l:?}");
+    }
+    let (env, config) = config_of(&text);
+    let (loo, values) = leave_one_out(&env, &config, 2, &mut |_| {}).unwrap();
+    assert_eq!(loo.len(), 4);
+    assert_eq!(values[&0b1111].to_bits(), run.metric_now().unwrap().0.to_bits());
+}
+
+/// A rubric judge (`examples/writing.toml`, a grader scripted over HTTP) trains the language
+/// model with each rubric item as its own credit row: `rubric/on_task` and `rubric/concise`
+/// take the judge's place, each credited, and the credit still closes on `L`.
+#[test]
+fn each_rubric_item_is_its_own_credited_row() {
+    use gristmill_testkit::http::{chat_completion, ScriptedServer};
+    // Verdicts that vary with the request (so items disagree), the same for the same request.
+    let grader = ScriptedServer::start(|body| {
+        let odd = body.bytes().map(u64::from).sum::<u64>();
+        let yes = if body.contains("three sentences") { odd % 3 == 0 } else { odd % 2 == 0 };
+        ("200 OK", chat_completion(if yes { "VERDICT: yes" } else { "VERDICT: no" }))
+    });
+    let root = gristmill_testkit::root();
+    let text = gristmill_testkit::example("writing.toml")
+        .replace("examples/data/writing.jsonl", root.join("examples/data/writing.jsonl").to_str().unwrap())
+        .replace("http://127.0.0.1:8089/v1", &grader.url)
+        .replace("[policy]\nkind = \"oracle\"\nparams = { error_rate = 0.3 }\n", "")
+        .replace("tasks_per_step = 4", "tasks_per_step = 2")
+        .replace("responses_per_task = 2", "responses_per_task = 4")
+        + "\n[policy]\nkind = \"lm\"\n[policy.params]\nmodel = \"tiny\"\ntiny_context = 512\nlora_rank = 2\n\
+           learning_rate = 0.01\nmax_new_tokens = 6\neval_samples = 2\n";
+    let mut run = run_of(&text);
+    assert_eq!(run.rows(), ["rubric/on_task", "rubric/concise", "length"]);
+    for _ in 0..2 {
+        let s = run.step().unwrap();
+        let l = s.loglik.unwrap();
+        assert!(l.residual.abs() <= 1e-6 * 2.0 * l.metric.abs().max(1.0), "{l:?}");
+    }
+    let l = run.loglik_ledger().unwrap();
+    let on_task = l.row("rubric/on_task").unwrap();
+    let concise = l.row("rubric/concise").unwrap();
+    assert!(on_task != 0.0 && concise != 0.0 && on_task != concise, "{on_task} {concise}");
+    assert!(grader.requests() > 0);
+}

@@ -131,6 +131,16 @@ impl RewardPiece for JudgePiece {
     fn failure(&self) -> Option<String> {
         self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
+    /// Each item's share of the total, `weight / Σ weight`, named as in `sub_scores`.
+    fn sub_weights(&self) -> Vec<(String, f64)> {
+        let items = &self.judge.config().items;
+        let total: f64 = items.iter().map(|i| i.weight).sum();
+        items
+            .iter()
+            .enumerate()
+            .map(|(k, i)| (i.id.clone().unwrap_or_else(|| k.to_string()), i.weight / total))
+            .collect()
+    }
     /// Each item's score, named by its id (or its index), from the verdicts `score` cached.
     fn sub_scores(&self, task: &Task, response: &Response) -> Vec<(String, f64)> {
         match self.item_scores(task, &response.text) {
