@@ -28,6 +28,9 @@ use crate::LmRunError;
 /// the policy's change moves a sample across an inverse-CDF boundary.
 const GOLD_SAMPLES: Purpose = Purpose::named("lm-gold-samples");
 
+/// Samples per backward pass of the metrics' gradients (bounds their activation memory).
+const GRAD_CHUNK: usize = 8;
+
 /// The column of contributions that belong to no source (weight decay).
 pub const GLOBAL_COLUMN: &str = "(global)";
 
@@ -472,29 +475,20 @@ impl LmRun {
                     vec![(g - others / (k - 1) as f64) / n]
                 })
                 .collect();
-            if weights.iter().all(|w| w[0] == 0.0) {
-                Some(vec![0.0; self.model.num_params()])
-            } else {
-                let samples: Vec<Sample> = gens
-                    .iter()
-                    .enumerate()
-                    .map(|(j, g)| Sample {
-                        prompt: self.suite.prompts[j / k].clone(),
-                        completion: g.token_ids.clone(),
-                    })
-                    .collect();
-                let cg = self
-                    .model
-                    .channel_gradients(&GradRequest {
-                        samples: &samples,
-                        weights: &weights,
-                        normalization: TokenNormalization::Sequence,
-                        kl_coef: None,
-                        method: GradMethod::ChannelBatched,
-                    })
-                    .map_err(|err| LmRunError::model(Some(step), "∇M on the gold suite", err))?;
-                Some(cg.channels.into_iter().next().unwrap_or_default())
-            }
+            // Only samples with a non-zero weight need a backward pass: a task whose K
+            // samples all score alike contributes nothing (the baseline equals the score).
+            let (samples, weights): (Vec<Sample>, Vec<f64>) = gens
+                .iter()
+                .enumerate()
+                .map(|(j, g)| {
+                    (
+                        Sample { prompt: self.suite.prompts[j / k].clone(), completion: g.token_ids.clone() },
+                        weights[j][0],
+                    )
+                })
+                .filter(|(_, w)| *w != 0.0)
+                .unzip();
+            Some(self.weighted_gradient(&samples, &weights, step, "∇M on the gold suite")?.0)
         } else {
             None
         };
@@ -506,23 +500,51 @@ impl LmRun {
         let e = self.suite.gold.len();
         let fail = |err| LmRunError::model(Some(step), "the gold completions' log-likelihood", err);
         if grad {
-            let weights = vec![vec![1.0 / e as f64]; e];
-            let cg = self
-                .model
-                .channel_gradients(&GradRequest {
-                    samples: &self.suite.gold,
-                    weights: &weights,
-                    normalization: TokenNormalization::Sequence,
-                    kl_coef: None,
-                    method: GradMethod::ChannelBatched,
-                })
-                .map_err(fail)?;
-            let l = cg.logprobs.iter().map(|t| t.iter().sum::<f64>()).sum::<f64>() / e as f64;
-            Ok((l, cg.channels.into_iter().next()))
+            let weights = vec![1.0 / e as f64; e];
+            let (g, lps) = self.weighted_gradient(
+                &self.suite.gold,
+                &weights,
+                step,
+                "the gold completions' log-likelihood",
+            )?;
+            let l = lps.iter().map(|t| t.iter().sum::<f64>()).sum::<f64>() / e as f64;
+            Ok((l, Some(g)))
         } else {
             let lps = self.model.logprobs(&self.suite.gold).map_err(fail)?;
             Ok((lps.iter().map(|t| t.iter().sum::<f64>()).sum::<f64>() / e as f64, None))
         }
+    }
+
+    /// `Σ_j w_j ∇log π(y_j | x_j)` and every sample's token log-probs, in chunks of
+    /// [`GRAD_CHUNK`] samples (one backward each, summed in chunk order), so the activations
+    /// held at once are a chunk's, not the whole suite's.
+    fn weighted_gradient(
+        &self,
+        samples: &[Sample],
+        weights: &[f64],
+        step: u64,
+        what: &str,
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>), LmRunError> {
+        let mut total = vec![0.0; self.model.num_params()];
+        let mut logprobs = Vec::with_capacity(samples.len());
+        for (chunk, w) in samples.chunks(GRAD_CHUNK).zip(weights.chunks(GRAD_CHUNK)) {
+            let w: Vec<Vec<f64>> = w.iter().map(|x| vec![*x]).collect();
+            let cg = self
+                .model
+                .channel_gradients(&GradRequest {
+                    samples: chunk,
+                    weights: &w,
+                    normalization: TokenNormalization::Sequence,
+                    kl_coef: None,
+                    method: GradMethod::ChannelBatched,
+                })
+                .map_err(|err| LmRunError::model(Some(step), what, err))?;
+            if let Some(g) = cg.channels.first() {
+                total.iter_mut().zip(g).for_each(|(t, x)| *t += x);
+            }
+            logprobs.extend(cg.logprobs);
+        }
+        Ok((total, logprobs))
     }
 
     fn cell(&self, row: usize, column: usize) -> usize {
